@@ -1,0 +1,49 @@
+# apikeyd: every target installs what it needs first (Debian/Ubuntu, with apt-get).
+SHELL := /bin/bash
+SWIFT ?= swift
+DATA_DIR ?= data/store
+SERVE_ARGS ?=
+APT_PACKAGES := libxxhash-dev zlib1g-dev pkg-config
+
+.PHONY: deps serve build release test bench lint format clean
+
+## deps: install the system libraries the package links (libxxhash, zlib) when missing
+deps:
+	@missing=""; \
+	for package in $(APT_PACKAGES); do \
+	  dpkg -s $$package >/dev/null 2>&1 || missing="$$missing $$package"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing; \
+	fi
+
+## serve: build the release binary and serve the API on 127.0.0.1:8080 with data in $(DATA_DIR)
+serve: release
+	.build/release/apikeyd serve --data-dir $(DATA_DIR) $(SERVE_ARGS)
+
+release: deps
+	$(SWIFT) build -c release --product apikeyd
+
+build: deps
+	$(SWIFT) build
+
+## test: the whole test suite
+test: deps
+	$(SWIFT) test
+
+## bench: in-process benchmarks (ordo-one/benchmark), release build
+bench: deps
+	mkdir -p Benchmarks/results
+	cd Benchmarks && set -o pipefail && $(SWIFT) package --disable-sandbox benchmark --no-progress 2>&1 | tee results/latest.txt
+
+## lint: swift-format in strict mode, as CI would
+lint:
+	$(SWIFT) format lint --strict --recursive Package.swift Sources Tests Benchmarks/Package.swift Benchmarks/Benchmarks
+
+format:
+	$(SWIFT) format format --in-place --recursive Package.swift Sources Tests Benchmarks/Package.swift Benchmarks/Benchmarks
+
+clean:
+	rm -rf .build Benchmarks/.build
