@@ -1,0 +1,512 @@
+import CXXHash
+import Synchronization
+
+/// Limits and sizes of an engine.
+public struct EngineConfiguration: Hashable, Sendable {
+    /// The most keys the engine holds; `create` fails beyond it.
+    public var maximumKeys: Int = 10_000_000
+    /// The largest config, as JSON text, in bytes.
+    public var maximumConfigBytes: Int = 16 * 1024
+    /// The key table has `1 << shardCountLog2` lock shards.
+    public var shardCountLog2: Int = 8
+    /// The most records one `list` page returns.
+    public var maximumPageSize: Int = 1000
+    /// The page size of `list` when none is asked for.
+    public var defaultPageSize: Int = 100
+
+    /// The defaults: 10,000,000 keys, 16 KiB configs, 256 shards, pages of 100 (at most 1000).
+    public init() {}
+}
+
+/// Who is asking: an administrator sees every key, a client only its own.
+public enum Requester: Hashable, Sendable {
+    case admin
+    case client(Int64)
+}
+
+/// How a caller names one key: by its order or by the key itself.
+public enum KeyReference: Hashable, Sendable {
+    case orderID(Int64)
+    case key(String)
+}
+
+/// What `create` needs.
+public struct NewKey: Hashable, Sendable {
+    /// The order the key is sold with; nil lets the engine assign the next free one.
+    public var orderID: Int64?
+    /// The owning client.
+    public var clientID: Int64
+    /// Generation options and custom parameters; must be a JSON object.
+    public var config: JSONValue
+    /// The initial status.
+    public var status: KeyStatus
+    /// When the key expires, in seconds since the Unix epoch; nil for never.
+    public var expiresAt: Int64?
+
+    public init(
+        orderID: Int64? = nil, clientID: Int64, config: JSONValue = .object([]), status: KeyStatus = .active,
+        expiresAt: Int64? = nil
+    ) {
+        self.orderID = orderID
+        self.clientID = clientID
+        self.config = config
+        self.status = status
+        self.expiresAt = expiresAt
+    }
+}
+
+/// What `update` changes; every nil field is left as it is.
+public struct KeyChanges: Hashable, Sendable {
+    /// The order whose key changes.
+    public var orderID: Int64
+    /// A config replacing the whole config.
+    public var config: JSONValue?
+    /// true makes the key active, false suspends it.
+    public var valid: Bool?
+    /// A new status; when `valid` is given too, both must agree.
+    public var status: KeyStatus?
+    /// `.some(nil)` removes the expiry, `.some(t)` sets it, nil leaves it.
+    public var expiresAt: Int64??
+    /// Only compared with the stored key: a different key is refused (use reset).
+    public var apiKey: String?
+
+    public init(
+        orderID: Int64, config: JSONValue? = nil, valid: Bool? = nil, status: KeyStatus? = nil,
+        expiresAt: Int64?? = nil, apiKey: String? = nil
+    ) {
+        self.orderID = orderID
+        self.config = config
+        self.valid = valid
+        self.status = status
+        self.expiresAt = expiresAt
+        self.apiKey = apiKey
+    }
+}
+
+/// What `get_info` answers for a key.
+public struct KeyInfo: Hashable, Sendable {
+    /// Whether the key is valid now.
+    public var valid: Bool
+    /// The custom parameters as a JSON object text (prefix removed, numbers normalised).
+    public var customParametersJSON: [UInt8]
+}
+
+/// One page of a key listing.
+public struct KeyPage: Hashable, Sendable {
+    /// The records on this page, by ascending order ID.
+    public var list: [KeyRecord]
+    /// How many records match in all.
+    public var total: Int
+    /// The page number, from 1.
+    public var page: Int
+    /// The page size.
+    public var perPage: Int
+}
+
+/// The engine: every operation of the API, usable in-process with no server.
+///
+/// Reads (`check`, `getInfo`) take only the lock of one table shard. Writes are serialised by
+/// one write lock, validate, turn into a ``KeyMutation``, and are committed in one place,
+/// ``commit(_:to:)``, which decides the order "journal, then apply, then acknowledge".
+public final class Engine: Sendable {
+    /// The limits this engine enforces.
+    public let configuration: EngineConfiguration
+    private let clock: any EngineClock
+    private let generator: KeyGenerator
+    private let random: any RandomSource
+    private let table: KeyTable<SeededXXH3>
+    private let state: Mutex<WriteState>
+    /// Seed of the keyed hash that indexes client tokens.
+    private let tokenSeed: UInt64
+
+    /// An empty engine.
+    public init(
+        configuration: EngineConfiguration = EngineConfiguration(), clock: any EngineClock = SystemClock(),
+        random: any RandomSource = SystemRandomSource()
+    ) {
+        self.configuration = configuration
+        self.clock = clock
+        self.random = random
+        self.generator = KeyGenerator(random: random)
+        self.table = KeyTable(
+            shardCountLog2: configuration.shardCountLog2, hashFunction: SeededXXH3(seed: random.uint64()))
+        self.tokenSeed = random.uint64()
+        self.state = Mutex(WriteState())
+    }
+
+    // MARK: - Read path
+
+    /// Whether `key` is valid now; throws ``EngineError/missingKey`` for an empty key and
+    /// ``EngineError/keyNotFound`` for an unknown one.
+    @inlinable
+    public func check(key: String) throws(EngineError) -> Bool {
+        var key = key
+        return try key.withUTF8 { utf8 in
+            Result { () throws(EngineError) in try check(keyBytes: UnsafeRawBufferPointer(utf8)) }
+        }.get()
+    }
+
+    /// Whether the key with these UTF-8 bytes is valid now.
+    public func check(keyBytes: UnsafeRawBufferPointer) throws(EngineError) -> Bool {
+        guard keyBytes.count > 0 else { throw EngineError.missingKey }
+        let now = clock.nowNanoseconds()
+        guard let valid = table.read(keyBytes, { $0.isValid(atNanoseconds: now) }) else {
+            throw EngineError.keyNotFound
+        }
+        return valid
+    }
+
+    /// Validity and custom parameters of `key`.
+    @inlinable
+    public func getInfo(key: String) throws(EngineError) -> KeyInfo {
+        var key = key
+        return try key.withUTF8 { utf8 in
+            Result { () throws(EngineError) in try getInfo(keyBytes: UnsafeRawBufferPointer(utf8)) }
+        }.get()
+    }
+
+    /// Validity and custom parameters of the key with these UTF-8 bytes.
+    public func getInfo(keyBytes: UnsafeRawBufferPointer) throws(EngineError) -> KeyInfo {
+        guard keyBytes.count > 0 else { throw EngineError.missingKey }
+        let now = clock.nowNanoseconds()
+        guard
+            let info = table.read(
+                keyBytes,
+                { KeyInfo(valid: $0.isValid(atNanoseconds: now), customParametersJSON: $0.customParametersJSON) })
+        else { throw EngineError.keyNotFound }
+        return info
+    }
+
+    /// The record named by `reference`, if `requester` may see it.
+    ///
+    /// Admins get ``EngineError/orderNotFound`` or ``EngineError/keyNotFound``; a client asking for
+    /// a key that is not theirs gets ``EngineError/keyNotFound``, exactly as for an unknown key.
+    public func get(_ reference: KeyReference, as requester: Requester = .admin) throws(EngineError) -> KeyRecord {
+        try state.withLock { state throws(EngineError) in try resolve(reference, requester, state) }
+    }
+
+    /// One page of records by ascending order ID, filtered by owner and status.
+    ///
+    /// `page` counts from 1; `perPage` defaults to ``EngineConfiguration/defaultPageSize`` and
+    /// may not exceed ``EngineConfiguration/maximumPageSize``.
+    public func list(
+        clientID: Int64? = nil, status: KeyStatus? = nil, page: Int = 1, perPage: Int? = nil,
+        as requester: Requester = .admin
+    ) throws(EngineError) -> KeyPage {
+        let perPage = perPage ?? configuration.defaultPageSize
+        guard page >= 1 else { throw EngineError("page must be an integer of at least 1") }
+        guard (1...configuration.maximumPageSize).contains(perPage) else {
+            throw EngineError("per_page must be an integer from 1 to \(configuration.maximumPageSize)")
+        }
+        var owner = clientID
+        if case .client(let id) = requester { owner = id }
+        return state.withLock { state in
+            let orderIDs: [Int64]
+            if let owner { orderIDs = state.ordersByClient[owner] ?? [] } else { orderIDs = state.orderIDs }
+            let offset = (page - 1).multipliedReportingOverflow(by: perPage)
+            let start = offset.overflow ? Int.max : offset.partialValue
+            var records: [KeyRecord] = []
+            var total = 0
+            for orderID in orderIDs {
+                guard let key = state.keyByOrder[orderID], let record = table.read(key, { copy $0 }) else { continue }
+                if let status, record.status != status { continue }
+                if total >= start, records.count < perPage { records.append(record) }
+                total += 1
+            }
+            return KeyPage(list: records, total: total, page: page, perPage: perPage)
+        }
+    }
+
+    /// How many keys the engine holds.
+    public var keyCount: Int { state.withLock { $0.keyByOrder.count } }
+
+    /// The client whose API token is exactly `token`, compared in constant time; nil for none.
+    public func authenticateClient(token: String) -> Int64? {
+        guard !token.isEmpty else { return nil }
+        let digest = tokenDigest(token)
+        return state.withLock { state in
+            guard let clientID = state.clientByTokenDigest[digest], let stored = state.tokenByClient[clientID],
+                constantTimeEqual(stored, token)
+            else { return nil }
+            return clientID
+        }
+    }
+
+    // MARK: - Write path
+
+    /// Creates a key for an order and returns its record, with the generated `api_key`.
+    @discardableResult
+    public func create(_ request: NewKey) throws(EngineError) -> KeyRecord {
+        try state.withLock { state throws(EngineError) in
+            guard request.clientID > 0 else { throw EngineError("client_id must be a positive integer") }
+            if let orderID = request.orderID {
+                guard orderID > 0 else { throw EngineError("order_id must be a positive integer") }
+                guard state.keyByOrder[orderID] == nil else {
+                    throw EngineError("Order \(orderID) already has an API key")
+                }
+            }
+            guard state.keyByOrder.count < configuration.maximumKeys else {
+                throw EngineError("The engine holds its maximum of \(configuration.maximumKeys) keys")
+            }
+            let options = try validatedOptions(request.config)
+            try validateExpiry(request.expiresAt)
+            let apiKey = try generator.generateUnique(options) { table.contains($0) }
+            let now = clock.nowSeconds()
+            let record = KeyRecord(
+                orderID: request.orderID ?? state.nextOrderID, clientID: request.clientID, apiKey: apiKey,
+                config: request.config, status: request.status, expiresAt: request.expiresAt, createdAt: now,
+                updatedAt: now)
+            try commit(.put(record), to: &state)
+            return record
+        }
+    }
+
+    /// Changes a key's config, status or expiry (SPEC `admin/serviceapikey/update`).
+    public func update(_ changes: KeyChanges) throws(EngineError) {
+        try state.withLock { state throws(EngineError) in
+            var record = try resolve(.orderID(changes.orderID), .admin, state)
+            if let apiKey = changes.apiKey, apiKey != record.apiKey { throw EngineError.keyChangeRefused }
+            if let config = changes.config {
+                _ = try validatedOptions(config)
+                record.config = config
+            }
+            let statusFromValid = changes.valid.map { $0 ? KeyStatus.active : KeyStatus.suspended }
+            if let statusFromValid, let status = changes.status, status != statusFromValid {
+                throw EngineError("valid and status disagree; give one of them")
+            }
+            if let status = changes.status ?? statusFromValid { record.status = status }
+            if let expiresAt = changes.expiresAt {
+                try validateExpiry(expiresAt)
+                record.expiresAt = expiresAt
+            }
+            record.updatedAt = clock.nowSeconds()
+            try commit(.put(record), to: &state)
+        }
+    }
+
+    /// Replaces a key with a newly generated one; the old key stops existing at once.
+    /// `orderID` wins when a reference names both.
+    @discardableResult
+    public func reset(_ reference: KeyReference, as requester: Requester = .admin) throws(EngineError) -> KeyRecord {
+        try state.withLock { state throws(EngineError) in
+            var record = try resolve(reference, requester, state)
+            let options = try validatedOptions(record.config)
+            record.apiKey = try generator.generateUnique(options) { table.contains($0) }
+            record.updatedAt = clock.nowSeconds()
+            try commit(.put(record), to: &state)
+            return record
+        }
+    }
+
+    /// Suspends an active key.
+    public func suspend(orderID: Int64) throws(EngineError) {
+        try transition(orderID, from: [.active], to: .suspended, "Only active orders can be suspended")
+    }
+
+    /// Makes a suspended key active again.
+    public func unsuspend(orderID: Int64) throws(EngineError) {
+        try transition(orderID, from: [.suspended], to: .active, "Only suspended orders can be unsuspended")
+    }
+
+    /// Cancels a key that is active or suspended.
+    public func cancel(orderID: Int64) throws(EngineError) {
+        try transition(orderID, from: [.active, .suspended], to: .canceled, "The order is already canceled")
+    }
+
+    /// Makes a canceled key active again.
+    public func uncancel(orderID: Int64) throws(EngineError) {
+        try transition(orderID, from: [.canceled], to: .active, "Only canceled orders can be uncanceled")
+    }
+
+    /// Deletes a key; it stops existing at once.
+    public func delete(orderID: Int64) throws(EngineError) {
+        try state.withLock { state throws(EngineError) in
+            _ = try resolve(.orderID(orderID), .admin, state)
+            try commit(.delete(orderID: orderID), to: &state)
+        }
+    }
+
+    /// Creates or rotates the API token of `clientID` and returns it.
+    public func resetClientToken(clientID: Int64) throws(EngineError) -> String {
+        guard clientID > 0 else { throw EngineError("client_id must be a positive integer") }
+        let token = random.hexToken(byteCount: 32)
+        try state.withLock { state throws(EngineError) in
+            try commit(.setClientToken(clientID: clientID, token: token), to: &state)
+        }
+        return token
+    }
+
+    // MARK: - Commit
+
+    /// The one place where a mutation takes effect: (journal, then) apply, then return, so the
+    /// caller acknowledges only what is applied. The durability issue adds the journal append.
+    private func commit(_ mutation: KeyMutation, to state: inout WriteState) throws(EngineError) {
+        apply(mutation, to: &state)
+    }
+
+    /// Applies a mutation to the table and the indexes; deterministic.
+    private func apply(_ mutation: KeyMutation, to state: inout WriteState) {
+        switch mutation {
+        case .put(let record):
+            if let oldKey = state.keyByOrder[record.orderID] {
+                if oldKey == record.apiKey {
+                    let oldClient = table.update(oldKey) { stored in
+                        defer { stored = record }
+                        return stored.clientID
+                    }
+                    if let oldClient, oldClient != record.clientID {
+                        state.removeFromClient(oldClient, record.orderID)
+                        state.addToClient(record.clientID, record.orderID)
+                    }
+                } else {
+                    let old = table.remove(oldKey)
+                    _ = table.insert(record)
+                    if let old, old.clientID != record.clientID {
+                        state.removeFromClient(old.clientID, record.orderID)
+                        state.addToClient(record.clientID, record.orderID)
+                    }
+                }
+            } else {
+                _ = table.insert(record)
+                state.orderIDs.insertSorted(record.orderID)
+                state.addToClient(record.clientID, record.orderID)
+            }
+            state.keyByOrder[record.orderID] = record.apiKey
+            if record.orderID >= state.nextOrderID { state.nextOrderID = record.orderID + 1 }
+        case .delete(let orderID):
+            guard let key = state.keyByOrder.removeValue(forKey: orderID) else { return }
+            if let old = table.remove(key) { state.removeFromClient(old.clientID, orderID) }
+            state.orderIDs.removeSorted(orderID)
+        case .setClientToken(let clientID, let token):
+            if let old = state.tokenByClient[clientID] {
+                state.clientByTokenDigest.removeValue(forKey: tokenDigest(old))
+            }
+            state.tokenByClient[clientID] = token
+            state.clientByTokenDigest[tokenDigest(token)] = clientID
+        }
+    }
+
+    // MARK: - Helpers
+
+    private func transition(
+        _ orderID: Int64, from allowed: Set<KeyStatus>, to status: KeyStatus, _ refusal: String
+    )
+        throws(EngineError)
+    {
+        try state.withLock { state throws(EngineError) in
+            var record = try resolve(.orderID(orderID), .admin, state)
+            guard allowed.contains(record.status) else { throw EngineError(refusal) }
+            record.status = status
+            record.updatedAt = clock.nowSeconds()
+            try commit(.put(record), to: &state)
+        }
+    }
+
+    private func resolve(
+        _ reference: KeyReference, _ requester: Requester, _ state: borrowing WriteState
+    )
+        throws(EngineError) -> KeyRecord
+    {
+        let record: KeyRecord?
+        switch reference {
+        case .orderID(let orderID):
+            guard orderID > 0 else { throw EngineError("order_id must be a positive integer") }
+            record = state.keyByOrder[orderID].flatMap { key in table.read(key) { copy $0 } }
+            if record == nil, requester == .admin { throw EngineError.orderNotFound }
+        case .key(let key):
+            guard !key.isEmpty else { throw EngineError.missingKey }
+            record = table.read(key) { copy $0 }
+        }
+        guard let record else { throw EngineError.keyNotFound }
+        if case .client(let clientID) = requester, record.clientID != clientID { throw EngineError.keyNotFound }
+        return record
+    }
+
+    private func validatedOptions(_ config: JSONValue) throws(EngineError) -> KeyGenerationOptions {
+        guard case .object = config else { throw EngineError("config must be a JSON object") }
+        let size = config.encoded.count
+        guard size <= configuration.maximumConfigBytes else {
+            throw EngineError(
+                "config is \(size) bytes as JSON; the limit is \(configuration.maximumConfigBytes) bytes")
+        }
+        return try KeyGenerationOptions(config: config)
+    }
+
+    private func validateExpiry(_ expiresAt: Int64?) throws(EngineError) {
+        guard let expiresAt else { return }
+        guard (Timestamp.minimumSeconds...Timestamp.maximumSeconds).contains(expiresAt) else {
+            throw EngineError("expires_at must lie between the years 1 and 9999")
+        }
+    }
+
+    private func tokenDigest(_ token: String) -> TokenDigest {
+        var token = token
+        let hash = token.withUTF8 { XXH3_128bits_withSeed($0.baseAddress, $0.count, tokenSeed) }
+        return TokenDigest(low: hash.low64, high: hash.high64)
+    }
+}
+
+/// Compares two secrets in time that depends only on their lengths, not on where they differ.
+public func constantTimeEqual(_ left: String, _ right: String) -> Bool {
+    let leftBytes = Array(left.utf8)
+    let rightBytes = Array(right.utf8)
+    var difference = UInt8(leftBytes.count == rightBytes.count ? 0 : 1)
+    for index in 0..<max(leftBytes.count, rightBytes.count) {
+        let leftByte = index < leftBytes.count ? leftBytes[index] : 0
+        let rightByte = index < rightBytes.count ? rightBytes[index] : 0
+        difference |= leftByte ^ rightByte
+    }
+    return difference == 0
+}
+
+/// A keyed 128-bit hash of a client token: the index of tokens, never compared in place of them.
+private struct TokenDigest: Hashable {
+    var low: UInt64
+    var high: UInt64
+}
+
+/// Everything the write lock guards besides the table: indexes by order and client, and tokens.
+private struct WriteState: ~Copyable {
+    var keyByOrder: [Int64: String] = [:]
+    var orderIDs: [Int64] = []
+    var ordersByClient: [Int64: [Int64]] = [:]
+    var nextOrderID: Int64 = 1
+    var tokenByClient: [Int64: String] = [:]
+    var clientByTokenDigest: [TokenDigest: Int64] = [:]
+
+    mutating func addToClient(_ clientID: Int64, _ orderID: Int64) {
+        ordersByClient[clientID, default: []].insertSorted(orderID)
+    }
+
+    mutating func removeFromClient(_ clientID: Int64, _ orderID: Int64) {
+        ordersByClient[clientID]?.removeSorted(orderID)
+        if ordersByClient[clientID]?.isEmpty == true { ordersByClient[clientID] = nil }
+    }
+}
+
+extension Array where Element == Int64 {
+    /// The index of the first element not less than `value` (the array is sorted).
+    fileprivate func lowerBound(_ value: Int64) -> Int {
+        var low = 0
+        var high = count
+        while low < high {
+            let middle = (low + high) / 2
+            if self[middle] < value { low = middle + 1 } else { high = middle }
+        }
+        return low
+    }
+
+    fileprivate mutating func insertSorted(_ value: Int64) {
+        if let last, last < value {
+            append(value)
+            return
+        }
+        let index = lowerBound(value)
+        if index == count || self[index] != value { insert(value, at: index) }
+    }
+
+    fileprivate mutating func removeSorted(_ value: Int64) {
+        let index = lowerBound(value)
+        if index < count, self[index] == value { remove(at: index) }
+    }
+}

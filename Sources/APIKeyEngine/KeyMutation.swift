@@ -1,0 +1,14 @@
+/// One change to the engine's state, as the write path commits it.
+///
+/// Every write operation validates its input, works out the complete result (timestamps and
+/// generated keys included) and expresses it as one mutation. Applying a mutation is
+/// deterministic and needs nothing but the mutation itself, so the same value can be written to a
+/// journal before it is applied and replayed from it after a restart.
+public enum KeyMutation: Hashable, Sendable {
+    /// Stores `record` under its order ID, replacing any record of that order (and its old key).
+    case put(KeyRecord)
+    /// Removes the record of this order ID and its key.
+    case delete(orderID: Int64)
+    /// Gives `clientID` this API token, replacing any previous one.
+    case setClientToken(clientID: Int64, token: String)
+}

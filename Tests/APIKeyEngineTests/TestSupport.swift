@@ -1,0 +1,47 @@
+import Synchronization
+
+@testable import APIKeyEngine
+
+/// A random source that plays back fixed bytes, cycling; it makes generated keys predictable.
+final class ScriptedRandom: RandomSource {
+    private let script: [UInt8]
+    private let position = Mutex(0)
+
+    init(_ script: [UInt8]) {
+        precondition(!script.isEmpty)
+        self.script = script
+    }
+
+    func fill(_ buffer: UnsafeMutableRawBufferPointer) {
+        position.withLock { position in
+            for index in 0..<buffer.count {
+                buffer[index] = script[position % script.count]
+                position += 1
+            }
+        }
+    }
+}
+
+/// A key hash that sends every key to the same shard and the same first slot, so every lookup
+/// must tell keys apart by comparing them in full.
+struct ConstantHash: KeyHashFunction {
+    func hash(_ key: UnsafeRawBufferPointer) -> UInt64 { 0x1234_5678_0000_0000 }
+}
+
+/// A key hash with only 4 distinct values: long probe runs, many shared tags, wrap-around.
+struct TinyHash: KeyHashFunction {
+    func hash(_ key: UnsafeRawBufferPointer) -> UInt64 {
+        let sum = key.reduce(UInt64(0)) { $0 &+ UInt64($1) }
+        return (sum % 4) << 32 | (sum % 4)
+    }
+}
+
+extension Engine {
+    /// An engine on a manual clock at 2026-01-01 00:00:00 UTC.
+    static func testing(
+        configuration: EngineConfiguration = EngineConfiguration(), random: any RandomSource = SystemRandomSource()
+    ) -> (Engine, ManualClock) {
+        let clock = ManualClock(seconds: 1_767_225_600)
+        return (Engine(configuration: configuration, clock: clock, random: random), clock)
+    }
+}
