@@ -1,0 +1,143 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// Where and how the HTTP server listens.
+public struct ServerConfiguration: Sendable {
+    /// The address to bind.
+    public var host: String = "127.0.0.1"
+    /// The TCP port to bind; 0 picks a free one (see ``APIServer/port``).
+    public var port: Int = 8080
+    /// How many event loops (threads) serve connections.
+    public var eventLoopCount: Int = System.coreCount
+    /// The largest request body accepted; larger ones get HTTP 413.
+    public var maximumBodyBytes: Int = 1 << 20
+
+    /// The defaults: 127.0.0.1:8080, one event loop per core, 1 MiB bodies.
+    public init() {}
+}
+
+/// The HTTP API server: SwiftNIO's HTTP/1.1 codec in front of an ``APIRouter``.
+public final class APIServer: Sendable {
+    private let group: MultiThreadedEventLoopGroup
+    private let channel: any Channel
+    /// The port the server listens on (useful when it was started on port 0).
+    public let port: Int
+
+    private init(group: MultiThreadedEventLoopGroup, channel: any Channel) {
+        self.group = group
+        self.channel = channel
+        self.port = channel.localAddress?.port ?? 0
+    }
+
+    /// Binds and starts serving `router` as `configuration` says.
+    public static func start(router: APIRouter, configuration: ServerConfiguration) async throws -> APIServer {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.eventLoopCount))
+        let maximumBodyBytes = configuration.maximumBodyBytes
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(
+                        APIHTTPHandler(router: router, maximumBodyBytes: maximumBodyBytes))
+                }
+            }
+        do {
+            let channel = try await bootstrap.bind(host: configuration.host, port: configuration.port).get()
+            return APIServer(group: group, channel: channel)
+        } catch {
+            try? await group.shutdownGracefully()
+            throw error
+        }
+    }
+
+    /// Stops accepting connections and shuts the event loops down.
+    public func shutdown() async throws {
+        try? await channel.close()
+        try await group.shutdownGracefully()
+    }
+}
+
+/// Collects one request (head, bounded body, end), asks the router, and writes its answer.
+final class APIHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let router: APIRouter
+    private let maximumBodyBytes: Int
+    private var head: HTTPRequestHead?
+    private var body: [UInt8] = []
+    private var rejected = false
+
+    init(router: APIRouter, maximumBodyBytes: Int) {
+        self.router = router
+        self.maximumBodyBytes = maximumBodyBytes
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            self.head = head
+            body.removeAll(keepingCapacity: true)
+            rejected = false
+            if let length = head.headers.first(name: "content-length").flatMap({ Int($0) }), length > maximumBodyBytes {
+                rejectTooLarge(context: context, version: head.version)
+            }
+        case .body(let buffer):
+            guard !rejected, let head else { return }
+            guard body.count + buffer.readableBytes <= maximumBodyBytes else {
+                rejectTooLarge(context: context, version: head.version)
+                return
+            }
+            body.append(contentsOf: buffer.readableBytesView)
+        case .end:
+            guard !rejected, let head else { return }
+            self.head = nil
+            let request = APIRequest(
+                method: head.method.rawValue, target: head.uri,
+                authorization: head.headers.first(name: "authorization"),
+                contentType: head.headers.first(name: "content-type"), body: body)
+            let response = router.respond(to: request)
+            write(
+                response, context: context, version: head.version, keepAlive: head.isKeepAlive,
+                omitBody: head.method == .HEAD)
+        }
+    }
+
+    private func rejectTooLarge(context: ChannelHandlerContext, version: HTTPVersion) {
+        rejected = true
+        body.removeAll()
+        let response = APIResponse.failure(
+            status: 413, code: 413, "Request body too large: the limit is \(maximumBodyBytes) bytes")
+        write(response, context: context, version: version, keepAlive: false, omitBody: false)
+    }
+
+    private func write(
+        _ response: APIResponse, context: ChannelHandlerContext, version: HTTPVersion, keepAlive: Bool, omitBody: Bool
+    ) {
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(3 + response.headers.count)
+        headers.add(name: "Content-Type", value: "application/json; charset=utf-8")
+        headers.add(name: "Content-Length", value: String(response.body.count))
+        for (name, value) in response.headers { headers.add(name: name, value: value) }
+        if !keepAlive { headers.add(name: "Connection", value: "close") }
+        let responseHead = HTTPResponseHead(
+            version: version, status: HTTPResponseStatus(statusCode: response.status), headers: headers)
+        context.write(wrapOutboundOut(.head(responseHead)), promise: nil)
+        if !omitBody {
+            var buffer = context.channel.allocator.buffer(capacity: response.body.count)
+            buffer.writeBytes(response.body)
+            context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        }
+        let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        if !keepAlive {
+            let channel = context.channel
+            written.whenComplete { _ in channel.close(promise: nil) }
+        }
+    }
+}

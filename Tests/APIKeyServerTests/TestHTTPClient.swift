@@ -1,0 +1,132 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// An HTTP response as the test client read it off the socket.
+struct RawResponse {
+    var status: Int
+    var headers: [(String, String)]
+    var body: String
+
+    func header(_ name: String) -> String? {
+        headers.first(where: { $0.0.lowercased() == name.lowercased() })?.1
+    }
+}
+
+/// A deliberately plain HTTP/1.1 client over a blocking loopback socket, so the tests exercise
+/// the server with real bytes on a real connection.
+struct TestHTTPClient {
+    let port: Int
+
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// Sends `request` bytes as they are and reads until the server closes the connection.
+    func exchange(_ request: [UInt8], timeoutSeconds: Int = 10) throws -> [UInt8] {
+        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard socket >= 0 else { throw Failure(description: "socket failed") }
+        defer { close(socket) }
+        var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
+        setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard connected == 0 else { throw Failure(description: "connect failed: errno \(errno)") }
+        var sent = 0
+        while sent < request.count {
+            let count = request[sent...].withUnsafeBytes { send(socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if count <= 0 { break }  // the server may close early (413); read what it said
+            sent += count
+        }
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { recv(socket, $0.baseAddress, $0.count, 0) }
+            if count > 0 {
+                received.append(contentsOf: buffer[0..<count])
+            } else if count == 0 {
+                break
+            } else {
+                if errno == ECONNRESET { break }
+                throw Failure(description: "recv failed: errno \(errno)")
+            }
+        }
+        return received
+    }
+
+    /// Sends one request with `Connection: close` and parses the single response.
+    func request(
+        _ method: String, _ target: String, body: String? = nil, contentType: String? = nil,
+        authorization: String? = nil, extraHeaders: [String] = []
+    ) throws -> RawResponse {
+        var lines = ["\(method) \(target) HTTP/1.1", "Host: 127.0.0.1", "Connection: close"]
+        if let authorization { lines.append("Authorization: \(authorization)") }
+        if let contentType { lines.append("Content-Type: \(contentType)") }
+        if let body { lines.append("Content-Length: \(body.utf8.count)") }
+        lines.append(contentsOf: extraHeaders)
+        let raw = Array((lines.joined(separator: "\r\n") + "\r\n\r\n" + (body ?? "")).utf8)
+        let responses = try Self.parseResponses(try exchange(raw))
+        guard responses.count == 1 else { throw Failure(description: "expected 1 response, got \(responses.count)") }
+        return responses[0]
+    }
+
+    /// Splits a byte stream into responses framed by Content-Length.
+    static func parseResponses(_ bytes: [UInt8]) throws -> [RawResponse] {
+        var responses: [RawResponse] = []
+        var rest = bytes[...]
+        let separator: [UInt8] = Array("\r\n\r\n".utf8)
+        while !rest.isEmpty {
+            guard let headEnd = rest.firstRange(of: separator) else {
+                throw Failure(description: "incomplete head: \(String(decoding: rest, as: UTF8.self))")
+            }
+            let head = String(decoding: rest[rest.startIndex..<headEnd.lowerBound], as: UTF8.self)
+            var lines = head.split(separator: "\r\n").map(String.init)
+            let statusLine = lines.removeFirst().split(separator: " ")
+            guard statusLine.count >= 2, let status = Int(statusLine[1]) else {
+                throw Failure(description: "bad status line in \(head)")
+            }
+            let headers = lines.compactMap { line -> (String, String)? in
+                guard let colon = line.firstIndex(of: ":") else { return nil }
+                return (String(line[..<colon]), line[line.index(after: colon)...].trimmingPrefix(" ").description)
+            }
+            let length = Int(headers.first(where: { $0.0.lowercased() == "content-length" })?.1 ?? "0") ?? 0
+            let bodyStart = headEnd.upperBound
+            guard rest.distance(from: bodyStart, to: rest.endIndex) >= length else {
+                throw Failure(description: "truncated body")
+            }
+            let bodyEnd = rest.index(bodyStart, offsetBy: length)
+            responses.append(
+                RawResponse(
+                    status: status, headers: headers, body: String(decoding: rest[bodyStart..<bodyEnd], as: UTF8.self)))
+            rest = rest[bodyEnd...]
+        }
+        return responses
+    }
+}
+
+/// `Basic base64(user:password)`.
+func basicAuthorization(_ user: String, _ password: String) -> String {
+    let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+    let bytes = Array("\(user):\(password)".utf8)
+    var text = ""
+    var index = 0
+    while index < bytes.count {
+        let chunk = Array(bytes[index..<min(index + 3, bytes.count)]) + [0, 0]
+        let value = UInt32(chunk[0]) << 16 | UInt32(chunk[1]) << 8 | UInt32(chunk[2])
+        let available = min(3, bytes.count - index)
+        for position in 0..<4 {
+            text.append(position <= available ? alphabet[Int(value >> UInt32(18 - 6 * position) & 0x3F)] : "=")
+        }
+        index += 3
+    }
+    return "Basic " + text
+}
