@@ -1,0 +1,25 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// The benchmarks live in a package of their own, so `swift test` at the root never builds
+// ordo-one/benchmark. Run them with `make bench` (or `swift package benchmark` here).
+let package = Package(
+    name: "apikeyd-benchmarks",
+    platforms: [.macOS(.v15)],
+    dependencies: [
+        .package(name: "apikeyd", path: ".."),
+        .package(url: "https://github.com/ordo-one/benchmark.git", from: "1.38.1", traits: ["MallocInterposer"]),
+    ],
+    targets: [
+        .executableTarget(
+            name: "EngineBenchmarks",
+            dependencies: [
+                .product(name: "APIKeyEngine", package: "apikeyd"),
+                .product(name: "Benchmark", package: "benchmark"),
+            ],
+            path: "Benchmarks/EngineBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        )
+    ],
+    swiftLanguageModes: [.v6]
+)
