@@ -28,7 +28,7 @@ let package = Package(
         ),
         .target(
             name: "APIKeyEngine",
-            dependencies: ["CXXHash"]
+            dependencies: ["CXXHash", "CZlib", .product(name: "Logging", package: "swift-log")]
         ),
         .target(
             name: "APIKeyServer",

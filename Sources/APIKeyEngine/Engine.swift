@@ -1,4 +1,5 @@
 import CXXHash
+import Logging
 import Synchronization
 
 /// Limits and sizes of an engine.
@@ -118,8 +119,14 @@ public final class Engine: Sendable {
     private let state: Mutex<WriteState>
     /// Seed of the keyed hash that indexes client tokens.
     private let tokenSeed: UInt64
+    /// The data directory's journal and background work; nil for an in-memory engine. Set once,
+    /// by ``open(directory:options:configuration:clock:random:files:logger:)``, before the engine is
+    /// handed out.
+    private nonisolated(unsafe) var storage: Storage?
+    /// What recovery found when the engine was opened; nil for an in-memory engine.
+    public private(set) nonisolated(unsafe) var recoveryReport: RecoveryReport?
 
-    /// An empty engine.
+    /// An empty engine that keeps its state in memory only.
     public init(
         configuration: EngineConfiguration = EngineConfiguration(), clock: any EngineClock = SystemClock(),
         random: any RandomSource = SystemRandomSource()
@@ -132,6 +139,126 @@ public final class Engine: Sendable {
             shardCountLog2: configuration.shardCountLog2, hashFunction: SeededXXH3(seed: random.uint64()))
         self.tokenSeed = random.uint64()
         self.state = Mutex(WriteState())
+    }
+
+    // MARK: - Durability
+
+    /// Opens (creating when missing) the data directory `directory`, recovers the newest snapshot
+    /// and the journal after it, and returns an engine that journals every write.
+    ///
+    /// A torn last journal record is dropped (and cut off the file). Damage before the end stops
+    /// replay there; with ``StorageOptions/strictRecovery`` that refuses to start, otherwise the
+    /// unreadable segments are renamed `*.corrupt-<seconds>` and the engine starts with what was
+    /// read. Every finding is logged and kept in ``recoveryReport``.
+    public static func open(
+        directory: String, options: StorageOptions = StorageOptions(),
+        configuration: EngineConfiguration = EngineConfiguration(), clock: any EngineClock = SystemClock(),
+        random: any RandomSource = SystemRandomSource(), files: any FileLayer = PosixFileLayer(),
+        logger: Logger = Logger(label: "apikeyd.engine")
+    ) throws(StorageError) -> Engine {
+        try createDirectory(directory)
+        let lock = try DirectoryLock(directory: directory)
+        for name in try files.list(directory) where name.hasSuffix(".snap.tmp") {
+            try files.remove(directory + "/" + name)
+        }
+        let engine = Engine(configuration: configuration, clock: clock, random: random)
+        let report = try Recovery.recover(directory: directory, files: files, into: engine)
+        for rejected in report.rejectedSnapshots { logger.critical("snapshot rejected: \(rejected)") }
+        if let corruption = report.corruption {
+            logger.critical("journal corruption, replay stopped: \(corruption)")
+            if options.strictRecovery {
+                throw StorageError("refusing to start (strict recovery): journal corruption at \(corruption)")
+            }
+            for name in report.unreplayedSegments {
+                let path = directory + "/" + name
+                try files.rename(path, to: path + ".corrupt-\(clock.nowSeconds())")
+                logger.critical("set aside unreadable journal segment \(name)")
+            }
+        }
+        if let torn = report.tornSegment {
+            logger.warning("dropped a torn journal record (a write cut short by a crash): \(report.tornTail ?? "")")
+            let path = directory + "/" + torn.name
+            if torn.validLength == 0 { try files.remove(path) } else { try files.truncate(path, to: torn.validLength) }
+        }
+        try files.syncDirectory(directory)
+        logger.info(
+            "recovered \(engine.keyCount) keys: \(report.snapshot ?? "no snapshot") (\(report.snapshotEntries) entries), \(report.replayedRecords) journal records, last sequence \(report.lastSequence)"
+        )
+        let storage = try Storage(
+            directory: directory, files: files, options: options, lock: lock, lastSequence: report.lastSequence,
+            nowSeconds: clock.nowSeconds(), logger: logger)
+        engine.storage = storage
+        engine.recoveryReport = report
+        storage.startBackgroundWork(clock: clock) { [weak engine] in
+            guard let engine else { return }
+            do throws(EngineError) {
+                let summary = try engine.snapshot()
+                logger.info("snapshot \(summary.path): \(summary.entries) entries, \(summary.bytes) bytes")
+            } catch {
+                logger.error("background snapshot failed: \(error.message)")
+            }
+        }
+        return engine
+    }
+
+    /// What recovery would find in `directory`, without changing anything there.
+    public static func verifyData(
+        directory: String, files: any FileLayer = PosixFileLayer()
+    )
+        throws(StorageError) -> RecoveryReport
+    {
+        try Recovery.recover(directory: directory, files: files, into: Engine())
+    }
+
+    /// Writes a snapshot of the whole state now, then removes what it makes redundant. Checks go
+    /// on meanwhile; writes pause only while the shards are copied.
+    @discardableResult
+    public func snapshot() throws(EngineError) -> SnapshotSummary {
+        guard let storage else { throw EngineError("This engine has no data directory") }
+        let started = storage.snapshotGate.withLock { running in
+            defer { running = true }
+            return !running
+        }
+        guard started else { throw EngineError("A snapshot is already running") }
+        defer { storage.snapshotGate.withLock { $0 = false } }
+        let startNanoseconds = SystemClock.monotonicNanoseconds()
+        let contents = try state.withLock { (state) throws(EngineError) -> SnapshotFile.Contents in
+            let lastSequence: UInt64
+            do throws(StorageError) {
+                lastSequence = try storage.journal.rotate()
+            } catch {
+                throw EngineError.writesStopped(error)
+            }
+            return SnapshotFile.Contents(
+                lastSequence: lastSequence, nextOrderID: state.nextOrderID, shards: table.shardContents(),
+                clientTokens: state.tokenByClient.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
+        }
+        storage.lastSnapshot.withLock { $0 = (storage.journal.appendedBytes, clock.nowSeconds()) }
+        do throws(StorageError) {
+            let (path, header) = try SnapshotFile.write(
+                contents, directory: storage.directory, files: storage.files,
+                compressionLevel: storage.options.compressionLevel, afterStep: storage.snapshotStepHook)
+            try storage.pruneAfterSnapshot()
+            return SnapshotSummary(
+                path: path, lastSequence: header.lastSequence, entries: header.entryCount,
+                bytes: header.compressedBytes + UInt64(SnapshotFile.magic.count + SnapshotFile.trailerSize),
+                nanoseconds: SystemClock.monotonicNanoseconds() - startNanoseconds)
+        } catch {
+            throw EngineError("Snapshot failed: \(error.message)", code: EngineError.unavailableCode)
+        }
+    }
+
+    /// Stops background work, writes a final snapshot (when configured), fsyncs the journal and
+    /// refuses writes from then on. Reads keep working.
+    public func close() throws(EngineError) {
+        guard let storage else { return }
+        storage.stopBackgroundWork()
+        if storage.options.snapshotOnClose, storage.journal.latchedFailure == nil { try snapshot() }
+        do {
+            try storage.journal.close()
+        } catch {
+            throw EngineError.writesStopped(error)
+        }
     }
 
     // MARK: - Read path
@@ -237,7 +364,7 @@ public final class Engine: Sendable {
     /// Creates a key for an order and returns its record, with the generated `api_key`.
     @discardableResult
     public func create(_ request: NewKey) throws(EngineError) -> KeyRecord {
-        try state.withLock { state throws(EngineError) in
+        try write { state throws(EngineError) in
             guard request.clientID > 0 else { throw EngineError("client_id must be a positive integer") }
             if let orderID = request.orderID {
                 guard orderID > 0 else { throw EngineError("order_id must be a positive integer") }
@@ -256,14 +383,13 @@ public final class Engine: Sendable {
                 orderID: request.orderID ?? state.nextOrderID, clientID: request.clientID, apiKey: apiKey,
                 config: request.config, status: request.status, expiresAt: request.expiresAt, createdAt: now,
                 updatedAt: now)
-            try commit(.put(record), to: &state)
-            return record
+            return (record, .put(record))
         }
     }
 
     /// Changes a key's config, status or expiry (SPEC `admin/serviceapikey/update`).
     public func update(_ changes: KeyChanges) throws(EngineError) {
-        try state.withLock { state throws(EngineError) in
+        try write { state throws(EngineError) in
             var record = try resolve(.orderID(changes.orderID), .admin, state)
             if let apiKey = changes.apiKey, apiKey != record.apiKey { throw EngineError.keyChangeRefused }
             if let config = changes.config {
@@ -280,7 +406,7 @@ public final class Engine: Sendable {
                 record.expiresAt = expiresAt
             }
             record.updatedAt = clock.nowSeconds()
-            try commit(.put(record), to: &state)
+            return ((), .put(record))
         }
     }
 
@@ -288,13 +414,12 @@ public final class Engine: Sendable {
     /// `orderID` wins when a reference names both.
     @discardableResult
     public func reset(_ reference: KeyReference, as requester: Requester = .admin) throws(EngineError) -> KeyRecord {
-        try state.withLock { state throws(EngineError) in
+        try write { state throws(EngineError) in
             var record = try resolve(reference, requester, state)
             let options = try validatedOptions(record.config)
             record.apiKey = try generator.generateUnique(options) { table.contains($0) }
             record.updatedAt = clock.nowSeconds()
-            try commit(.put(record), to: &state)
-            return record
+            return (record, .put(record))
         }
     }
 
@@ -320,9 +445,9 @@ public final class Engine: Sendable {
 
     /// Deletes a key; it stops existing at once.
     public func delete(orderID: Int64) throws(EngineError) {
-        try state.withLock { state throws(EngineError) in
+        try write { state throws(EngineError) in
             _ = try resolve(.orderID(orderID), .admin, state)
-            try commit(.delete(orderID: orderID), to: &state)
+            return ((), .delete(orderID: orderID))
         }
     }
 
@@ -330,18 +455,48 @@ public final class Engine: Sendable {
     public func resetClientToken(clientID: Int64) throws(EngineError) -> String {
         guard clientID > 0 else { throw EngineError("client_id must be a positive integer") }
         let token = random.hexToken(byteCount: 32)
-        try state.withLock { state throws(EngineError) in
-            try commit(.setClientToken(clientID: clientID, token: token), to: &state)
-        }
+        try write { _ throws(EngineError) in ((), .setClientToken(clientID: clientID, token: token)) }
         return token
     }
 
     // MARK: - Commit
 
-    /// The one place where a mutation takes effect: (journal, then) apply, then return, so the
-    /// caller acknowledges only what is applied. The durability issue adds the journal append.
-    private func commit(_ mutation: KeyMutation, to state: inout WriteState) throws(EngineError) {
+    /// The write path: `body` validates against the current state and returns the result and the
+    /// one mutation that achieves it; the mutation is committed under the same lock, and the
+    /// call returns (acknowledges) only once the fsync policy says the record is safe.
+    private func write<R: Sendable>(
+        _ body: (inout WriteState) throws(EngineError) -> (R, KeyMutation)
+    )
+        throws(EngineError) -> R
+    {
+        let (result, sequence) = try state.withLock { (state) throws(EngineError) -> (R, UInt64?) in
+            let (result, mutation) = try body(&state)
+            return (result, try commit(mutation, to: &state))
+        }
+        if let sequence, let storage, storage.options.fsync == .always {
+            do {
+                try storage.journal.waitUntilDurable(sequence)
+            } catch {
+                throw EngineError.writesStopped(error)
+            }
+        }
+        return result
+    }
+
+    /// The one place where a mutation takes effect: journal, then apply. Returns the journal
+    /// sequence number, nil for an engine without a data directory.
+    private func commit(_ mutation: KeyMutation, to state: inout WriteState) throws(EngineError) -> UInt64? {
+        var sequence: UInt64?
+        if let storage {
+            do {
+                sequence = try storage.journal.append(mutation)
+            } catch {
+                storage.logger.critical("journal write failed, writes are stopped: \(error)")
+                throw EngineError.writesStopped(error)
+            }
+        }
         apply(mutation, to: &state)
+        return sequence
     }
 
     /// Applies a mutation to the table and the indexes; deterministic.
@@ -393,12 +548,12 @@ public final class Engine: Sendable {
     )
         throws(EngineError)
     {
-        try state.withLock { state throws(EngineError) in
+        try write { state throws(EngineError) in
             var record = try resolve(.orderID(orderID), .admin, state)
             guard allowed.contains(record.status) else { throw EngineError(refusal) }
             record.status = status
             record.updatedAt = clock.nowSeconds()
-            try commit(.put(record), to: &state)
+            return ((), .put(record))
         }
     }
 
@@ -443,6 +598,21 @@ public final class Engine: Sendable {
         var token = token
         let hash = token.withUTF8 { XXH3_128bits_withSeed($0.baseAddress, $0.count, tokenSeed) }
         return TokenDigest(low: hash.low64, high: hash.high64)
+    }
+}
+
+extension Engine: RecoveryTarget {
+    func reset() {
+        table.removeAll()
+        state.withLock { $0 = WriteState() }
+    }
+
+    func apply(_ mutation: KeyMutation) {
+        state.withLock { apply(mutation, to: &$0) }
+    }
+
+    func raiseNextOrderID(to orderID: Int64) {
+        state.withLock { state in state.nextOrderID = max(state.nextOrderID, orderID) }
     }
 }
 

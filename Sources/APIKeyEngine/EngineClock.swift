@@ -31,6 +31,13 @@ public struct SystemClock: EngineClock {
         clock_gettime(CLOCK_REALTIME, &spec)
         return Int64(spec.tv_sec) * 1_000_000_000 + Int64(spec.tv_nsec)
     }
+
+    /// Nanoseconds on `CLOCK_MONOTONIC`, for measuring durations.
+    static func monotonicNanoseconds() -> Int64 {
+        var spec = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &spec)
+        return Int64(spec.tv_sec) * 1_000_000_000 + Int64(spec.tv_nsec)
+    }
 }
 
 /// A clock that only moves when told to; for tests and simulations.

@@ -44,4 +44,15 @@ extension EngineError {
     public static let missingOrderID = EngineError("You must provide the API key order ID.")
     /// `create` was called without `client_id`.
     public static let missingClientID = EngineError("You must provide the client ID that owns the API key.")
+
+    /// The code of errors that mean the engine cannot take writes (HTTP 503).
+    public static let unavailableCode = 503
+
+    /// A write or fsync of the journal failed, or the engine is closed: nothing more is accepted.
+    public static func writesStopped(_ failure: StorageError) -> EngineError {
+        EngineError(
+            "Writes are stopped: \(failure.message). This call is not acknowledged; reads go on. "
+                + "Restart apikeyd once the cause is fixed.",
+            code: unavailableCode)
+    }
 }

@@ -43,6 +43,23 @@ public struct KeyRecord: Hashable, Sendable {
         self.customParametersJSON = CustomParameters.encodedObject(of: config)
     }
 
+    /// A record whose config text and custom-parameter object are already encoded (as a snapshot
+    /// or journal stores them).
+    init(
+        orderID: Int64, clientID: Int64, apiKey: String, configJSON: [UInt8], customParametersJSON: [UInt8],
+        status: KeyStatus, expiresAt: Int64?, createdAt: Int64, updatedAt: Int64
+    ) {
+        self.orderID = orderID
+        self.clientID = clientID
+        self.apiKey = apiKey
+        self.configJSON = configJSON
+        self.customParametersJSON = customParametersJSON
+        self.status = status
+        self.expiresAt = expiresAt
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+    }
+
     /// The config as a JSON value.
     public var config: JSONValue {
         get {

@@ -91,6 +91,17 @@ final class KeyTable<Hash: KeyHashFunction>: Sendable {
         }
     }
 
+    /// Every shard's records, each copied under its shard's lock (a copy-on-write copy: the
+    /// shard pays for a real copy only if it changes while the snapshot is being written).
+    func shardContents() -> [[KeyRecord]] {
+        shards.map { shard in shard.storage.withLock { $0.records } }
+    }
+
+    /// Removes every record.
+    func removeAll() {
+        for shard in shards { shard.storage.withLock { $0 = ShardStorage() } }
+    }
+
     /// The number of records, counted shard by shard (not one atomic moment under writes).
     var count: Int {
         shards.reduce(0) { total, shard in total + shard.storage.withLock { $0.records.count } }

@@ -112,8 +112,15 @@ public struct APIRouter: Sendable {
             let result = try handler(engine, parameters, requester)
             return APIResponse(status: 200, body: ResponseEncoding.success(result))
         } catch {
-            return .failure(status: 200, code: error.code, error.message)
+            return .failure(
+                status: error.code == EngineError.unavailableCode ? 503 : 200, code: error.code, error.message)
         }
+    }
+
+    /// Whether answering `target` may block on the disk (writes wait for fsync, snapshots write
+    /// files), so the server runs it off its event loops. Guest calls and `/health` never do.
+    public static func mayBlock(target: String) -> Bool {
+        !(target.hasPrefix("/api/guest/") || target.hasPrefix("/health"))
     }
 
     private func methodNotAllowed(_ method: String) -> APIResponse {
@@ -207,6 +214,14 @@ public struct APIRouter: Sendable {
         },
         "admin/serviceapikey/delete": lifecycle { engine, orderID throws(EngineError) in
             try engine.delete(orderID: orderID)
+        },
+        "admin/storage/snapshot": { engine, _, _ throws(EngineError) in
+            let summary = try engine.snapshot()
+            return JSONValue.object([
+                JSONMember("path", .string(summary.path)), JSONMember("last_sequence", .integer(summary.lastSequence)),
+                JSONMember("entries", .integer(summary.entries)), JSONMember("bytes", .integer(summary.bytes)),
+                JSONMember("milliseconds", .integer(summary.nanoseconds / 1_000_000)),
+            ]).encoded
         },
         "admin/client/token_reset": { engine, parameters, _ throws(EngineError) in
             guard let clientID = try parameters.positiveInteger("client_id") else { throw EngineError.missingClientID }

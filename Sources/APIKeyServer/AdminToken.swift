@@ -12,57 +12,41 @@ public enum AdminTokenFile {
     /// The file name inside the data directory.
     public static let fileName = "admin-token"
 
-    /// An error reading or writing the data directory or the token file.
-    public struct Failure: Error, CustomStringConvertible, Sendable {
-        public var description: String
-    }
-
-    /// Creates `directory` (and its parents) readable by the owner only, when missing.
-    public static func createDirectory(_ directory: String) throws(Failure) {
-        var path = directory.hasPrefix("/") ? "/" : ""
-        for component in directory.split(separator: "/") {
-            path += (path.isEmpty || path.hasSuffix("/") ? "" : "/") + component
-            if mkdir(path, 0o700) != 0 && errno != EEXIST {
-                throw Failure(description: "cannot create directory \(path): \(String(cString: strerror(errno)))")
-            }
-        }
-    }
-
     /// The token stored in `directory`, creating the directory and a new random token when missing.
     /// Returns the token, the file's path and whether it was created now.
     public static func loadOrCreate(
         in directory: String
-    ) throws(Failure) -> (token: String, path: String, created: Bool) {
+    ) throws(StorageError) -> (token: String, path: String, created: Bool) {
         try createDirectory(directory)
         let path = directory.hasSuffix("/") ? directory + fileName : directory + "/" + fileName
         if let token = try read(path) {
-            guard !token.isEmpty else { throw Failure(description: "\(path) is empty; delete it to get a new token") }
+            guard !token.isEmpty else { throw StorageError("\(path) is empty; delete it to get a new token") }
             return (token, path, false)
         }
         let token = SystemRandomSource().hexToken(byteCount: 32)
         let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
         guard descriptor >= 0 else {
-            throw Failure(description: "cannot create \(path): \(String(cString: strerror(errno)))")
+            throw StorageError("cannot create \(path): \(String(cString: strerror(errno)))")
         }
         defer { close(descriptor) }
         let bytes = Array((token + "\n").utf8)
         let written = bytes.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
         guard written == bytes.count, fsync(descriptor) == 0 else {
-            throw Failure(description: "cannot write \(path): \(String(cString: strerror(errno)))")
+            throw StorageError("cannot write \(path): \(String(cString: strerror(errno)))")
         }
         return (token, path, true)
     }
 
-    private static func read(_ path: String) throws(Failure) -> String? {
+    private static func read(_ path: String) throws(StorageError) -> String? {
         let descriptor = open(path, O_RDONLY)
         if descriptor < 0 {
             if errno == ENOENT { return nil }
-            throw Failure(description: "cannot open \(path): \(String(cString: strerror(errno)))")
+            throw StorageError("cannot open \(path): \(String(cString: strerror(errno)))")
         }
         defer { close(descriptor) }
         var bytes = [UInt8](repeating: 0, count: 4096)
         let count = bytes.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress, $0.count) }
-        guard count >= 0 else { throw Failure(description: "cannot read \(path): \(String(cString: strerror(errno)))") }
+        guard count >= 0 else { throw StorageError("cannot read \(path): \(String(cString: strerror(errno)))") }
         let text = String(decoding: bytes[0..<count], as: UTF8.self)
         return String(text.split(whereSeparator: { $0 == "\n" || $0 == "\r" || $0 == " " }).first ?? "")
     }

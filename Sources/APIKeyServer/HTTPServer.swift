@@ -13,20 +13,26 @@ public struct ServerConfiguration: Sendable {
     public var eventLoopCount: Int = System.coreCount
     /// The largest request body accepted; larger ones get HTTP 413.
     public var maximumBodyBytes: Int = 1 << 20
+    /// Threads that run calls which may block on the disk (admin and client calls: writes wait
+    /// for fsync under `--fsync always`); concurrent writers share fsyncs, so more threads give
+    /// larger groups.
+    public var blockingThreadCount: Int = 32
 
-    /// The defaults: 127.0.0.1:8080, one event loop per core, 1 MiB bodies.
+    /// The defaults: 127.0.0.1:8080, one event loop per core, 1 MiB bodies, 32 blocking threads.
     public init() {}
 }
 
 /// The HTTP API server: SwiftNIO's HTTP/1.1 codec in front of an ``APIRouter``.
 public final class APIServer: Sendable {
     private let group: MultiThreadedEventLoopGroup
+    private let threadPool: NIOThreadPool
     private let channel: any Channel
     /// The port the server listens on (useful when it was started on port 0).
     public let port: Int
 
-    private init(group: MultiThreadedEventLoopGroup, channel: any Channel) {
+    private init(group: MultiThreadedEventLoopGroup, threadPool: NIOThreadPool, channel: any Channel) {
         self.group = group
+        self.threadPool = threadPool
         self.channel = channel
         self.port = channel.localAddress?.port ?? 0
     }
@@ -35,6 +41,8 @@ public final class APIServer: Sendable {
     public static func start(router: APIRouter, configuration: ServerConfiguration) async throws -> APIServer {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.eventLoopCount))
         let maximumBodyBytes = configuration.maximumBodyBytes
+        let threadPool = NIOThreadPool(numberOfThreads: max(1, configuration.blockingThreadCount))
+        threadPool.start()
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -44,21 +52,23 @@ public final class APIServer: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(
-                        APIHTTPHandler(router: router, maximumBodyBytes: maximumBodyBytes))
+                        APIHTTPHandler(router: router, maximumBodyBytes: maximumBodyBytes, threadPool: threadPool))
                 }
             }
         do {
             let channel = try await bootstrap.bind(host: configuration.host, port: configuration.port).get()
-            return APIServer(group: group, channel: channel)
+            return APIServer(group: group, threadPool: threadPool, channel: channel)
         } catch {
+            try? await threadPool.shutdownGracefully()
             try? await group.shutdownGracefully()
             throw error
         }
     }
 
-    /// Stops accepting connections and shuts the event loops down.
+    /// Stops accepting connections and shuts the event loops and blocking threads down.
     public func shutdown() async throws {
         try? await channel.close()
+        try await threadPool.shutdownGracefully()
         try await group.shutdownGracefully()
     }
 }
@@ -70,13 +80,15 @@ final class APIHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private let router: APIRouter
     private let maximumBodyBytes: Int
+    private let threadPool: NIOThreadPool
     private var head: HTTPRequestHead?
     private var body: [UInt8] = []
     private var rejected = false
 
-    init(router: APIRouter, maximumBodyBytes: Int) {
+    init(router: APIRouter, maximumBodyBytes: Int, threadPool: NIOThreadPool) {
         self.router = router
         self.maximumBodyBytes = maximumBodyBytes
+        self.threadPool = threadPool
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

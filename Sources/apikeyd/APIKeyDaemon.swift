@@ -16,7 +16,7 @@ struct APIKeyDaemon: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "apikeyd",
         abstract: "An API-key validation engine with a FOSSBilling-compatible HTTP API.",
-        subcommands: [Serve.self],
+        subcommands: [Serve.self, Snapshot.self, VerifyData.self],
         defaultSubcommand: Serve.self
     )
 }
@@ -50,24 +50,56 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "The most keys the engine holds.")
     var maxKeys = 10_000_000
 
+    @Option(help: "When the journal fsyncs: always (acknowledge after fsync), everysec, or no.")
+    var fsync: FsyncPolicy = .everysec
+
+    @Flag(help: "Refuse to start when journal replay stops at corruption.")
+    var strictRecovery = false
+
+    @Option(help: "Snapshot after the journal grows by this many bytes.")
+    var snapshotJournalBytes = 64 << 20
+
+    @Option(help: "Snapshot after this many seconds if anything was written (0: never by time).")
+    var snapshotIntervalSeconds = 3600
+
+    @Option(help: "Start a new journal segment past this many bytes.")
+    var segmentBytes = 64 << 20
+
+    @Option(help: "Threads for admin and client calls, which may wait for fsync.")
+    var blockingThreads = 32
+
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
         guard maxBodyBytes > 0 else { throw ValidationError("--max-body-bytes must be positive") }
         guard maxKeys > 0 else { throw ValidationError("--max-keys must be positive") }
         if let eventLoops, eventLoops < 1 { throw ValidationError("--event-loops must be at least 1") }
+        guard snapshotJournalBytes > 0, segmentBytes >= 4096, snapshotIntervalSeconds >= 0, blockingThreads >= 1 else {
+            throw ValidationError(
+                "--snapshot-journal-bytes must be positive, --segment-bytes at least 4096, --blocking-threads at least 1"
+            )
+        }
     }
 
     func run() async throws {
         var logger = Logger(label: "apikeyd")
         logger.logLevel = .info
 
+        var storageOptions = StorageOptions()
+        storageOptions.fsync = fsync
+        storageOptions.strictRecovery = strictRecovery
+        storageOptions.snapshotAfterJournalBytes = snapshotJournalBytes
+        storageOptions.snapshotIntervalSeconds = snapshotIntervalSeconds
+        storageOptions.segmentBytes = segmentBytes
+        var engineConfiguration = EngineConfiguration()
+        engineConfiguration.maximumKeys = maxKeys
+        let engine = try Engine.open(
+            directory: dataDir, options: storageOptions, configuration: engineConfiguration, logger: logger)
+
         let token: String
         if let adminToken, !adminToken.isEmpty {
             token = adminToken
-            try AdminTokenFile.createDirectory(dataDir)
         } else if let environment = getenv("APIKEYD_ADMIN_TOKEN"), !String(cString: environment).isEmpty {
             token = String(cString: environment)
-            try AdminTokenFile.createDirectory(dataDir)
         } else {
             let stored = try AdminTokenFile.loadOrCreate(in: dataDir)
             token = stored.token
@@ -75,23 +107,23 @@ struct Serve: AsyncParsableCommand {
                 "\(stored.created ? "generated a new admin token in" : "admin token read from") \(stored.path)")
         }
 
-        var engineConfiguration = EngineConfiguration()
-        engineConfiguration.maximumKeys = maxKeys
-        let engine = Engine(configuration: engineConfiguration)
-
         var serverConfiguration = ServerConfiguration()
         serverConfiguration.host = host
         serverConfiguration.port = port
         serverConfiguration.maximumBodyBytes = maxBodyBytes
+        serverConfiguration.blockingThreadCount = blockingThreads
         if let eventLoops { serverConfiguration.eventLoopCount = eventLoops }
 
         let server = try await APIServer.start(
             router: APIRouter(engine: engine, adminToken: token), configuration: serverConfiguration)
-        logger.notice("apikeyd listening on http://\(host):\(server.port) (data directory \(dataDir))")
+        logger.notice(
+            "apikeyd listening on http://\(host):\(server.port) (data directory \(dataDir), fsync \(fsync.rawValue))")
 
         await waitForTerminationSignal()
-        logger.notice("shutting down")
+        logger.notice("shutting down: closing connections, then a final snapshot")
         try await server.shutdown()
+        try engine.close()
+        logger.notice("stopped cleanly")
     }
 
     /// Returns when SIGINT or SIGTERM arrives.
@@ -99,6 +131,43 @@ struct Serve: AsyncParsableCommand {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             TerminationSignals(continuation).install()
         }
+    }
+}
+
+extension FsyncPolicy: ExpressibleByArgument {}
+
+struct Snapshot: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write a snapshot of a data directory that no server is using, and prune the journal.")
+
+    @Option(help: "The data directory.")
+    var dataDir = "data/store"
+
+    func run() throws {
+        var options = StorageOptions()
+        options.snapshotOnClose = false
+        let engine = try Engine.open(directory: dataDir, options: options)
+        let summary = try engine.snapshot()
+        try engine.close()
+        print(
+            "wrote \(summary.path): \(summary.entries) entries, \(summary.bytes) bytes, last sequence \(summary.lastSequence), \(summary.nanoseconds / 1_000_000) ms"
+        )
+    }
+}
+
+struct VerifyData: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify-data",
+        abstract: "Report what recovery would do with a data directory, changing nothing.",
+        discussion: "Exits with status 1 when replay would stop at corruption or no snapshot verifies.")
+
+    @Option(help: "The data directory.")
+    var dataDir = "data/store"
+
+    func run() throws {
+        let report = try Engine.verifyData(directory: dataDir)
+        print(report.description)
+        if report.corruption != nil || !report.rejectedSnapshots.isEmpty { throw ExitCode(1) }
     }
 }
 

@@ -1,0 +1,187 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// A failure of the storage layer: what was being done, to which path, and the system's reason.
+public struct StorageError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// What failed, with the path and the reason.
+    public var message: String
+
+    public init(_ message: String) { self.message = message }
+
+    /// A failure from a system call that set `errno`.
+    static func system(_ operation: String, _ path: String, errno code: Int32 = errno) -> StorageError {
+        StorageError("\(operation) \(path): \(String(cString: strerror(code)))")
+    }
+
+    public var description: String { message }
+}
+
+/// A file open for appending; writes go to the end.
+public protocol AppendFile: AnyObject, Sendable {
+    /// Writes all of `bytes` at the end of the file.
+    func write(_ bytes: UnsafeRawBufferPointer) throws(StorageError)
+    /// Makes everything written so far durable (`fsync`).
+    func sync() throws(StorageError)
+}
+
+/// The file operations the journal and snapshots need. The real one is ``PosixFileLayer``; tests
+/// put a layer in between that injects failures and simulates crashes.
+public protocol FileLayer: Sendable {
+    /// Opens `path` for appending, creating it with mode 0600 when missing.
+    func openForAppend(_ path: String) throws(StorageError) -> any AppendFile
+    /// The whole content of `path`.
+    func read(_ path: String) throws(StorageError) -> [UInt8]
+    /// Cuts `path` to `length` bytes and makes that durable.
+    func truncate(_ path: String, to length: Int) throws(StorageError)
+    /// Renames `from` to `to`, replacing `to`.
+    func rename(_ from: String, to: String) throws(StorageError)
+    /// Removes `path`; no error when it does not exist.
+    func remove(_ path: String) throws(StorageError)
+    /// The names of the entries of `directory`.
+    func list(_ directory: String) throws(StorageError) -> [String]
+    /// Makes the directory's entries (creations, renames, removals) durable.
+    func syncDirectory(_ directory: String) throws(StorageError)
+}
+
+/// The operating system's files, through POSIX calls.
+public struct PosixFileLayer: FileLayer {
+    public init() {}
+
+    public func openForAppend(_ path: String) throws(StorageError) -> any AppendFile {
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else { throw .system("cannot open", path) }
+        return PosixAppendFile(descriptor: descriptor, path: path)
+    }
+
+    public func read(_ path: String) throws(StorageError) -> [UInt8] {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw .system("cannot open", path) }
+        defer { close(descriptor) }
+        var status = stat()
+        guard fstat(descriptor, &status) == 0 else { throw .system("cannot stat", path) }
+        var bytes = [UInt8](repeating: 0, count: Int(status.st_size))
+        var offset = 0
+        while offset < bytes.count {
+            let count = bytes.withUnsafeMutableBytes { buffer in
+                pread(descriptor, buffer.baseAddress! + offset, buffer.count - offset, off_t(offset))
+            }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw .system("cannot read", path)
+            }
+            if count == 0 { break }
+            offset += count
+        }
+        return Array(bytes[0..<offset])
+    }
+
+    public func truncate(_ path: String, to length: Int) throws(StorageError) {
+        let descriptor = open(path, O_WRONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw .system("cannot open", path) }
+        defer { close(descriptor) }
+        guard ftruncate(descriptor, off_t(length)) == 0 else { throw .system("cannot truncate", path) }
+        guard fsync(descriptor) == 0 else { throw .system("cannot fsync", path) }
+    }
+
+    public func rename(_ from: String, to: String) throws(StorageError) {
+        guard Glibc.rename(from, to) == 0 else { throw .system("cannot rename to \(to):", from) }
+    }
+
+    public func remove(_ path: String) throws(StorageError) {
+        guard unlink(path) == 0 || errno == ENOENT else { throw .system("cannot remove", path) }
+    }
+
+    public func list(_ directory: String) throws(StorageError) -> [String] {
+        guard let stream = opendir(directory) else { throw .system("cannot list", directory) }
+        defer { closedir(stream) }
+        var names: [String] = []
+        while let entry = readdir(stream) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    public func syncDirectory(_ directory: String) throws(StorageError) {
+        let descriptor = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw .system("cannot open", directory) }
+        defer { close(descriptor) }
+        guard fsync(descriptor) == 0 else { throw .system("cannot fsync", directory) }
+    }
+}
+
+/// An open POSIX file descriptor in append mode; closed when the last reference goes.
+final class PosixAppendFile: AppendFile {
+    private let descriptor: Int32
+    private let path: String
+
+    init(descriptor: Int32, path: String) {
+        self.descriptor = descriptor
+        self.path = path
+    }
+
+    deinit { close(descriptor) }
+
+    func write(_ bytes: UnsafeRawBufferPointer) throws(StorageError) {
+        var offset = 0
+        while offset < bytes.count {
+            let count = Glibc.write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw .system("cannot write", path)
+            }
+            offset += count
+        }
+    }
+
+    func sync() throws(StorageError) {
+        guard fsync(descriptor) == 0 else { throw .system("cannot fsync", path) }
+    }
+}
+
+/// Creates `directory` and its missing parents with mode 0700.
+public func createDirectory(_ directory: String) throws(StorageError) {
+    var path = directory.hasPrefix("/") ? "/" : ""
+    for component in directory.split(separator: "/") {
+        path += (path.isEmpty || path.hasSuffix("/") ? "" : "/") + component
+        if mkdir(path, 0o700) != 0 && errno != EEXIST { throw .system("cannot create directory", path) }
+    }
+}
+
+/// An exclusive `flock` on `<directory>/LOCK`, so two engines never share one data directory.
+final class DirectoryLock: Sendable {
+    private let descriptor: Int32
+
+    init(directory: String) throws(StorageError) {
+        let path = directory + "/LOCK"
+        let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else { throw .system("cannot open", path) }
+        guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
+            close(descriptor)
+            throw StorageError("the data directory \(directory) is in use by another apikeyd process")
+        }
+        self.descriptor = descriptor
+    }
+
+    deinit { close(descriptor) }
+}
+
+extension AppendFile {
+    /// Writes all of `bytes` at the end of the file.
+    func write(_ bytes: [UInt8]) throws(StorageError) {
+        let failure = bytes.withUnsafeBytes { buffer -> StorageError? in
+            do throws(StorageError) {
+                try write(buffer)
+                return nil
+            } catch {
+                return error
+            }
+        }
+        if let failure { throw failure }
+    }
+}

@@ -1,0 +1,173 @@
+/// When the journal calls `fsync`, as Redis' `appendfsync`.
+public enum FsyncPolicy: String, Hashable, Sendable, CaseIterable {
+    /// Acknowledge a write only after it is fsynced; concurrent writers share one fsync.
+    case always
+    /// Fsync once a second in the background: a power failure loses at most about a second of
+    /// acknowledged writes, a process crash none.
+    case everysec
+    /// Never fsync on the write path; the operating system writes back when it likes.
+    case no
+}
+
+/// The write-ahead journal: append-only segment files of checksummed, numbered records.
+///
+/// Appends happen under the engine's write lock, in sequence order. Durability waits happen
+/// outside it: the first waiter becomes the leader, fsyncs everything written so far and wakes
+/// the others (group commit). The first failed write or fsync latches: from then on every append
+/// and every wait fails, because nothing after it can be promised to be on disk.
+final class Journal: @unchecked Sendable {
+    let directory: String
+    let policy: FsyncPolicy
+    private let files: any FileLayer
+    private let segmentBytesLimit: Int
+    private let monitor = Monitor()
+
+    // Guarded by `monitor`.
+    private var segment: any AppendFile
+    private var segmentBytes: Int
+    private var lastSequence: UInt64
+    private var durableSequence: UInt64
+    private var syncing = false
+    private var failure: StorageError?
+    private var bytesAppended: Int = 0
+
+    /// Starts a new segment after `lastSequence` (everything up to it is already durable).
+    init(
+        directory: String, files: any FileLayer, policy: FsyncPolicy, segmentBytesLimit: Int, lastSequence: UInt64
+    ) throws(StorageError) {
+        self.directory = directory
+        self.files = files
+        self.policy = policy
+        self.segmentBytesLimit = segmentBytesLimit
+        self.lastSequence = lastSequence
+        self.durableSequence = lastSequence
+        (segment, segmentBytes) = try Self.createSegment(
+            directory: directory, files: files, firstSequence: lastSequence + 1)
+    }
+
+    private static func createSegment(
+        directory: String, files: any FileLayer, firstSequence: UInt64
+    )
+        throws(StorageError) -> (any AppendFile, Int)
+    {
+        let path = directory + "/" + JournalFormat.segmentName(firstSequence: firstSequence)
+        try files.remove(path)
+        let file = try files.openForAppend(path)
+        let header = JournalFormat.segmentHeader(firstSequence: firstSequence)
+        try file.write(header)
+        try file.sync()
+        try files.syncDirectory(directory)
+        return (file, header.count)
+    }
+
+    /// The sequence number of the last appended record.
+    var appendedSequence: UInt64 { monitor.withLock { lastSequence } }
+
+    /// Bytes appended since this journal was opened.
+    var appendedBytes: Int { monitor.withLock { bytesAppended } }
+
+    /// The latched failure, if a write or fsync has failed.
+    var latchedFailure: StorageError? { monitor.withLock { failure } }
+
+    /// Writes one record (not yet necessarily durable) and returns its sequence number.
+    func append(_ mutation: KeyMutation) throws(StorageError) -> UInt64 {
+        try monitor.withLock { () throws(StorageError) -> UInt64 in
+            if let failure { throw failure }
+            let sequence = lastSequence + 1
+            let record = JournalFormat.record(sequence: sequence, mutation: mutation)
+            do throws(StorageError) {
+                if segmentBytes + record.count > segmentBytesLimit && segmentBytes > JournalFormat.segmentHeaderSize {
+                    try rotateLocked()
+                }
+                try segment.write(record)
+            } catch {
+                failure = error
+                monitor.broadcast()
+                throw error
+            }
+            segmentBytes += record.count
+            bytesAppended += record.count
+            lastSequence = sequence
+            return sequence
+        }
+    }
+
+    /// Closes the current segment (fsynced) and starts the next; returns the last sequence
+    /// number of the closed one. Call with the engine's write lock held, so nothing is appended
+    /// meanwhile.
+    func rotate() throws(StorageError) -> UInt64 {
+        try monitor.withLock { () throws(StorageError) -> UInt64 in
+            if let failure { throw failure }
+            do throws(StorageError) {
+                try rotateLocked()
+            } catch {
+                failure = error
+                monitor.broadcast()
+                throw error
+            }
+            return lastSequence
+        }
+    }
+
+    private func rotateLocked() throws(StorageError) {
+        try segment.sync()
+        durableSequence = lastSequence
+        (segment, segmentBytes) = try Self.createSegment(
+            directory: directory, files: files, firstSequence: lastSequence + 1)
+        monitor.broadcast()
+    }
+
+    /// Returns once the record `sequence` is durable, fsyncing as the group's leader if no fsync
+    /// is under way; throws when the journal has failed.
+    func waitUntilDurable(_ sequence: UInt64) throws(StorageError) {
+        monitor.lock()
+        defer { monitor.unlock() }
+        while true {
+            if let failure { throw failure }
+            if durableSequence >= sequence { return }
+            if syncing {
+                monitor.wait()
+            } else {
+                syncLocked()
+            }
+        }
+    }
+
+    /// Fsyncs what has been written, if anything is not durable yet (the `everysec` tick, and
+    /// shutdown).
+    func sync() throws(StorageError) {
+        monitor.lock()
+        defer { monitor.unlock() }
+        while syncing { monitor.wait() }
+        if let failure { throw failure }
+        if durableSequence < lastSequence { syncLocked() }
+        if let failure { throw failure }
+    }
+
+    /// Fsyncs what has been written and refuses every later append.
+    func close() throws(StorageError) {
+        try sync()
+        monitor.withLock {
+            failure = failure ?? StorageError("the engine is closed")
+            monitor.broadcast()
+        }
+    }
+
+    /// One fsync as leader: drops the lock while the disk works, so appends and new waiters go on.
+    private func syncLocked() {
+        syncing = true
+        let target = lastSequence
+        let file = segment
+        monitor.unlock()
+        var result: StorageError?
+        do { try file.sync() } catch { result = error }
+        monitor.lock()
+        syncing = false
+        if let result {
+            failure = failure ?? result
+        } else if durableSequence < target {
+            durableSequence = target
+        }
+        monitor.broadcast()
+    }
+}

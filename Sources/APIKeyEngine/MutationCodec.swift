@@ -1,0 +1,139 @@
+/// The binary form of a ``KeyMutation``, shared by journal records and snapshots.
+///
+/// Little-endian throughout. A put carries the record's config text and its pre-encoded custom
+/// parameters, so loading never re-parses JSON.
+///
+/// | type | payload |
+/// |---|---|
+/// | 1 put | order i64, client i64, status u8, has-expiry u8, expires i64, created i64, updated i64, key (u16 length + bytes), config (u32 + bytes), custom (u32 + bytes) |
+/// | 2 delete | order i64 |
+/// | 3 client token | client i64, token (u16 + bytes) |
+enum MutationCodec {
+    static let putType: UInt8 = 1
+    static let deleteType: UInt8 = 2
+    static let clientTokenType: UInt8 = 3
+
+    /// The type byte of `mutation`.
+    static func type(of mutation: KeyMutation) -> UInt8 {
+        switch mutation {
+        case .put: putType
+        case .delete: deleteType
+        case .setClientToken: clientTokenType
+        }
+    }
+
+    /// Appends the payload of `mutation` (without its type) to `bytes`.
+    static func encodePayload(_ mutation: KeyMutation, into bytes: inout [UInt8]) {
+        switch mutation {
+        case .put(let record):
+            bytes.appendLittleEndian(record.orderID)
+            bytes.appendLittleEndian(record.clientID)
+            bytes.append(statusCode(record.status))
+            bytes.append(record.expiresAt == nil ? 0 : 1)
+            bytes.appendLittleEndian(record.expiresAt ?? 0)
+            bytes.appendLittleEndian(record.createdAt)
+            bytes.appendLittleEndian(record.updatedAt)
+            bytes.appendLittleEndian(UInt16(record.apiKey.utf8.count))
+            bytes.append(contentsOf: record.apiKey.utf8)
+            bytes.appendLittleEndian(UInt32(record.configJSON.count))
+            bytes.append(contentsOf: record.configJSON)
+            bytes.appendLittleEndian(UInt32(record.customParametersJSON.count))
+            bytes.append(contentsOf: record.customParametersJSON)
+        case .delete(let orderID):
+            bytes.appendLittleEndian(orderID)
+        case .setClientToken(let clientID, let token):
+            bytes.appendLittleEndian(clientID)
+            bytes.appendLittleEndian(UInt16(token.utf8.count))
+            bytes.append(contentsOf: token.utf8)
+        }
+    }
+
+    /// Decodes a payload of the given type; nil when it is not a well-formed mutation.
+    static func decode(type: UInt8, payload: ArraySlice<UInt8>) -> KeyMutation? {
+        var reader = ByteReader(payload)
+        let mutation: KeyMutation?
+        switch type {
+        case putType:
+            guard let orderID = reader.int64(), let clientID = reader.int64(), let statusByte = reader.uint8(),
+                let status = status(statusByte), let hasExpiry = reader.uint8(), hasExpiry <= 1,
+                let expiresAt = reader.int64(), let createdAt = reader.int64(), let updatedAt = reader.int64(),
+                let keyLength = reader.uint16(), let keyBytes = reader.bytes(Int(keyLength)),
+                let apiKey = String(validating: keyBytes, as: UTF8.self),
+                let configLength = reader.uint32(), let config = reader.bytes(Int(configLength)),
+                let customLength = reader.uint32(), let custom = reader.bytes(Int(customLength))
+            else { return nil }
+            mutation = .put(
+                KeyRecord(
+                    orderID: orderID, clientID: clientID, apiKey: apiKey, configJSON: Array(config),
+                    customParametersJSON: Array(custom), status: status, expiresAt: hasExpiry == 1 ? expiresAt : nil,
+                    createdAt: createdAt, updatedAt: updatedAt))
+        case deleteType:
+            guard let orderID = reader.int64() else { return nil }
+            mutation = .delete(orderID: orderID)
+        case clientTokenType:
+            guard let clientID = reader.int64(), let length = reader.uint16(),
+                let tokenBytes = reader.bytes(Int(length)),
+                let token = String(validating: tokenBytes, as: UTF8.self)
+            else { return nil }
+            mutation = .setClientToken(clientID: clientID, token: token)
+        default:
+            return nil
+        }
+        return reader.isAtEnd ? mutation : nil
+    }
+
+    private static func statusCode(_ status: KeyStatus) -> UInt8 {
+        switch status {
+        case .active: 0
+        case .suspended: 1
+        case .canceled: 2
+        }
+    }
+
+    private static func status(_ code: UInt8) -> KeyStatus? {
+        switch code {
+        case 0: .active
+        case 1: .suspended
+        case 2: .canceled
+        default: nil
+        }
+    }
+}
+
+extension Array where Element == UInt8 {
+    /// Appends `value` in little-endian byte order.
+    mutating func appendLittleEndian<T: FixedWidthInteger>(_ value: T) {
+        Swift.withUnsafeBytes(of: value.littleEndian) { append(contentsOf: $0) }
+    }
+}
+
+/// Reads little-endian values from bytes, returning nil instead of reading past the end.
+struct ByteReader {
+    private var bytes: ArraySlice<UInt8>
+
+    init(_ bytes: ArraySlice<UInt8>) { self.bytes = bytes }
+
+    var isAtEnd: Bool { bytes.isEmpty }
+    var remaining: Int { bytes.count }
+
+    mutating func integer<T: FixedWidthInteger>(_: T.Type) -> T? {
+        let size = MemoryLayout<T>.size
+        guard bytes.count >= size else { return nil }
+        var value: T = 0
+        for (shift, byte) in bytes.prefix(size).enumerated() { value |= T(truncatingIfNeeded: byte) << (shift * 8) }
+        bytes = bytes.dropFirst(size)
+        return value
+    }
+
+    mutating func uint8() -> UInt8? { integer(UInt8.self) }
+    mutating func uint16() -> UInt16? { integer(UInt16.self) }
+    mutating func uint32() -> UInt32? { integer(UInt32.self) }
+    mutating func uint64() -> UInt64? { integer(UInt64.self) }
+    mutating func int64() -> Int64? { integer(Int64.self) }
+
+    mutating func bytes(_ count: Int) -> ArraySlice<UInt8>? {
+        guard count >= 0, bytes.count >= count else { return nil }
+        defer { bytes = bytes.dropFirst(count) }
+        return bytes.prefix(count)
+    }
+}

@@ -1,0 +1,127 @@
+/// What start-up recovery found and did: which snapshot it loaded, how much journal it replayed,
+/// and any damage.
+public struct RecoveryReport: Hashable, Sendable, CustomStringConvertible {
+    /// The snapshot loaded (file name), nil when none was.
+    public var snapshot: String?
+    /// Snapshots that failed verification, newest first, with the reason.
+    public var rejectedSnapshots: [String] = []
+    /// Records read from the snapshot.
+    public var snapshotEntries: UInt64 = 0
+    /// Journal records replayed after the snapshot.
+    public var replayedRecords = 0
+    /// The sequence number of the last record recovered.
+    public var lastSequence: UInt64 = 0
+    /// A write cut short by a crash at the end of the journal, dropped: where and why.
+    public var tornTail: String?
+    /// Damage before the end of the journal, where replay stopped: where and why.
+    public var corruption: String?
+
+    /// The last segment's name and the length of its intact part, when its tail is torn.
+    var tornSegment: (name: String, validLength: Int)?
+    /// The damaged segment and every later one, when replay stopped at corruption.
+    var unreplayedSegments: [String] = []
+
+    public static func == (left: RecoveryReport, right: RecoveryReport) -> Bool {
+        left.description == right.description
+    }
+
+    public func hash(into hasher: inout Hasher) { hasher.combine(description) }
+
+    public var description: String {
+        var lines = [
+            "snapshot: \(snapshot ?? "none") (\(snapshotEntries) entries)",
+            "journal: \(replayedRecords) records replayed, last sequence \(lastSequence)",
+        ]
+        for rejected in rejectedSnapshots { lines.append("rejected snapshot: \(rejected)") }
+        if let tornTail { lines.append("torn tail dropped: \(tornTail)") }
+        if let corruption { lines.append("CORRUPTION, replay stopped: \(corruption)") }
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// Where recovery puts what it reads.
+protocol RecoveryTarget {
+    /// Forgets everything loaded so far (before trying another snapshot).
+    func reset()
+    /// Applies one recovered mutation.
+    func apply(_ mutation: KeyMutation)
+    /// Raises the next order ID to at least `orderID` (a snapshot remembers it across deletes).
+    func raiseNextOrderID(to orderID: Int64)
+}
+
+/// Start-up recovery: the newest snapshot that verifies, then the journal after it. Reads only;
+/// repairs (truncating a torn tail, setting damaged segments aside) are the caller's.
+enum Recovery {
+    static func recover(
+        directory: String, files: any FileLayer, into target: some RecoveryTarget
+    )
+        throws(StorageError) -> RecoveryReport
+    {
+        var report = RecoveryReport()
+        let names = try files.list(directory)
+        let snapshots = names.compactMap { name in SnapshotFile.lastSequence(ofSnapshot: name).map { (name, $0) } }
+            .sorted { $0.1 > $1.1 }
+        let segments = names.compactMap { name in JournalFormat.firstSequence(ofSegment: name).map { (name, $0) } }
+            .sorted { $0.1 < $1.1 }
+
+        var baseSequence: UInt64 = 0
+        for (name, _) in snapshots {
+            target.reset()
+            var entries: UInt64 = 0
+            do {
+                let header = try SnapshotFile.read(directory + "/" + name, files: files) { mutation in
+                    entries += 1
+                    target.apply(mutation)
+                }
+                target.raiseNextOrderID(to: header.nextOrderID)
+                baseSequence = header.lastSequence
+                report.snapshot = name
+                report.snapshotEntries = entries
+                break
+            } catch {
+                report.rejectedSnapshots.append("\(name): \(error.message)")
+            }
+        }
+        if report.snapshot == nil { target.reset() }
+
+        var expected = baseSequence + 1
+        let startIndex = segments.lastIndex(where: { $0.1 <= expected })
+        if startIndex == nil, let first = segments.first {
+            throw StorageError(
+                "cannot recover \(directory): the journal starts at sequence \(first.1) but sequence \(expected) is needed"
+                    + (snapshots.isEmpty
+                        ? "" : " (no snapshot verified: \(report.rejectedSnapshots.joined(separator: "; ")))"))
+        }
+        if let startIndex {
+            for index in startIndex..<segments.count {
+                let name = segments[index].0
+                let isLast = index == segments.count - 1
+                let bytes = try files.read(directory + "/" + name)
+                let scan = JournalFormat.scan(bytes, expectedSequence: index == startIndex ? nil : expected)
+                for (sequence, mutation) in scan.records where sequence >= expected {
+                    guard sequence == expected else { break }
+                    target.apply(mutation)
+                    report.replayedRecords += 1
+                    expected += 1
+                }
+                if let damage = scan.damage {
+                    let place = "\(name) at byte \(damage.offset): \(damage.reason)"
+                    if damage.isTornTail && isLast {
+                        report.tornTail = place
+                        report.tornSegment = (
+                            name, damage.offset < JournalFormat.segmentHeaderSize ? 0 : scan.validLength
+                        )
+                    } else {
+                        report.corruption = place
+                    }
+                }
+                if report.corruption != nil {
+                    report.unreplayedSegments = segments[index...].map(\.0)
+                    break
+                }
+            }
+        }
+        report.lastSequence = expected - 1
+        return report
+    }
+}

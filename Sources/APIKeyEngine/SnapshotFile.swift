@@ -1,0 +1,255 @@
+import CXXHash
+import CZlib
+
+/// The on-disk form of a snapshot: the whole state at one journal sequence number, compressed.
+///
+/// `snapshot-<last sequence, 20 digits>.snap` holds the magic `AKSNAP01`, a zlib stream of
+/// entries (type u8, payload length u32, payload: the ``MutationCodec`` form of the puts and
+/// client tokens that rebuild the state) and a 56-byte trailer: last sequence, next order ID,
+/// entry count, uncompressed bytes, compressed bytes, XXH3-64 of the compressed bytes, and XXH3-64
+/// of the trailer's first 48 bytes. Nothing is applied before both checksums pass.
+enum SnapshotFile {
+    static let magic: [UInt8] = Array("AKSNAP01".utf8)
+    static let trailerSize = 56
+
+    static func name(lastSequence: UInt64) -> String {
+        let digits = String(lastSequence)
+        return "snapshot-" + String(repeating: "0", count: max(0, 20 - digits.count)) + digits + ".snap"
+    }
+
+    /// The last sequence number a snapshot's name carries; nil when it is not a snapshot name.
+    static func lastSequence(ofSnapshot name: String) -> UInt64? {
+        guard name.hasPrefix("snapshot-"), name.hasSuffix(".snap"), name.count == 34 else { return nil }
+        return UInt64(name.dropFirst(9).dropLast(5))
+    }
+
+    /// What a snapshot holds besides its entries.
+    struct Header: Hashable, Sendable {
+        var lastSequence: UInt64
+        var nextOrderID: Int64
+        var entryCount: UInt64
+        var uncompressedBytes: UInt64
+        var compressedBytes: UInt64
+    }
+
+    /// The state to write: copies taken under the engine's locks, encoded off-lock.
+    struct Contents: Sendable {
+        var lastSequence: UInt64
+        var nextOrderID: Int64
+        var shards: [[KeyRecord]]
+        var clientTokens: [(clientID: Int64, token: String)]
+    }
+
+    /// Hooks inside the write protocol, where tests simulate a crash.
+    enum Step: Sendable {
+        case temporaryWritten, temporarySynced, renamed
+    }
+
+    /// Writes `contents` to a temporary file, fsyncs it, renames it into place and fsyncs the
+    /// directory. Returns the final path and header.
+    static func write(
+        _ contents: Contents, directory: String, files: any FileLayer, compressionLevel: Int32 = 1,
+        afterStep: (Step) throws(StorageError) -> Void = { _ throws(StorageError) in }
+    ) throws(StorageError) -> (path: String, header: Header) {
+        let finalPath = directory + "/" + name(lastSequence: contents.lastSequence)
+        let temporaryPath = finalPath + ".tmp"
+        try files.remove(temporaryPath)
+        let file = try files.openForAppend(temporaryPath)
+        try file.write(magic)
+
+        let compressor = try Compressor(level: compressionLevel)
+        var entries: UInt64 = 0
+        var uncompressed: UInt64 = 0
+        var batch: [UInt8] = []
+        batch.reserveCapacity(1 << 20)
+        func add(_ mutation: KeyMutation) throws(StorageError) {
+            let start = batch.count
+            batch.append(MutationCodec.type(of: mutation))
+            batch.appendLittleEndian(UInt32(0))
+            MutationCodec.encodePayload(mutation, into: &batch)
+            let length = UInt32(batch.count - start - 5)
+            Swift.withUnsafeBytes(of: length.littleEndian) { lengthBytes in
+                for index in 0..<4 { batch[start + 1 + index] = lengthBytes[index] }
+            }
+            entries += 1
+            if batch.count >= 1 << 20 {
+                uncompressed += UInt64(batch.count)
+                try compressor.compress(batch, finish: false, into: file)
+                batch.removeAll(keepingCapacity: true)
+            }
+        }
+        for shard in contents.shards {
+            for record in shard { try add(.put(record)) }
+        }
+        for (clientID, token) in contents.clientTokens { try add(.setClientToken(clientID: clientID, token: token)) }
+        uncompressed += UInt64(batch.count)
+        try compressor.compress(batch, finish: true, into: file)
+
+        let header = Header(
+            lastSequence: contents.lastSequence, nextOrderID: contents.nextOrderID, entryCount: entries,
+            uncompressedBytes: uncompressed, compressedBytes: compressor.outputBytes)
+        var trailer: [UInt8] = []
+        trailer.appendLittleEndian(header.lastSequence)
+        trailer.appendLittleEndian(header.nextOrderID)
+        trailer.appendLittleEndian(header.entryCount)
+        trailer.appendLittleEndian(header.uncompressedBytes)
+        trailer.appendLittleEndian(header.compressedBytes)
+        trailer.appendLittleEndian(compressor.outputChecksum)
+        trailer.appendLittleEndian(JournalFormat.hash(trailer[...]))
+        try file.write(trailer)
+        try afterStep(.temporaryWritten)
+        try file.sync()
+        try afterStep(.temporarySynced)
+        try files.rename(temporaryPath, to: finalPath)
+        try files.syncDirectory(directory)
+        try afterStep(.renamed)
+        return (finalPath, header)
+    }
+
+    /// Verifies a snapshot and then hands every entry to `apply`; throws, applying nothing, when
+    /// any check fails before decompression.
+    static func read(
+        _ path: String, files: any FileLayer, apply: (KeyMutation) -> Void
+    ) throws(StorageError)
+        -> Header
+    {
+        let bytes = try files.read(path)
+        guard bytes.count >= magic.count + trailerSize, Array(bytes[0..<magic.count]) == magic else {
+            throw StorageError("\(path): not a snapshot (bad magic or too short)")
+        }
+        let trailerStart = bytes.count - trailerSize
+        var reader = ByteReader(bytes[trailerStart...])
+        let header = Header(
+            lastSequence: reader.uint64()!, nextOrderID: reader.int64()!, entryCount: reader.uint64()!,
+            uncompressedBytes: reader.uint64()!, compressedBytes: reader.uint64()!)
+        let payloadChecksum = reader.uint64()!
+        let trailerChecksum = reader.uint64()!
+        guard JournalFormat.hash(bytes[trailerStart..<(trailerStart + 48)]) == trailerChecksum else {
+            throw StorageError("\(path): trailer checksum mismatch")
+        }
+        let compressed = bytes[magic.count..<trailerStart]
+        guard UInt64(compressed.count) == header.compressedBytes else {
+            throw StorageError("\(path): \(compressed.count) compressed bytes, trailer says \(header.compressedBytes)")
+        }
+        guard JournalFormat.hash(compressed) == payloadChecksum else {
+            throw StorageError("\(path): payload checksum mismatch")
+        }
+
+        var pending: [UInt8] = []
+        var entries: UInt64 = 0
+        var total: UInt64 = 0
+        var decodeFailure: String?
+        try Decompressor.inflate(compressed) { chunk in
+            total += UInt64(chunk.count)
+            pending.append(contentsOf: chunk)
+            var offset = 0
+            while decodeFailure == nil, pending.count - offset >= 5 {
+                var entryReader = ByteReader(pending[(offset + 1)..<(offset + 5)])
+                let length = Int(entryReader.uint32()!)
+                guard pending.count - offset - 5 >= length else { break }
+                if let mutation = MutationCodec.decode(
+                    type: pending[offset], payload: pending[(offset + 5)..<(offset + 5 + length)])
+                {
+                    apply(mutation)
+                    entries += 1
+                } else {
+                    decodeFailure = "entry \(entries) does not decode"
+                }
+                offset += 5 + length
+            }
+            pending.removeFirst(offset)
+        }
+        if let decodeFailure { throw StorageError("\(path): \(decodeFailure)") }
+        guard pending.isEmpty, entries == header.entryCount, total == header.uncompressedBytes else {
+            throw StorageError(
+                "\(path): \(entries) entries and \(total) bytes, trailer says \(header.entryCount) and \(header.uncompressedBytes)"
+            )
+        }
+        return header
+    }
+}
+
+/// A zlib deflate stream writing to a file, with an XXH3-64 of everything it writes.
+private final class Compressor {
+    private var stream = z_stream()
+    private let checksumState: OpaquePointer
+    private var output = [UInt8](repeating: 0, count: 1 << 18)
+    private(set) var outputBytes: UInt64 = 0
+
+    init(level: Int32) throws(StorageError) {
+        guard let state = XXH3_createState() else { throw StorageError("cannot allocate a checksum state") }
+        checksumState = state
+        XXH3_64bits_reset(checksumState)
+        let status = deflateInit_(&stream, level, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size))
+        guard status == Z_OK else {
+            XXH3_freeState(checksumState)
+            throw StorageError("zlib deflateInit failed: \(status)")
+        }
+    }
+
+    deinit {
+        deflateEnd(&stream)
+        XXH3_freeState(checksumState)
+    }
+
+    var outputChecksum: UInt64 { XXH3_64bits_digest(checksumState) }
+
+    func compress(_ input: [UInt8], finish: Bool, into file: any AppendFile) throws(StorageError) {
+        var input = input
+        let outputCapacity = output.count
+        var status: Int32 = Z_OK
+        var produced: [UInt8] = []
+        input.withUnsafeMutableBufferPointer { inputBuffer in
+            stream.next_in = inputBuffer.baseAddress
+            stream.avail_in = UInt32(inputBuffer.count)
+            repeat {
+                output.withUnsafeMutableBufferPointer { outputBuffer in
+                    stream.next_out = outputBuffer.baseAddress
+                    stream.avail_out = UInt32(outputCapacity)
+                    status = deflate(&stream, finish ? Z_FINISH : Z_NO_FLUSH)
+                }
+                let count = outputCapacity - Int(stream.avail_out)
+                produced.append(contentsOf: output[0..<count])
+            } while stream.avail_out == 0 || (finish && status == Z_OK)
+            stream.next_in = nil
+        }
+        guard status == Z_OK || status == Z_BUF_ERROR || (finish && status == Z_STREAM_END) else {
+            throw StorageError("zlib deflate failed: \(status)")
+        }
+        produced.withUnsafeBytes { _ = XXH3_64bits_update(checksumState, $0.baseAddress, $0.count) }
+        outputBytes += UInt64(produced.count)
+        try file.write(produced)
+    }
+}
+
+/// Inflates a zlib stream, handing the output over in chunks.
+private enum Decompressor {
+    static func inflate(_ input: ArraySlice<UInt8>, _ consume: ([UInt8]) -> Void) throws(StorageError) {
+        var stream = z_stream()
+        guard inflateInit_(&stream, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
+            throw StorageError("zlib inflateInit failed")
+        }
+        defer { inflateEnd(&stream) }
+        var output = [UInt8](repeating: 0, count: 1 << 20)
+        let capacity = output.count
+        var status: Int32 = Z_OK
+        var input = Array(input)
+        input.withUnsafeMutableBufferPointer { inputBuffer in
+            stream.next_in = inputBuffer.baseAddress
+            stream.avail_in = UInt32(inputBuffer.count)
+            while status == Z_OK {
+                output.withUnsafeMutableBufferPointer { outputBuffer in
+                    stream.next_out = outputBuffer.baseAddress
+                    stream.avail_out = UInt32(capacity)
+                    status = CZlib.inflate(&stream, Z_NO_FLUSH)
+                }
+                let count = capacity - Int(stream.avail_out)
+                if count > 0 { consume(Array(output[0..<count])) }
+                if status == Z_BUF_ERROR && stream.avail_in == 0 { break }
+            }
+        }
+        guard status == Z_STREAM_END, stream.avail_in == 0 else {
+            throw StorageError("zlib stream is damaged or cut short (status \(status))")
+        }
+    }
+}
