@@ -169,6 +169,10 @@ public final class Engine: Sendable {
             if options.strictRecovery {
                 throw StorageError("refusing to start (strict recovery): journal corruption at \(corruption)")
             }
+            // What was read becomes a snapshot before the damaged segments are set aside, so a
+            // crash in between never leaves a journal that starts after a gap.
+            let contents = engine.state.withLock { engine.snapshotContents(lastSequence: report.lastSequence, $0) }
+            _ = try SnapshotFile.write(contents, directory: directory, files: files)
             for name in report.unreplayedSegments {
                 let path = directory + "/" + name
                 try files.rename(path, to: path + ".corrupt-\(clock.nowSeconds())")
@@ -229,9 +233,7 @@ public final class Engine: Sendable {
             } catch {
                 throw EngineError.writesStopped(error)
             }
-            return SnapshotFile.Contents(
-                lastSequence: lastSequence, nextOrderID: state.nextOrderID, shards: table.shardContents(),
-                clientTokens: state.tokenByClient.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
+            return snapshotContents(lastSequence: lastSequence, state)
         }
         storage.lastSnapshot.withLock { $0 = (storage.journal.appendedBytes, clock.nowSeconds()) }
         do throws(StorageError) {
@@ -248,18 +250,29 @@ public final class Engine: Sendable {
         }
     }
 
-    /// Stops background work, writes a final snapshot (when configured), fsyncs the journal and
-    /// refuses writes from then on. Reads keep working.
+    /// The whole state for a snapshot; call with the write lock held.
+    private func snapshotContents(lastSequence: UInt64, _ state: borrowing WriteState) -> SnapshotFile.Contents {
+        SnapshotFile.Contents(
+            lastSequence: lastSequence, nextOrderID: state.nextOrderID, shards: table.shardContents(),
+            clientTokens: state.tokenByClient.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
+    }
+
+    /// Stops background work, writes a final snapshot (when configured), fsyncs the journal,
+    /// releases the data directory and refuses writes from then on. Reads keep working.
     public func close() throws(EngineError) {
         guard let storage else { return }
         storage.stopBackgroundWork()
         if storage.options.snapshotOnClose, storage.journal.latchedFailure == nil { try snapshot() }
+        defer { storage.abandon() }
         do {
             try storage.journal.close()
         } catch {
             throw EngineError.writesStopped(error)
         }
     }
+
+    /// The storage half, for tests that simulate crashes inside it.
+    var storageForTesting: Storage? { storage }
 
     // MARK: - Read path
 

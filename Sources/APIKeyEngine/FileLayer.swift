@@ -1,3 +1,5 @@
+import Synchronization
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
@@ -155,7 +157,7 @@ public func createDirectory(_ directory: String) throws(StorageError) {
 
 /// An exclusive `flock` on `<directory>/LOCK`, so two engines never share one data directory.
 final class DirectoryLock: Sendable {
-    private let descriptor: Int32
+    private let descriptor: Mutex<Int32>
 
     init(directory: String) throws(StorageError) {
         let path = directory + "/LOCK"
@@ -165,10 +167,18 @@ final class DirectoryLock: Sendable {
             close(descriptor)
             throw StorageError("the data directory \(directory) is in use by another apikeyd process")
         }
-        self.descriptor = descriptor
+        self.descriptor = Mutex(descriptor)
     }
 
-    deinit { close(descriptor) }
+    /// Gives the directory up now rather than when the last reference goes.
+    func release() {
+        descriptor.withLock { descriptor in
+            if descriptor >= 0 { close(descriptor) }
+            descriptor = -1
+        }
+    }
+
+    deinit { release() }
 }
 
 extension AppendFile {

@@ -102,6 +102,13 @@ final class Storage: @unchecked Sendable {
         snapshotQueue.sync {}
     }
 
+    /// Stops background work and gives the directory up, syncing nothing (after ``Journal/close()``
+    /// that is a clean close; alone it is what a crash leaves behind).
+    func abandon() {
+        stopBackgroundWork()
+        lock.release()
+    }
+
     /// Removes snapshots but the two newest, and journal segments whose every record is covered by
     /// the older of the two (so a corrupt newest snapshot can still fall back without loss).
     func pruneAfterSnapshot() throws(StorageError) {

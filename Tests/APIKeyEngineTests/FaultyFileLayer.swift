@@ -1,0 +1,235 @@
+import Synchronization
+
+@testable import APIKeyEngine
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A file layer over real files that holds every write back until its file is fsynced, as a
+/// disk cache would, and can fail fsyncs and writes or simulate a power cut.
+///
+/// At a simulated crash each file's unsynced bytes are kept, dropped, cut at a random point or
+/// garbled (a seeded choice, so a failing seed replays exactly); then every later call fails.
+/// Directory operations (create, rename, remove) take effect at once, as on a filesystem that
+/// journals its metadata in order.
+final class FaultyFileLayer: FileLayer, @unchecked Sendable {
+    struct State {
+        var files: [FaultyAppendFile] = []
+        var crashed = false
+        var failSyncs = false
+        var failWrites = false
+        /// Operations (writes and syncs) left before a crash; nil for never.
+        var operationsBeforeCrash: Int?
+        var syncCount = 0
+        var generator: SplitMix
+    }
+
+    let real = PosixFileLayer()
+    let state: Mutex<State>
+
+    init(seed: UInt64) {
+        state = Mutex(State(generator: SplitMix(seed: seed)))
+    }
+
+    var syncCount: Int { state.withLock { $0.syncCount } }
+
+    func setFailSyncs(_ fail: Bool) { state.withLock { $0.failSyncs = fail } }
+    func setFailWrites(_ fail: Bool) { state.withLock { $0.failWrites = fail } }
+    func crash(afterOperations count: Int) { state.withLock { $0.operationsBeforeCrash = count } }
+
+    /// Counts one write or sync; crashes when the countdown runs out.
+    fileprivate func tick(_ kind: String) throws(StorageError) {
+        let crashNow = state.withLock { state -> Bool in
+            if state.crashed { return false }
+            guard let left = state.operationsBeforeCrash else { return false }
+            state.operationsBeforeCrash = left - 1
+            return left <= 0
+        }
+        if crashNow { simulatePowerCut() }
+        try checkAlive()
+        let failure = state.withLock { state -> StorageError? in
+            if kind == "sync" && state.failSyncs { return StorageError("injected fsync failure") }
+            if kind == "write" && state.failWrites { return StorageError("injected write failure") }
+            if kind == "sync" { state.syncCount += 1 }
+            return nil
+        }
+        if let failure { throw failure }
+    }
+
+    func checkAlive() throws(StorageError) {
+        if state.withLock({ $0.crashed }) { throw StorageError("simulated crash") }
+    }
+
+    /// The power cut: every file's unsynced bytes are kept, dropped, cut or garbled.
+    func simulatePowerCut() {
+        let (files, generator) = state.withLock { state -> ([FaultyAppendFile], SplitMix) in
+            state.crashed = true
+            return (state.files, state.generator)
+        }
+        var random = generator
+        for file in files { file.applyCrash(&random) }
+    }
+
+    func openForAppend(_ path: String) throws(StorageError) -> any AppendFile {
+        try checkAlive()
+        let file = FaultyAppendFile(layer: self, real: try real.openForAppend(path))
+        state.withLock { $0.files.append(file) }
+        return file
+    }
+
+    func read(_ path: String) throws(StorageError) -> [UInt8] {
+        try checkAlive()
+        return try real.read(path)
+    }
+
+    func truncate(_ path: String, to length: Int) throws(StorageError) {
+        try checkAlive()
+        try real.truncate(path, to: length)
+    }
+
+    func rename(_ from: String, to: String) throws(StorageError) {
+        try checkAlive()
+        try real.rename(from, to: to)
+    }
+
+    func remove(_ path: String) throws(StorageError) {
+        try checkAlive()
+        try real.remove(path)
+    }
+
+    func list(_ directory: String) throws(StorageError) -> [String] {
+        try checkAlive()
+        return try real.list(directory)
+    }
+
+    func syncDirectory(_ directory: String) throws(StorageError) {
+        try tick("sync")
+        try real.syncDirectory(directory)
+    }
+}
+
+/// An append file whose writes wait in memory until `sync`.
+final class FaultyAppendFile: AppendFile, @unchecked Sendable {
+    private unowned let layer: FaultyFileLayer
+    private let real: any AppendFile
+    private let pending = Mutex<[UInt8]>([])
+
+    init(layer: FaultyFileLayer, real: any AppendFile) {
+        self.layer = layer
+        self.real = real
+    }
+
+    func write(_ bytes: UnsafeRawBufferPointer) throws(StorageError) {
+        try layer.tick("write")
+        pending.withLock { $0.append(contentsOf: bytes) }
+    }
+
+    func sync() throws(StorageError) {
+        try layer.tick("sync")
+        let bytes = pending.withLock { pending in
+            defer { pending.removeAll() }
+            return pending
+        }
+        try real.write(bytes)
+        try real.sync()
+    }
+
+    fileprivate func applyCrash(_ random: inout SplitMix) {
+        var bytes = pending.withLock { $0 }
+        guard !bytes.isEmpty else { return }
+        switch random.next() % 4 {
+        case 0: break
+        case 1: bytes = []
+        case 2: bytes = Array(bytes.prefix(Int(random.next() % UInt64(bytes.count))))
+        default:
+            for _ in 0..<(1 + random.next() % 4) {
+                bytes[Int(random.next() % UInt64(bytes.count))] ^= UInt8(1 + random.next() % 255)
+            }
+        }
+        try? real.write(bytes)
+        try? real.sync()
+    }
+}
+
+/// A small seeded generator (SplitMix64), so crash choices repeat for a seed.
+struct SplitMix: RandomNumberGenerator {
+    var state: UInt64
+
+    init(seed: UInt64) { state = seed }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var value = state
+        value = (value ^ (value >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        value = (value ^ (value >> 27)) &* 0x94D0_49BB_1331_11EB
+        return value ^ (value >> 31)
+    }
+}
+
+/// A fresh directory under /tmp, removed (with its flat contents) by `remove()`.
+struct TemporaryDirectory {
+    let path: String
+
+    init() {
+        path = "/tmp/apikeyd-test-\(UInt64.random(in: 0...UInt64.max))"
+        try! createDirectory(path)
+    }
+
+    func remove() {
+        for name in (try? PosixFileLayer().list(path)) ?? [] { unlink(path + "/" + name) }
+        rmdir(path)
+    }
+
+    func write(_ name: String, _ bytes: [UInt8]) {
+        let descriptor = open(path + "/" + name, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        precondition(descriptor >= 0)
+        _ = bytes.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
+        close(descriptor)
+    }
+
+    func read(_ name: String) -> [UInt8] { try! PosixFileLayer().read(path + "/" + name) }
+
+    func names() -> [String] { ((try? PosixFileLayer().list(path)) ?? []).sorted() }
+}
+
+/// Collects what recovery hands over, to compare with what was written.
+final class CollectingTarget: RecoveryTarget {
+    var mutations: [KeyMutation] = []
+    var nextOrderID: Int64 = 1
+
+    func reset() {
+        mutations = []
+        nextOrderID = 1
+    }
+
+    func apply(_ mutation: KeyMutation) { mutations.append(mutation) }
+
+    func raiseNextOrderID(to orderID: Int64) { nextOrderID = max(nextOrderID, orderID) }
+}
+
+extension Engine {
+    /// Every record, by order ID, for comparing whole states.
+    func allRecords() -> [KeyRecord] {
+        var records: [KeyRecord] = []
+        var page = 1
+        while true {
+            let batch = try! list(page: page, perPage: 1000)
+            records += batch.list
+            if records.count >= batch.total || batch.list.isEmpty { return records }
+            page += 1
+        }
+    }
+
+    /// What a crash leaves: background work stopped, the directory lock dropped, nothing synced.
+    func abandonForTesting() {
+        storageForTesting?.abandon()
+    }
+}
+
+/// The permission bits of `path`.
+func fileMode(_ path: String) -> UInt32 {
+    var status = stat()
+    guard stat(path, &status) == 0 else { return 0 }
+    return UInt32(status.st_mode) & 0o777
+}

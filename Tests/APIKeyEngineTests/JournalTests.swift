@@ -1,0 +1,246 @@
+import Testing
+
+@testable import APIKeyEngine
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Journal format and replay, on real files.
+@Suite struct JournalTests {
+    /// Writes a journal of assorted mutations through an engine and returns its directory and the
+    /// single segment's name.
+    private func writeJournal(writes: Int = 12) throws -> (TemporaryDirectory, String, [KeyMutation]) {
+        let directory = TemporaryDirectory()
+        var options = StorageOptions()
+        options.fsync = .no
+        options.snapshotOnClose = false
+        let engine = try Engine.open(directory: directory.path, options: options)
+        for index in 0..<writes {
+            switch index % 4 {
+            case 0, 1:
+                try engine.create(
+                    NewKey(clientID: Int64(index + 1), config: .object([JSONMember("custom_n", .integer(index))])))
+            case 2: try engine.suspend(orderID: Int64(index / 4 * 2 + 1))
+            default: _ = try engine.resetClientToken(clientID: Int64(index))
+            }
+        }
+        try engine.close()
+        let segment = try #require(directory.names().first { $0.hasPrefix("journal-") })
+        let bytes = directory.read(segment)
+        let mutations = JournalFormat.scan(bytes, expectedSequence: nil).records.map(\.mutation)
+        #expect(mutations.count == writes)
+        return (directory, segment, mutations)
+    }
+
+    /// The end offset of each record in a segment.
+    private func recordEnds(_ bytes: [UInt8]) -> [Int] {
+        var ends: [Int] = []
+        var offset = JournalFormat.segmentHeaderSize
+        while offset < bytes.count {
+            var reader = ByteReader(bytes[offset...])
+            offset += JournalFormat.recordHeaderSize + Int(reader.uint32()!)
+            ends.append(offset)
+        }
+        return ends
+    }
+
+    private func recover(_ directory: TemporaryDirectory) throws -> (RecoveryReport, [KeyMutation]) {
+        let target = CollectingTarget()
+        let report = try Recovery.recover(directory: directory.path, files: PosixFileLayer(), into: target)
+        return (report, target.mutations)
+    }
+
+    @Test func everyTruncationRecoversExactlyTheWholeRecordsBeforeIt() throws {
+        let (source, segment, mutations) = try writeJournal()
+        defer { source.remove() }
+        let bytes = source.read(segment)
+        let ends = recordEnds(bytes)
+        let scratch = TemporaryDirectory()
+        defer { scratch.remove() }
+        for cut in 0...bytes.count {
+            scratch.write(segment, Array(bytes[0..<cut]))
+            let (report, recovered) = try recover(scratch)
+            let whole = ends.filter { $0 <= cut }.count
+            #expect(recovered == Array(mutations.prefix(whole)), "cut at \(cut)")
+            #expect(report.corruption == nil, "cut at \(cut)")
+            let atBoundary = cut == bytes.count || ends.contains(cut) || cut == JournalFormat.segmentHeaderSize
+            #expect((report.tornTail == nil) == atBoundary, "cut at \(cut): \(report)")
+        }
+    }
+
+    @Test func openingATornJournalCutsTheTailAndKeepsWriting() throws {
+        let (source, segment, mutations) = try writeJournal()
+        defer { source.remove() }
+        let bytes = source.read(segment)
+        let ends = recordEnds(bytes)
+        for cut in [3, ends[4] - 7, ends[9] + 10, bytes.count - 1] {
+            let scratch = TemporaryDirectory()
+            defer { scratch.remove() }
+            scratch.write(segment, Array(bytes[0..<cut]))
+            var options = StorageOptions()
+            options.snapshotOnClose = false
+            let engine = try Engine.open(directory: scratch.path, options: options)
+            #expect(engine.recoveryReport?.tornTail != nil)
+            let kept = ends.filter { $0 <= cut }.count
+            let created = try engine.create(NewKey(clientID: 99))
+            try engine.close()
+            let (report, recovered) = try recover(scratch)
+            #expect(report.tornTail == nil && report.corruption == nil, "\(report)")
+            #expect(recovered.prefix(kept) == mutations.prefix(kept))
+            #expect(recovered.count == kept + 1)
+            #expect(recovered.last == .put(created))
+        }
+    }
+
+    @Test func aFlippedByteStopsReplayAtThatRecord() throws {
+        let (source, segment, mutations) = try writeJournal()
+        defer { source.remove() }
+        let bytes = source.read(segment)
+        let ends = recordEnds(bytes)
+        let scratch = TemporaryDirectory()
+        defer { scratch.remove() }
+        let damaged = 5
+        let start = ends[damaged - 1]
+        // Every header byte (length, sequence, type, payload checksum, header checksum) and a
+        // spread of payload bytes.
+        let positions =
+            Array(start..<(start + JournalFormat.recordHeaderSize))
+            + Array(
+                stride(
+                    from: start + JournalFormat.recordHeaderSize, to: ends[damaged], by: 7))
+        for position in positions {
+            var copy = bytes
+            copy[position] ^= 0x5A
+            scratch.write(segment, copy)
+            let (report, recovered) = try recover(scratch)
+            #expect(recovered == Array(mutations.prefix(damaged)), "flip at \(position)")
+            #expect(report.corruption != nil, "flip at \(position): \(report)")
+            #expect(report.tornTail == nil)
+        }
+        // The same damage in the last record is a torn tail: dropped quietly.
+        var copy = bytes
+        copy[ends[ends.count - 2] + 30] ^= 0x01
+        scratch.write(segment, copy)
+        let (report, recovered) = try recover(scratch)
+        #expect(recovered == Array(mutations.dropLast()))
+        #expect(report.tornTail != nil && report.corruption == nil)
+        // A damaged segment header is corruption, not a torn tail.
+        copy = bytes
+        copy[2] ^= 0xFF
+        scratch.write(segment, copy)
+        let (headerReport, none) = try recover(scratch)
+        #expect(none.isEmpty)
+        #expect(headerReport.corruption != nil)
+    }
+
+    @Test func strictRecoveryRefusesCorruptionAndLenientRecoverySetsItAside() throws {
+        let (directory, segment, mutations) = try writeJournal()
+        defer { directory.remove() }
+        var bytes = directory.read(segment)
+        bytes[recordEnds(bytes)[2] + 3] ^= 0xFF
+        directory.write(segment, bytes)
+        var strict = StorageOptions()
+        strict.strictRecovery = true
+        #expect(throws: StorageError.self) { try Engine.open(directory: directory.path, options: strict) }
+
+        var lenient = StorageOptions()
+        lenient.snapshotOnClose = false
+        let engine = try Engine.open(directory: directory.path, options: lenient)
+        #expect(engine.recoveryReport?.corruption != nil)
+        try engine.create(NewKey(clientID: 5))
+        try engine.close()
+        #expect(directory.names().contains { $0.hasPrefix(segment + ".corrupt-") })
+        let (report, _) = try recover(directory)
+        #expect(report.corruption == nil, "\(report)")
+        let reopened = try Engine.open(directory: directory.path, options: lenient)
+        // Replay stopped before the fourth record: orders 1 (suspended) and 2, then the new key.
+        #expect(reopened.allRecords().map(\.orderID) == [1, 2, 3])
+        #expect(try reopened.get(.orderID(1)).status == .suspended)
+        #expect(mutations.count == 12)
+        try reopened.close()
+    }
+
+    @Test func aFailedFsyncStopsWritesButNotReads() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let files = FaultyFileLayer(seed: 1)
+        var options = StorageOptions()
+        options.fsync = .always
+        options.snapshotOnClose = false
+        let engine = try Engine.open(directory: directory.path, options: options, files: files)
+        let kept = try engine.create(NewKey(clientID: 1))
+        files.setFailSyncs(true)
+        #expect { try engine.create(NewKey(clientID: 2)) } throws: { ($0 as? EngineError)?.code == 503 }
+        files.setFailSyncs(false)
+        #expect { try engine.create(NewKey(clientID: 3)) } throws: { ($0 as? EngineError)?.code == 503 }
+        #expect { try engine.delete(orderID: kept.orderID) } throws: { ($0 as? EngineError)?.code == 503 }
+        #expect(try engine.check(key: kept.apiKey))
+        engine.abandonForTesting()
+    }
+
+    @Test func aFailedWriteStopsWritesAndChangesNothing() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let files = FaultyFileLayer(seed: 2)
+        var options = StorageOptions()
+        options.fsync = .everysec
+        let engine = try Engine.open(directory: directory.path, options: options, files: files)
+        files.setFailWrites(true)
+        #expect { try engine.create(NewKey(clientID: 2)) } throws: { ($0 as? EngineError)?.code == 503 }
+        #expect(engine.keyCount == 0)
+        files.setFailWrites(false)
+        #expect { try engine.create(NewKey(clientID: 2)) } throws: { ($0 as? EngineError)?.code == 503 }
+        engine.abandonForTesting()
+    }
+
+    @Test func concurrentWritersShareFsyncs() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let files = FaultyFileLayer(seed: 3)
+        var options = StorageOptions()
+        options.fsync = .always
+        options.snapshotOnClose = false
+        let engine = try Engine.open(directory: directory.path, options: options, files: files)
+        let before = files.syncCount
+        let writers = 16
+        let writesEach = 25
+        await withTaskGroup(of: Void.self) { group in
+            for writer in 0..<writers {
+                group.addTask {
+                    for _ in 0..<writesEach { _ = try! engine.create(NewKey(clientID: Int64(writer + 1))) }
+                }
+            }
+        }
+        let syncs = files.syncCount - before
+        #expect(engine.keyCount == writers * writesEach)
+        #expect(syncs <= writers * writesEach)
+        try engine.close()
+        let reopened = try Engine.open(directory: directory.path, options: options)
+        #expect(reopened.keyCount == writers * writesEach)
+        try reopened.close()
+    }
+
+    @Test func aSecondEngineCannotOpenTheSameDirectory() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let engine = try Engine.open(directory: directory.path)
+        #expect(throws: StorageError.self) { try Engine.open(directory: directory.path) }
+        try engine.close()
+    }
+
+    @Test func dataFilesAreOwnerOnly() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let engine = try Engine.open(directory: directory.path + "/store")
+        try engine.create(NewKey(clientID: 1))
+        try engine.snapshot()
+        try engine.close()
+        for name in try PosixFileLayer().list(directory.path + "/store") {
+            #expect(fileMode(directory.path + "/store/" + name) == 0o600, "\(name)")
+        }
+        #expect(fileMode(directory.path + "/store") == 0o700)
+        for name in try PosixFileLayer().list(directory.path + "/store") { unlink(directory.path + "/store/" + name) }
+        rmdir(directory.path + "/store")
+    }
+}

@@ -1,0 +1,148 @@
+import Testing
+
+@testable import APIKeyEngine
+
+/// Snapshots: round trips, fallback, and crashes inside the snapshot protocol.
+@Suite struct SnapshotTests {
+    private func options(_ fsync: FsyncPolicy = .always) -> StorageOptions {
+        var options = StorageOptions()
+        options.fsync = fsync
+        options.snapshotOnClose = false
+        options.snapshotIntervalSeconds = 0
+        return options
+    }
+
+    /// Creates, changes and deletes keys; returns the records that should survive.
+    @discardableResult
+    private func populate(_ engine: Engine, count: Int, seed: Int = 0) throws -> [KeyRecord] {
+        for index in 0..<count {
+            let config = JSONValue.object([
+                JSONMember("custom_tier", .string(["free", "pro"][index % 2])),
+                JSONMember("custom_n", .integer(seed + index)),
+            ])
+            try engine.create(NewKey(clientID: Int64(index % 7 + 1), config: config))
+        }
+        let records = engine.allRecords()
+        for record in records where record.orderID % 5 == 0 && record.status == .active {
+            try engine.suspend(orderID: record.orderID)
+        }
+        for record in records where record.orderID % 11 == 0 { try engine.reset(.orderID(record.orderID)) }
+        for record in records where record.orderID % 13 == 0 { try engine.delete(orderID: record.orderID) }
+        return engine.allRecords()
+    }
+
+    @Test func aSnapshotAndTheJournalAfterItRestoreEverything() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let engine = try Engine.open(directory: directory.path, options: options(.no))
+        try populate(engine, count: 300)
+        let token = try engine.resetClientToken(clientID: 4)
+        let summary = try engine.snapshot()
+        #expect(summary.entries == UInt64(engine.keyCount + 1))
+        try populate(engine, count: 50, seed: 1000)
+        try engine.delete(orderID: engine.allRecords().last!.orderID)
+        let expected = engine.allRecords()
+        let expectedNext = try engine.create(NewKey(clientID: 1)).orderID
+        try engine.delete(orderID: expectedNext)
+        try engine.close()
+
+        let reopened = try Engine.open(directory: directory.path, options: options(.no))
+        #expect(reopened.recoveryReport?.snapshot == SnapshotFile.name(lastSequence: summary.lastSequence))
+        #expect(reopened.recoveryReport?.replayedRecords ?? 0 > 0)
+        #expect(reopened.allRecords() == expected)
+        #expect(reopened.authenticateClient(token: token) == 4)
+        for record in expected { #expect(try reopened.check(key: record.apiKey) == (record.status == .active)) }
+        // Order IDs are not reused after a restart, even when the highest was deleted.
+        #expect(try reopened.create(NewKey(clientID: 1)).orderID == expectedNext + 1)
+        try reopened.close()
+    }
+
+    @Test func aCorruptNewestSnapshotFallsBackToThePreviousOne() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let engine = try Engine.open(directory: directory.path, options: options(.no))
+        try populate(engine, count: 100)
+        try engine.snapshot()
+        try populate(engine, count: 100, seed: 500)
+        let newest = try engine.snapshot()
+        try populate(engine, count: 20, seed: 900)
+        try engine.snapshot()
+        let expected = engine.allRecords()
+        try engine.close()
+        let snapshots = directory.names().filter { $0.hasSuffix(".snap") }
+        #expect(snapshots.count == 2, "keeps the two newest: \(directory.names())")
+
+        let newestName = try #require(snapshots.last)
+        var bytes = directory.read(newestName)
+        bytes[bytes.count / 2] ^= 0x10
+        directory.write(newestName, bytes)
+        let reopened = try Engine.open(directory: directory.path, options: options(.no))
+        let report = try #require(reopened.recoveryReport)
+        #expect(report.rejectedSnapshots.count == 1)
+        #expect(report.snapshot == SnapshotFile.name(lastSequence: newest.lastSequence))
+        #expect(reopened.allRecords() == expected)
+        try reopened.close()
+        #expect(try Engine.verifyData(directory: directory.path).rejectedSnapshots.count == 1)
+    }
+
+    @Test func verifyDataChangesNothing() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let engine = try Engine.open(directory: directory.path, options: options(.no))
+        try populate(engine, count: 30)
+        try engine.close()
+        let segment = try #require(directory.names().first { $0.hasPrefix("journal-") })
+        var bytes = directory.read(segment)
+        bytes.removeLast(5)
+        directory.write(segment, bytes)
+        let before = directory.names().map { ($0, directory.read($0)) }
+        let report = try Engine.verifyData(directory: directory.path)
+        #expect(report.tornTail != nil)
+        let after = directory.names().map { ($0, directory.read($0)) }
+        #expect(before.map(\.0) == after.map(\.0))
+        #expect(before.map(\.1) == after.map(\.1))
+    }
+
+    @Test func allSnapshotsCorruptAndTheJournalPrunedRefusesToStart() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let engine = try Engine.open(directory: directory.path, options: options(.no))
+        for round in 0..<3 {
+            try populate(engine, count: 10, seed: round * 100)
+            try engine.snapshot()
+        }
+        try engine.close()
+        for name in directory.names() where name.hasSuffix(".snap") {
+            var bytes = directory.read(name)
+            bytes[10] ^= 0xFF
+            directory.write(name, bytes)
+        }
+        #expect(throws: StorageError.self) { try Engine.open(directory: directory.path, options: options(.no)) }
+    }
+
+    /// A crash at each step of the snapshot protocol loses nothing that was acknowledged.
+    @Test(arguments: [SnapshotFile.Step.temporaryWritten, .temporarySynced, .renamed])
+    func crashesInsideTheSnapshotProtocol(_ step: SnapshotFile.Step) throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let files = FaultyFileLayer(seed: 11)
+        let engine = try Engine.open(directory: directory.path, options: options(.always), files: files)
+        try populate(engine, count: 60)
+        try engine.snapshot()
+        try populate(engine, count: 40, seed: 300)
+        let expected = engine.allRecords()
+        engine.storageForTesting?.snapshotStepHook = { (reached) throws(StorageError) in
+            if reached == step {
+                files.simulatePowerCut()
+                throw StorageError("simulated crash at \(step)")
+            }
+        }
+        #expect(throws: EngineError.self) { try engine.snapshot() }
+        engine.abandonForTesting()
+
+        let reopened = try Engine.open(directory: directory.path, options: options(.always))
+        #expect(reopened.allRecords() == expected, "crash at \(step): \(reopened.recoveryReport!)")
+        #expect(reopened.recoveryReport?.corruption == nil)
+        try reopened.close()
+    }
+}
