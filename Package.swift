@@ -57,6 +57,10 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "apikeydTests",
+            dependencies: ["apikeyd", "APIKeyEngine"]
+        ),
+        .testTarget(
             name: "APIKeyServerTests",
             dependencies: [
                 "APIKeyEngine",
