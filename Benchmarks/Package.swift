@@ -19,7 +19,13 @@ let package = Package(
             ],
             path: "Benchmarks/EngineBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
-        )
+        ),
+        // A plain executable, driven by durability.sh: start-up and snapshot figures at scale.
+        .executableTarget(
+            name: "DurabilityBenchmark",
+            dependencies: [.product(name: "APIKeyEngine", package: "apikeyd")],
+            path: "Benchmarks/DurabilityBenchmark"
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

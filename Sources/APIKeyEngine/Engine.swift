@@ -472,6 +472,46 @@ public final class Engine: Sendable {
         return token
     }
 
+    /// Runs `body`, whose write calls return as soon as they are applied instead of waiting for
+    /// fsync, and returns its result with what must become durable before the result may be
+    /// acknowledged: nil when nothing must (nothing was written, or the fsync policy is
+    /// `everysec` or `no`).
+    ///
+    /// For servers on event loops: apply the write at once, then acknowledge it from
+    /// ``whenDurable(_:_:)`` (or block in ``waitUntilDurable(_:)``); concurrent writers share
+    /// fsyncs without a thread per writer.
+    public func deferringDurability<R: Sendable>(
+        _ body: () throws(EngineError) -> R
+    )
+        -> (result: Result<R, EngineError>, pending: PendingDurability?)
+    {
+        let deferral = DurabilityDeferral()
+        let result = DurabilityDeferral.with(deferral) { Result { () throws(EngineError) in try body() } }
+        return (result, deferral.sequence.map(PendingDurability.init))
+    }
+
+    /// Returns once `pending` is durable, fsyncing (for every writer waiting at the time) if no
+    /// fsync under way covers it; throws ``EngineError/writesStopped(_:)`` when the journal failed.
+    public func waitUntilDurable(_ pending: PendingDurability) throws(EngineError) {
+        guard let storage else { return }
+        do {
+            try storage.journal.waitUntilDurable(pending.sequence)
+        } catch {
+            throw EngineError.writesStopped(error)
+        }
+    }
+
+    /// Calls `callback` (nil for success) once `pending` is durable, without blocking: the
+    /// journal's syncer thread fsyncs for every waiting callback at once and runs the callbacks
+    /// it covered. Keep callbacks short (hand the answer to the connection's thread).
+    public func whenDurable(_ pending: PendingDurability, _ callback: @escaping @Sendable (EngineError?) -> Void) {
+        guard let storage else {
+            callback(nil)
+            return
+        }
+        storage.journal.whenDurable(pending.sequence) { failure in callback(failure.map(EngineError.writesStopped)) }
+    }
+
     // MARK: - Commit
 
     /// The write path: `body` validates against the current state and returns the result and the
@@ -487,10 +527,14 @@ public final class Engine: Sendable {
             return (result, try commit(mutation, to: &state))
         }
         if let sequence, let storage, storage.options.fsync == .always {
-            do {
-                try storage.journal.waitUntilDurable(sequence)
-            } catch {
-                throw EngineError.writesStopped(error)
+            if let deferral = DurabilityDeferral.current {
+                deferral.sequence = max(deferral.sequence ?? 0, sequence)
+            } else {
+                do {
+                    try storage.journal.waitUntilDurable(sequence)
+                } catch {
+                    throw EngineError.writesStopped(error)
+                }
             }
         }
         return result
@@ -536,8 +580,13 @@ public final class Engine: Sendable {
                 }
             } else {
                 _ = table.insert(record)
-                state.orderIDs.insertSorted(record.orderID)
-                state.addToClient(record.clientID, record.orderID)
+                if state.isBulkLoading {
+                    state.orderIDs.append(record.orderID)
+                    state.ordersByClient[record.clientID, default: []].append(record.orderID)
+                } else {
+                    state.orderIDs.insertSorted(record.orderID)
+                    state.addToClient(record.clientID, record.orderID)
+                }
             }
             state.keyByOrder[record.orderID] = record.apiKey
             if record.orderID >= state.nextOrderID { state.nextOrderID = record.orderID + 1 }
@@ -620,12 +669,31 @@ extension Engine: RecoveryTarget {
         state.withLock { $0 = WriteState() }
     }
 
+    func beginSnapshot() {
+        state.withLock { $0.isBulkLoading = true }
+    }
+
+    func endSnapshot() {
+        state.withLock { $0.endBulkLoad() }
+    }
+
     func apply(_ mutation: KeyMutation) {
         state.withLock { apply(mutation, to: &$0) }
     }
 
     func raiseNextOrderID(to orderID: Int64) {
         state.withLock { state in state.nextOrderID = max(state.nextOrderID, orderID) }
+    }
+}
+
+/// Writes that are applied but not yet acknowledged: pass to ``Engine/waitUntilDurable(_:)``.
+/// Waiting for a later one covers every earlier one.
+public struct PendingDurability: Hashable, Comparable, Sendable {
+    /// The journal sequence number that must be durable.
+    public var sequence: UInt64
+
+    public static func < (left: PendingDurability, right: PendingDurability) -> Bool {
+        left.sequence < right.sequence
     }
 }
 
@@ -656,6 +724,16 @@ private struct WriteState: ~Copyable {
     var nextOrderID: Int64 = 1
     var tokenByClient: [Int64: String] = [:]
     var clientByTokenDigest: [TokenDigest: Int64] = [:]
+    /// While a snapshot loads, new orders are appended to the indexes unsorted (a snapshot lists
+    /// them shard by shard, and sorted insertion would make loading quadratic); `endBulkLoad`
+    /// sorts once.
+    var isBulkLoading = false
+
+    mutating func endBulkLoad() {
+        isBulkLoading = false
+        orderIDs.sort()
+        for clientID in ordersByClient.keys { ordersByClient[clientID]!.sort() }
+    }
 
     mutating func addToClient(_ clientID: Int64, _ orderID: Int64) {
         ordersByClient[clientID, default: []].insertSorted(orderID)

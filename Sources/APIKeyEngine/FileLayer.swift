@@ -25,7 +25,8 @@ public struct StorageError: Error, Hashable, Sendable, CustomStringConvertible {
 public protocol AppendFile: AnyObject, Sendable {
     /// Writes all of `bytes` at the end of the file.
     func write(_ bytes: UnsafeRawBufferPointer) throws(StorageError)
-    /// Makes everything written so far durable (`fsync`).
+    /// Makes everything written so far durable (`fdatasync`: the data and the metadata needed to
+    /// read it back, such as the size; not the modification time).
     func sync() throws(StorageError)
 }
 
@@ -142,7 +143,7 @@ final class PosixAppendFile: AppendFile {
     }
 
     func sync() throws(StorageError) {
-        guard fsync(descriptor) == 0 else { throw .system("cannot fsync", path) }
+        guard fdatasync(descriptor) == 0 else { throw .system("cannot fdatasync", path) }
     }
 }
 

@@ -1,3 +1,5 @@
+import Dispatch
+
 /// When the journal calls `fsync`, as Redis' `appendfsync`.
 public enum FsyncPolicy: String, Hashable, Sendable, CaseIterable {
     /// Acknowledge a write only after it is fsynced; concurrent writers share one fsync.
@@ -30,6 +32,11 @@ final class Journal: @unchecked Sendable {
     private var syncing = false
     private var failure: StorageError?
     private var bytesAppended: Int = 0
+    /// Callbacks waiting for their sequence number to become durable, and whether the syncer
+    /// thread that serves them runs.
+    private var callbacks: [(sequence: UInt64, callback: @Sendable (StorageError?) -> Void)] = []
+    private var syncerRunning = false
+    private var syncerStopped = false
 
     /// Starts a new segment after `lastSequence` (everything up to it is already durable).
     init(
@@ -133,6 +140,50 @@ final class Journal: @unchecked Sendable {
         }
     }
 
+    /// Calls `callback` (nil for success) once the record `sequence` is durable, without blocking
+    /// the caller: a syncer thread fsyncs for every waiting callback at once, as soon as the
+    /// previous fsync ends, so the disk works while the callers go on. Callbacks run on the
+    /// syncer thread, or on the caller's when no wait is needed.
+    func whenDurable(_ sequence: UInt64, _ callback: @escaping @Sendable (StorageError?) -> Void) {
+        monitor.lock()
+        if failure != nil || durableSequence >= sequence {
+            let result = durableSequence >= sequence ? nil : failure
+            monitor.unlock()
+            callback(result)
+            return
+        }
+        callbacks.append((sequence, callback))
+        if !syncerRunning {
+            syncerRunning = true
+            DispatchQueue(label: "apikeyd.journal-syncer").async { [self] in runSyncer() }
+        } else if callbacks.count == 1 {
+            monitor.broadcast()
+        }
+        monitor.unlock()
+    }
+
+    /// The syncer thread: while callbacks wait, fsync (unless another fsync is under way), then
+    /// run the callbacks that fsync covered.
+    private func runSyncer() {
+        monitor.lock()
+        while !syncerStopped || !callbacks.isEmpty {
+            if callbacks.isEmpty || syncing {
+                monitor.wait()
+                continue
+            }
+            if failure == nil, durableSequence < callbacks.map(\.sequence).max()! { syncLocked() }
+            let failure = self.failure
+            let durable = durableSequence
+            let ready = callbacks.filter { $0.sequence <= durable || failure != nil }
+            callbacks.removeAll { $0.sequence <= durable || failure != nil }
+            monitor.unlock()
+            for entry in ready { entry.callback(entry.sequence <= durable ? nil : failure) }
+            monitor.lock()
+        }
+        syncerRunning = false
+        monitor.unlock()
+    }
+
     /// Fsyncs what has been written, if anything is not durable yet (the `everysec` tick, and
     /// shutdown).
     func sync() throws(StorageError) {
@@ -144,11 +195,12 @@ final class Journal: @unchecked Sendable {
         if let failure { throw failure }
     }
 
-    /// Fsyncs what has been written and refuses every later append.
+    /// Fsyncs what has been written, refuses every later append and lets the syncer thread end.
     func close() throws(StorageError) {
         try sync()
         monitor.withLock {
             failure = failure ?? StorageError("the engine is closed")
+            syncerStopped = true
             monitor.broadcast()
         }
     }

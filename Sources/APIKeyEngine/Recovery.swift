@@ -43,6 +43,10 @@ public struct RecoveryReport: Hashable, Sendable, CustomStringConvertible {
 protocol RecoveryTarget {
     /// Forgets everything loaded so far (before trying another snapshot).
     func reset()
+    /// A snapshot's entries follow (puts of distinct orders, in no particular order).
+    func beginSnapshot()
+    /// The snapshot's entries are done (or it failed); journal records follow.
+    func endSnapshot()
     /// Applies one recovered mutation.
     func apply(_ mutation: KeyMutation)
     /// Raises the next order ID to at least `orderID` (a snapshot remembers it across deletes).
@@ -68,6 +72,8 @@ enum Recovery {
         for (name, _) in snapshots {
             target.reset()
             var entries: UInt64 = 0
+            target.beginSnapshot()
+            defer { target.endSnapshot() }
             do {
                 let header = try SnapshotFile.read(directory + "/" + name, files: files) { mutation in
                     entries += 1

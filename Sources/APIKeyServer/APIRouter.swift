@@ -50,7 +50,8 @@ public struct APIResponse: Sendable {
 public struct APIRouter: Sendable {
     private typealias Handler = @Sendable (Engine, RequestParameters, Requester) throws(EngineError) -> [UInt8]
 
-    private let engine: Engine
+    /// The engine the router serves.
+    public let engine: Engine
     private let authenticator: Authenticator
 
     /// A router over `engine`, authenticating administrators with `adminToken`.
@@ -59,24 +60,60 @@ public struct APIRouter: Sendable {
         self.authenticator = Authenticator(adminToken: adminToken, engine: engine)
     }
 
-    /// The answer to `request`; never throws, every failure is an envelope.
-    public func respond(to request: APIRequest) -> APIResponse {
+    /// The answer to `request`, with an envelope for every failure, and what must be durable
+    /// before the answer may be sent: nil for reads, errors, and writes under `everysec` or `no`.
+    /// A write is applied when this returns; under `always` its answer waits for
+    /// ``Engine/waitUntilDurable(_:)``, which the server does once for a whole batch.
+    public func respond(to request: APIRequest) -> (response: APIResponse, pending: PendingDurability?) {
+        switch route(request) {
+        case .answer(let response):
+            return (response, nil)
+        case .run(let handler, let parameters, let requester):
+            let (result, pending) = engine.deferringDurability {
+                () throws(EngineError) in try handler(engine, parameters, requester)
+            }
+            switch result {
+            case .success(let bytes):
+                return (APIResponse(status: 200, body: ResponseEncoding.success(bytes)), pending)
+            case .failure(let error):
+                return (Self.failure(error), pending)
+            }
+        }
+    }
+
+    /// The envelope of an engine error: HTTP 503 when writes are stopped, else 200.
+    static func failure(_ error: EngineError) -> APIResponse {
+        .failure(status: error.code == EngineError.unavailableCode ? 503 : 200, code: error.code, error.message)
+    }
+
+    /// What a request comes to: an answer without running anything (an error, or `/health`), or
+    /// an endpoint to run with its parameters and caller.
+    private enum Route {
+        case answer(APIResponse)
+        case run(Handler, RequestParameters, Requester)
+    }
+
+    private func route(_ request: APIRequest) -> Route {
         let target = request.target.utf8
         let queryStart = target.firstIndex(of: UInt8(ascii: "?"))
         let path = String(decoding: target[target.startIndex..<(queryStart ?? target.endIndex)], as: UTF8.self)
 
         if path == "/health" {
-            guard request.method == "GET" || request.method == "HEAD" else { return methodNotAllowed(request.method) }
-            return APIResponse(status: 200, body: ResponseEncoding.success(Array(#""ok""#.utf8)))
+            guard request.method == "GET" || request.method == "HEAD" else {
+                return .answer(methodNotAllowed(request.method))
+            }
+            return .answer(APIResponse(status: 200, body: ResponseEncoding.success(Array(#""ok""#.utf8))))
         }
 
         var segments = path.split(separator: "/", omittingEmptySubsequences: true)
         guard segments.count == 4, segments[0] == "api",
             let role = ["guest", "admin", "client"].first(where: { $0 == segments[1] })
         else {
-            return .failure(status: 404, code: 404, "Not found: \(path) is not an API path")
+            return .answer(.failure(status: 404, code: 404, "Not found: \(path) is not an API path"))
         }
-        guard request.method == "GET" || request.method == "POST" else { return methodNotAllowed(request.method) }
+        guard request.method == "GET" || request.method == "POST" else {
+            return .answer(methodNotAllowed(request.method))
+        }
         let module = String(segments[2])
         let method = String(segments.removeLast())
 
@@ -88,39 +125,35 @@ public struct APIRouter: Sendable {
                 requester = try authenticator.authenticate(
                     request.authorization, for: role == "admin" ? .admin : .client)
             } catch {
-                return .failure(
-                    status: 401, code: error.rawValue, "Authentication Failed",
-                    headers: [("WWW-Authenticate", #"Basic realm="apikeyd""#)])
+                return .answer(
+                    .failure(
+                        status: 401, code: error.rawValue, "Authentication Failed",
+                        headers: [("WWW-Authenticate", #"Basic realm="apikeyd""#)]))
             }
         }
 
         guard let handler = Self.handlers["\(role)/\(module)/\(method)"] else {
-            return .failure(
-                status: 404, code: 740,
-                "\(role.prefix(1).uppercased() + role.dropFirst()) API call \(method) does not exist in module \(module)"
-            )
+            return .answer(
+                .failure(
+                    status: 404, code: 740,
+                    "\(role.prefix(1).uppercased() + role.dropFirst()) API call \(method) does not exist in module \(module)"
+                ))
         }
 
         let parameters: RequestParameters
         do {
             parameters = try Self.parameters(of: request, queryStart: queryStart)
         } catch {
-            return .failure(status: 400, code: 400, error.message)
+            return .answer(.failure(status: 400, code: 400, error.message))
         }
 
-        do {
-            let result = try handler(engine, parameters, requester)
-            return APIResponse(status: 200, body: ResponseEncoding.success(result))
-        } catch {
-            return .failure(
-                status: error.code == EngineError.unavailableCode ? 503 : 200, code: error.code, error.message)
-        }
+        return .run(handler, parameters, requester)
     }
 
-    /// Whether answering `target` may block on the disk (writes wait for fsync, snapshots write
-    /// files), so the server runs it off its event loops. Guest calls and `/health` never do.
+    /// Whether answering `target` blocks on the disk for long (a snapshot writes the whole
+    /// state), so the server runs it on a thread of its own rather than on an event loop.
     public static func mayBlock(target: String) -> Bool {
-        !(target.hasPrefix("/api/guest/") || target.hasPrefix("/health"))
+        target.hasPrefix("/api/admin/storage/")
     }
 
     private func methodNotAllowed(_ method: String) -> APIResponse {

@@ -1,3 +1,4 @@
+import APIKeyEngine
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -13,12 +14,11 @@ public struct ServerConfiguration: Sendable {
     public var eventLoopCount: Int = System.coreCount
     /// The largest request body accepted; larger ones get HTTP 413.
     public var maximumBodyBytes: Int = 1 << 20
-    /// Threads that run calls which may block on the disk (admin and client calls: writes wait
-    /// for fsync under `--fsync always`); concurrent writers share fsyncs, so more threads give
-    /// larger groups.
-    public var blockingThreadCount: Int = 32
+    /// Threads for calls that block on the disk for long (on-demand snapshots); writes never
+    /// block a thread: they answer when the journal's syncer reports them durable.
+    public var blockingThreadCount: Int = 1
 
-    /// The defaults: 127.0.0.1:8080, one event loop per core, 1 MiB bodies, 32 blocking threads.
+    /// The defaults: 127.0.0.1:8080, one event loop per core, 1 MiB bodies, 1 blocking thread.
     public init() {}
 }
 
@@ -114,10 +114,46 @@ final class APIHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                 method: head.method.rawValue, target: head.uri,
                 authorization: head.headers.first(name: "authorization"),
                 contentType: head.headers.first(name: "content-type"), body: body)
-            let response = router.respond(to: request)
-            write(
-                response, context: context, version: head.version, keepAlive: head.isKeepAlive,
-                omitBody: head.method == .HEAD)
+            let keepAlive = head.isKeepAlive
+            let omitBody = head.method == .HEAD
+            let version = head.version
+            if APIRouter.mayBlock(target: head.uri) {
+                let router = self.router
+                let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+                threadPool.runIfActive(eventLoop: context.eventLoop) { () throws(EngineError) -> APIResponse in
+                    let (response, pending) = router.respond(to: request)
+                    if let pending { try router.engine.waitUntilDurable(pending) }
+                    return response
+                }.whenComplete { result in
+                    let (handler, context) = loopBound.value
+                    let response: APIResponse
+                    switch result {
+                    case .success(let answer): response = answer
+                    case .failure(let error as EngineError): response = APIRouter.failure(error)
+                    case .failure: response = .failure(status: 503, code: 503, "The server is shutting down")
+                    }
+                    handler.write(
+                        response, context: context, version: version, keepAlive: keepAlive, omitBody: omitBody)
+                }
+                return
+            }
+            let (response, pending) = router.respond(to: request)
+            guard let pending else {
+                write(response, context: context, version: version, keepAlive: keepAlive, omitBody: omitBody)
+                return
+            }
+            // Answered once the journal's syncer reports it durable (one fsync for every write
+            // waiting by then); the pipelining handler holds this connection's next request.
+            let eventLoop = context.eventLoop
+            let loopBound = NIOLoopBound((self, context), eventLoop: eventLoop)
+            router.engine.whenDurable(pending) { failure in
+                eventLoop.execute {
+                    let (handler, context) = loopBound.value
+                    handler.write(
+                        failure.map(APIRouter.failure) ?? response, context: context, version: version,
+                        keepAlive: keepAlive, omitBody: omitBody)
+                }
+            }
         }
     }
 

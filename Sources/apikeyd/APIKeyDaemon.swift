@@ -65,18 +65,13 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Start a new journal segment past this many bytes.")
     var segmentBytes = 64 << 20
 
-    @Option(help: "Threads for admin and client calls, which may wait for fsync.")
-    var blockingThreads = 32
-
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
         guard maxBodyBytes > 0 else { throw ValidationError("--max-body-bytes must be positive") }
         guard maxKeys > 0 else { throw ValidationError("--max-keys must be positive") }
         if let eventLoops, eventLoops < 1 { throw ValidationError("--event-loops must be at least 1") }
-        guard snapshotJournalBytes > 0, segmentBytes >= 4096, snapshotIntervalSeconds >= 0, blockingThreads >= 1 else {
-            throw ValidationError(
-                "--snapshot-journal-bytes must be positive, --segment-bytes at least 4096, --blocking-threads at least 1"
-            )
+        guard snapshotJournalBytes > 0, segmentBytes >= 4096, snapshotIntervalSeconds >= 0 else {
+            throw ValidationError("--snapshot-journal-bytes must be positive, --segment-bytes at least 4096")
         }
     }
 
@@ -111,7 +106,6 @@ struct Serve: AsyncParsableCommand {
         serverConfiguration.host = host
         serverConfiguration.port = port
         serverConfiguration.maximumBodyBytes = maxBodyBytes
-        serverConfiguration.blockingThreadCount = blockingThreads
         if let eventLoops { serverConfiguration.eventLoopCount = eventLoops }
 
         let server = try await APIServer.start(

@@ -205,6 +205,10 @@ final class CollectingTarget: RecoveryTarget {
 
     func apply(_ mutation: KeyMutation) { mutations.append(mutation) }
 
+    func beginSnapshot() {}
+
+    func endSnapshot() {}
+
     func raiseNextOrderID(to orderID: Int64) { nextOrderID = max(nextOrderID, orderID) }
 }
 
