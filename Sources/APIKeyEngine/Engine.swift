@@ -560,7 +560,12 @@ public final class Engine: Sendable {
     private func apply(_ mutation: KeyMutation, to state: inout WriteState) {
         switch mutation {
         case .put(let record):
-            if let oldKey = state.keyByOrder[record.orderID] {
+            if state.isBulkLoading {
+                // A snapshot holds each order once: nothing to replace, indexes sorted at the end.
+                _ = table.insert(record)
+                state.orderIDs.append(record.orderID)
+                state.ordersByClient[record.clientID, default: []].append(record.orderID)
+            } else if let oldKey = state.keyByOrder[record.orderID] {
                 if oldKey == record.apiKey {
                     let oldClient = table.update(oldKey) { stored in
                         defer { stored = record }
@@ -580,13 +585,8 @@ public final class Engine: Sendable {
                 }
             } else {
                 _ = table.insert(record)
-                if state.isBulkLoading {
-                    state.orderIDs.append(record.orderID)
-                    state.ordersByClient[record.clientID, default: []].append(record.orderID)
-                } else {
-                    state.orderIDs.insertSorted(record.orderID)
-                    state.addToClient(record.clientID, record.orderID)
-                }
+                state.orderIDs.insertSorted(record.orderID)
+                state.addToClient(record.clientID, record.orderID)
             }
             state.keyByOrder[record.orderID] = record.apiKey
             if record.orderID >= state.nextOrderID { state.nextOrderID = record.orderID + 1 }
@@ -669,8 +669,13 @@ extension Engine: RecoveryTarget {
         state.withLock { $0 = WriteState() }
     }
 
-    func beginSnapshot() {
-        state.withLock { $0.isBulkLoading = true }
+    func beginSnapshot(entryCount: Int) {
+        table.reserveCapacity(entryCount)
+        state.withLock { state in
+            state.isBulkLoading = true
+            state.keyByOrder.reserveCapacity(entryCount)
+            state.orderIDs.reserveCapacity(entryCount)
+        }
     }
 
     func endSnapshot() {

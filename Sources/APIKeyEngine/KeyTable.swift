@@ -97,6 +97,15 @@ final class KeyTable<Hash: KeyHashFunction>: Sendable {
         shards.map { shard in shard.storage.withLock { $0.records } }
     }
 
+    /// Sizes every shard for `totalCount` records spread evenly, so loading that many does not
+    /// grow the shards step by step.
+    func reserveCapacity(_ totalCount: Int) {
+        let perShard = totalCount / shards.count + 1
+        var capacity = ShardStorage.initialCapacity
+        while perShard * 4 > capacity * 3 { capacity *= 2 }
+        for shard in shards { shard.storage.withLock { $0.reserve(records: perShard, slots: capacity) } }
+    }
+
     /// Removes every record.
     func removeAll() {
         for shard in shards { shard.storage.withLock { $0 = ShardStorage() } }
@@ -188,6 +197,12 @@ private struct ShardStorage {
         var slot = Int(tag) & mask
         while slots[slot] != 0 { slot = (slot + 1) & mask }
         slots[slot] = UInt64(tag) << 32 | UInt64(index + 1)
+    }
+
+    mutating func reserve(records count: Int, slots capacity: Int) {
+        records.reserveCapacity(count)
+        tags.reserveCapacity(count)
+        if capacity > slots.count { rebuild(capacity: capacity) }
     }
 
     private mutating func rebuild(capacity: Int) {

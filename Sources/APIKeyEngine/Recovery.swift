@@ -43,8 +43,9 @@ public struct RecoveryReport: Hashable, Sendable, CustomStringConvertible {
 protocol RecoveryTarget {
     /// Forgets everything loaded so far (before trying another snapshot).
     func reset()
-    /// A snapshot's entries follow (puts of distinct orders, in no particular order).
-    func beginSnapshot()
+    /// A snapshot's `entryCount` entries follow (puts of distinct orders, in no particular
+    /// order, then client tokens).
+    func beginSnapshot(entryCount: Int)
     /// The snapshot's entries are done (or it failed); journal records follow.
     func endSnapshot()
     /// Applies one recovered mutation.
@@ -72,10 +73,12 @@ enum Recovery {
         for (name, _) in snapshots {
             target.reset()
             var entries: UInt64 = 0
-            target.beginSnapshot()
             defer { target.endSnapshot() }
             do {
-                let header = try SnapshotFile.read(directory + "/" + name, files: files) { mutation in
+                let header = try SnapshotFile.read(
+                    directory + "/" + name, files: files,
+                    verified: { target.beginSnapshot(entryCount: Int($0.entryCount)) }
+                ) { mutation in
                     entries += 1
                     target.apply(mutation)
                 }

@@ -106,13 +106,11 @@ enum SnapshotFile {
         return (finalPath, header)
     }
 
-    /// Verifies a snapshot and then hands every entry to `apply`; throws, applying nothing, when
-    /// any check fails before decompression.
+    /// Verifies a snapshot, tells `verified` its header, then hands every entry to `apply`;
+    /// throws, applying nothing, when any check fails before decompression.
     static func read(
-        _ path: String, files: any FileLayer, apply: (KeyMutation) -> Void
-    ) throws(StorageError)
-        -> Header
-    {
+        _ path: String, files: any FileLayer, verified: (Header) -> Void = { _ in }, apply: (KeyMutation) -> Void
+    ) throws(StorageError) -> Header {
         let bytes = try files.read(path)
         guard bytes.count >= magic.count + trailerSize, Array(bytes[0..<magic.count]) == magic else {
             throw StorageError("\(path): not a snapshot (bad magic or too short)")
@@ -134,6 +132,7 @@ enum SnapshotFile {
         guard JournalFormat.hash(compressed) == payloadChecksum else {
             throw StorageError("\(path): payload checksum mismatch")
         }
+        verified(header)
 
         var pending: [UInt8] = []
         var entries: UInt64 = 0
@@ -141,14 +140,16 @@ enum SnapshotFile {
         var decodeFailure: String?
         try Decompressor.inflate(compressed) { chunk in
             total += UInt64(chunk.count)
-            pending.append(contentsOf: chunk)
+            // Decode from an immutable copy: slicing a captured, mutable array costs a uniqueness
+            // check per access, which dominated loading.
+            let bytes = pending.isEmpty ? chunk : pending + chunk
             var offset = 0
-            while decodeFailure == nil, pending.count - offset >= 5 {
-                var entryReader = ByteReader(pending[(offset + 1)..<(offset + 5)])
+            while decodeFailure == nil, bytes.count - offset >= 5 {
+                var entryReader = ByteReader(bytes[(offset + 1)..<(offset + 5)])
                 let length = Int(entryReader.uint32()!)
-                guard pending.count - offset - 5 >= length else { break }
+                guard bytes.count - offset - 5 >= length else { break }
                 if let mutation = MutationCodec.decode(
-                    type: pending[offset], payload: pending[(offset + 5)..<(offset + 5 + length)])
+                    type: bytes[offset], payload: bytes[(offset + 5)..<(offset + 5 + length)])
                 {
                     apply(mutation)
                     entries += 1
@@ -157,7 +158,7 @@ enum SnapshotFile {
                 }
                 offset += 5 + length
             }
-            pending.removeFirst(offset)
+            pending = Array(bytes[offset...])
         }
         if let decodeFailure { throw StorageError("\(path): \(decodeFailure)") }
         guard pending.isEmpty, entries == header.entryCount, total == header.uncompressedBytes else {

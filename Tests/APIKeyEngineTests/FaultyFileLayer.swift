@@ -205,7 +205,7 @@ final class CollectingTarget: RecoveryTarget {
 
     func apply(_ mutation: KeyMutation) { mutations.append(mutation) }
 
-    func beginSnapshot() {}
+    func beginSnapshot(entryCount: Int) {}
 
     func endSnapshot() {}
 
