@@ -4,7 +4,8 @@
 #   2. server start-up until it answers, apikeyd (snapshot + journal) against Redis (RDB);
 #   3. durable write throughput: apikeyd --fsync always against Redis appendfsync always,
 #      16 concurrent clients each.
-# Usage: Benchmarks/durability.sh   (KEYS, JOURNAL, DURATION override the sizes)
+# Usage: Benchmarks/durability.sh   (KEYS, JOURNAL, DURATION override the sizes); the output is
+# also written to Benchmarks/results/durability.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KEYS=${KEYS:-1000000}
@@ -16,12 +17,14 @@ for tool in redis-server redis-benchmark wrk curl; do
 done
 swift build -c release --product apikeyd
 (cd Benchmarks && swift build -c release --product DurabilityBenchmark)
+mkdir -p Benchmarks/results
+exec > >(tee Benchmarks/results/durability.txt) 2>&1
 work=$(mktemp -d /tmp/apikeyd-durability.XXXXXX)
 trap 'pkill -f "apikeyd serve --port 1809" || true; redis-cli -p 6390 shutdown nosave >/dev/null 2>&1 || true; redis-cli -p 6391 shutdown nosave >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem:/{print $2}') GiB; $(date -u '+%Y-%m-%d %H:%M UTC')"
 
 echo "== 1. in-process: $KEYS keys, snapshot, $JOURNAL journal records, cold start =="
-Benchmarks/.build/release/DurabilityBenchmark "$work/store" "$KEYS" "$JOURNAL" "$work/records.resp"
+Benchmarks/.build/release/DurabilityBenchmark "$work/store" "$KEYS" "$JOURNAL" "$work/records.resp" 2>/dev/null
 
 now() { date +%s%N; }
 
