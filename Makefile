@@ -5,7 +5,7 @@ DATA_DIR ?= data/store
 SERVE_ARGS ?=
 APT_PACKAGES := libxxhash-dev zlib1g-dev pkg-config
 
-.PHONY: deps serve build release test bench lint format clean
+.PHONY: deps serve build release test bench fuzz lint format clean
 
 ## deps: install the system libraries the package links (libxxhash, zlib) when missing
 deps:
@@ -37,6 +37,12 @@ test: deps
 bench: deps
 	mkdir -p Benchmarks/results
 	cd Benchmarks && set -o pipefail && $(SWIFT) package --disable-sandbox benchmark --no-progress 2>&1 | tee results/latest.txt
+
+## fuzz: the seeded mutator over Tests/APIKeyServerTests/Corpus for FUZZ_SECONDS per target;
+## inputs reaching a new kind of answer are kept there as found-*.txt
+FUZZ_SECONDS ?= 30
+fuzz: deps
+	set -o pipefail && FUZZ_SECONDS=$(FUZZ_SECONDS) $(SWIFT) test --filter FuzzTests 2>&1 | grep -E "^fuzz |Test run|✘|error"
 
 ## lint: swift-format in strict mode, as CI would
 lint:

@@ -67,7 +67,9 @@ let package = Package(
                 "APIKeyServer",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
-            ]
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            exclude: ["Corpus"]
         ),
     ],
     swiftLanguageModes: [.v6]

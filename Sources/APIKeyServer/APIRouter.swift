@@ -53,30 +53,59 @@ public struct APIRouter: Sendable {
     /// The engine the router serves.
     public let engine: Engine
     private let authenticator: Authenticator
+    let limiter: RequestLimiter
 
-    /// A router over `engine`, authenticating administrators with `adminToken`.
-    public init(engine: Engine, adminToken: String) {
+    /// A router over `engine`, authenticating administrators with `adminToken` and limiting
+    /// request rates per client address as `rateLimits` says.
+    public init(
+        engine: Engine, adminToken: String, rateLimits: RateLimitConfiguration = RateLimitConfiguration(),
+        clock: any EngineClock = SystemClock()
+    ) {
         self.engine = engine
         self.authenticator = Authenticator(adminToken: adminToken, engine: engine)
+        self.limiter = RequestLimiter(configuration: rateLimits, clock: clock)
     }
 
     /// The answer to `request`, with an envelope for every failure, and what must be durable
     /// before the answer may be sent: nil for reads, errors, and writes under `everysec` or `no`.
     /// A write is applied when this returns; under `always` its answer waits for
     /// ``Engine/waitUntilDurable(_:)``, which the server does once for a whole batch.
-    public func respond(to request: APIRequest) -> (response: APIResponse, pending: PendingDurability?) {
+    ///
+    /// `client` is the address the request is charged to (see ``clientAddress(peer:forwardedFor:)``);
+    /// nil leaves it unlimited. API requests take a token from the client's general bucket, and
+    /// failed key lookups and authentications one from its failure bucket; an empty bucket
+    /// answers 429 with `Retry-After`, and a refused request takes nothing.
+    public func respond(
+        to request: APIRequest, client: IPAddress? = nil
+    ) -> (
+        response: APIResponse, pending: PendingDurability?
+    ) {
+        let charged = request.target.hasPrefix("/api/") ? client.flatMap { limiter.isExempt($0) ? nil : $0 } : nil
+        if let charged, let refusal = limiter.admit(charged) { return (refusal, nil) }
+        let (response, pending, failed) = run(request)
+        if let charged, let refusal = limiter.charge(charged, failed: failed) { return (refusal, pending) }
+        return (response, pending)
+    }
+
+    /// The address to charge for a request from `peer` with these `X-Forwarded-For` values.
+    public func clientAddress(peer: IPAddress, forwardedFor: [String]) -> IPAddress {
+        limiter.clientAddress(peer: peer, forwardedFor: forwardedFor)
+    }
+
+    /// Routes and runs a request; `failed` when it failed a key lookup or an authentication.
+    private func run(_ request: APIRequest) -> (response: APIResponse, pending: PendingDurability?, failed: Bool) {
         switch route(request) {
         case .answer(let response):
-            return (response, nil)
+            return (response, nil, response.status == 401)
         case .run(let handler, let parameters, let requester):
             let (result, pending) = engine.deferringDurability {
                 () throws(EngineError) in try handler(engine, parameters, requester)
             }
             switch result {
             case .success(let bytes):
-                return (APIResponse(status: 200, body: ResponseEncoding.success(bytes)), pending)
+                return (APIResponse(status: 200, body: ResponseEncoding.success(bytes)), pending, false)
             case .failure(let error):
-                return (Self.failure(error), pending)
+                return (Self.failure(error), pending, error == .keyNotFound)
             }
         }
     }
@@ -313,7 +342,8 @@ public struct APIRouter: Sendable {
 }
 
 extension Substring {
-    fileprivate func trimmingCharacters(in characters: String) -> Substring {
+    /// The text without leading and trailing `characters`.
+    func trimmingCharacters(in characters: String) -> Substring {
         var text = self
         while let first = text.first, characters.contains(first) { text.removeFirst() }
         while let last = text.last, characters.contains(last) { text.removeLast() }

@@ -32,7 +32,7 @@ struct Authenticator: Sendable {
         guard let authorization else { throw .missing }
         let parts = authorization.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
         guard parts.count == 2, parts[0].lowercased() == "basic",
-            let decoded = Base64.decode(parts[1].trimmingCharacters(" ")),
+            let decoded = Base64.decode(parts[1].trimmingCharacters(in: " ")),
             let credentials = String(validating: decoded, as: UTF8.self),
             let colon = credentials.firstIndex(of: ":")
         else { throw .malformed }
@@ -50,15 +50,6 @@ struct Authenticator: Sendable {
         default:
             throw .unknownUser
         }
-    }
-}
-
-extension Substring {
-    fileprivate func trimmingCharacters(_ character: Character) -> Substring {
-        var text = self
-        while text.first == character { text.removeFirst() }
-        while text.last == character { text.removeLast() }
-        return text
     }
 }
 

@@ -14,11 +14,23 @@ public struct ServerConfiguration: Sendable {
     public var eventLoopCount: Int = System.coreCount
     /// The largest request body accepted; larger ones get HTTP 413.
     public var maximumBodyBytes: Int = 1 << 20
+    /// The most connections open at once; more are closed as soon as they are accepted.
+    public var maximumConnections: Int = 10_000
+    /// A request must arrive in full (head and body) within this many seconds of its first byte.
+    public var requestTimeoutSeconds: Int64 = 10
+    /// A connection with no request under way is closed after this many seconds of silence.
+    public var idleTimeoutSeconds: Int64 = 60
+    /// The longest request target (path and query) in bytes; longer ones get HTTP 414.
+    public var maximumTargetBytes: Int = 8192
+    /// Limits on request headers: total bytes of names and values, and their number.
+    public var maximumHeaderBytes: Int = 16384
+    public var maximumHeaderCount: Int = 100
     /// Threads for calls that block on the disk for long (on-demand snapshots); writes never
     /// block a thread: they answer when the journal's syncer reports them durable.
     public var blockingThreadCount: Int = 1
 
-    /// The defaults: 127.0.0.1:8080, one event loop per core, 1 MiB bodies, 1 blocking thread.
+    /// The defaults: 127.0.0.1:8080, one event loop per core, 1 MiB bodies, 10,000 connections,
+    /// 10 s to send a request, 60 s idle, 8 KiB targets, 16 KiB and 100 headers, 1 blocking thread.
     public init() {}
 }
 
@@ -27,20 +39,36 @@ public final class APIServer: Sendable {
     private let group: MultiThreadedEventLoopGroup
     private let threadPool: NIOThreadPool
     private let channel: any Channel
+    private let connections: ConnectionCounter
     /// The port the server listens on (useful when it was started on port 0).
     public let port: Int
 
-    private init(group: MultiThreadedEventLoopGroup, threadPool: NIOThreadPool, channel: any Channel) {
+    /// Connections open now.
+    public var openConnections: Int { connections.count }
+
+    private init(
+        group: MultiThreadedEventLoopGroup, threadPool: NIOThreadPool, channel: any Channel,
+        connections: ConnectionCounter
+    ) {
         self.group = group
         self.threadPool = threadPool
         self.channel = channel
+        self.connections = connections
         self.port = channel.localAddress?.port ?? 0
     }
 
     /// Binds and starts serving `router` as `configuration` says.
     public static func start(router: APIRouter, configuration: ServerConfiguration) async throws -> APIServer {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.eventLoopCount))
-        let maximumBodyBytes = configuration.maximumBodyBytes
+        let connections = ConnectionCounter(limit: configuration.maximumConnections)
+        var limits = NIOHTTPDecoderLimitConfiguration()
+        limits.maxHeaderListSize = configuration.maximumHeaderBytes
+        limits.maxHeaderFieldSize = configuration.maximumHeaderBytes
+        limits.maxHeaderFieldCount = configuration.maximumHeaderCount
+        let handlerConfiguration = APIHTTPHandler.Limits(
+            maximumBodyBytes: configuration.maximumBodyBytes, maximumTargetBytes: configuration.maximumTargetBytes)
+        let requestTimeout = TimeAmount.seconds(configuration.requestTimeoutSeconds)
+        let idleTimeout = TimeAmount.seconds(configuration.idleTimeoutSeconds)
         let threadPool = NIOThreadPool(numberOfThreads: max(1, configuration.blockingThreadCount))
         threadPool.start()
         let bootstrap = ServerBootstrap(group: group)
@@ -49,15 +77,24 @@ public final class APIServer: Sendable {
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(
-                        APIHTTPHandler(router: router, maximumBodyBytes: maximumBodyBytes, threadPool: threadPool))
+                guard connections.admit() else {
+                    return channel.close()
+                }
+                channel.closeFuture.whenComplete { _ in connections.release() }
+                return channel.eventLoop.makeCompletedFuture {
+                    let pipeline = channel.pipeline.syncOperations
+                    try pipeline.addHandler(ConnectionGuard(requestTimeout: requestTimeout, idleTimeout: idleTimeout))
+                    try pipeline.configureHTTPServerPipeline(
+                        withErrorHandling: false, withEncoderConfiguration: HTTPResponseEncoder.Configuration(),
+                        withDecoderLimitConfiguration: limits)
+                    try pipeline.addHandler(MalformedRequestHandler())
+                    try pipeline.addHandler(
+                        APIHTTPHandler(router: router, limits: handlerConfiguration, threadPool: threadPool))
                 }
             }
         do {
             let channel = try await bootstrap.bind(host: configuration.host, port: configuration.port).get()
-            return APIServer(group: group, threadPool: threadPool, channel: channel)
+            return APIServer(group: group, threadPool: threadPool, channel: channel, connections: connections)
         } catch {
             try? await threadPool.shutdownGracefully()
             try? await group.shutdownGracefully()
@@ -78,17 +115,31 @@ final class APIHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
+    /// Per-request limits the handler enforces.
+    struct Limits: Sendable {
+        var maximumBodyBytes: Int
+        var maximumTargetBytes: Int
+    }
+
     private let router: APIRouter
     private let maximumBodyBytes: Int
+    private let maximumTargetBytes: Int
     private let threadPool: NIOThreadPool
+    /// The connecting peer's address; nil for a non-IP socket (never limited).
+    private var peer: IPAddress?
     private var head: HTTPRequestHead?
     private var body: [UInt8] = []
     private var rejected = false
 
-    init(router: APIRouter, maximumBodyBytes: Int, threadPool: NIOThreadPool) {
+    init(router: APIRouter, limits: Limits, threadPool: NIOThreadPool) {
         self.router = router
-        self.maximumBodyBytes = maximumBodyBytes
+        self.maximumBodyBytes = limits.maximumBodyBytes
+        self.maximumTargetBytes = limits.maximumTargetBytes
         self.threadPool = threadPool
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        peer = context.channel.remoteAddress?.ipAddress.flatMap { IPAddress($0) }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -97,7 +148,14 @@ final class APIHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             self.head = head
             body.removeAll(keepingCapacity: true)
             rejected = false
-            if let length = head.headers.first(name: "content-length").flatMap({ Int($0) }), length > maximumBodyBytes {
+            if head.uri.utf8.count > maximumTargetBytes {
+                rejected = true
+                let response = APIResponse.failure(
+                    status: 414, code: 414, "Request target too long: the limit is \(maximumTargetBytes) bytes")
+                write(response, context: context, version: head.version, keepAlive: false, omitBody: false)
+            } else if let length = head.headers.first(name: "content-length").flatMap({ Int($0) }),
+                length > maximumBodyBytes
+            {
                 rejectTooLarge(context: context, version: head.version)
             }
         case .body(let buffer):
@@ -117,11 +175,12 @@ final class APIHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             let keepAlive = head.isKeepAlive
             let omitBody = head.method == .HEAD
             let version = head.version
+            let client = peer.map { router.clientAddress(peer: $0, forwardedFor: head.headers["X-Forwarded-For"]) }
             if APIRouter.mayBlock(target: head.uri) {
                 let router = self.router
                 let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
                 threadPool.runIfActive(eventLoop: context.eventLoop) { () throws(EngineError) -> APIResponse in
-                    let (response, pending) = router.respond(to: request)
+                    let (response, pending) = router.respond(to: request, client: client)
                     if let pending { try router.engine.waitUntilDurable(pending) }
                     return response
                 }.whenComplete { result in
@@ -137,7 +196,7 @@ final class APIHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                 }
                 return
             }
-            let (response, pending) = router.respond(to: request)
+            let (response, pending) = router.respond(to: request, client: client)
             guard let pending else {
                 write(response, context: context, version: version, keepAlive: keepAlive, omitBody: omitBody)
                 return

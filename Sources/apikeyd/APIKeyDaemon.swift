@@ -65,6 +65,39 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Start a new journal segment past this many bytes.")
     var segmentBytes = 64 << 20
 
+    @Option(help: "Per-address burst: requests an address may make at once.")
+    var rateBurst = 20_000
+
+    @Option(help: "Per-address sustained requests per second.")
+    var ratePerSecond: Double = 10_000
+
+    @Option(help: "Per-address burst of failed key lookups and failed authentications.")
+    var failedBurst = 30
+
+    @Option(help: "Failed lookups an address regains per minute.")
+    var failedPerMinute: Double = 30
+
+    @Option(help: "An address or CIDR range never rate limited (repeatable).")
+    var allow: [String] = []
+
+    @Option(help: "A proxy address or CIDR range whose X-Forwarded-For is believed (repeatable).")
+    var trustedProxy: [String] = []
+
+    @Option(help: "Entries in each per-address limiter table (idle ones are evicted beyond it).")
+    var limiterEntries = 100_000
+
+    @Flag(help: "Turn rate limiting off.")
+    var noRateLimit = false
+
+    @Option(help: "The most connections open at once.")
+    var maxConnections = 10_000
+
+    @Option(help: "Seconds a connection may stay silent between requests.")
+    var idleTimeoutSeconds: Int64 = 60
+
+    @Option(help: "Seconds a request has to arrive in full after its first byte.")
+    var requestTimeoutSeconds: Int64 = 10
+
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
         guard maxBodyBytes > 0 else { throw ValidationError("--max-body-bytes must be positive") }
@@ -72,6 +105,15 @@ struct Serve: AsyncParsableCommand {
         if let eventLoops, eventLoops < 1 { throw ValidationError("--event-loops must be at least 1") }
         guard snapshotJournalBytes > 0, segmentBytes >= 4096, snapshotIntervalSeconds >= 0 else {
             throw ValidationError("--snapshot-journal-bytes must be positive, --segment-bytes at least 4096")
+        }
+        guard rateBurst >= 1, ratePerSecond >= 0, failedBurst >= 1, failedPerMinute >= 0, limiterEntries >= 16 else {
+            throw ValidationError("rate limits need bursts of at least 1, rates of at least 0, 16+ limiter entries")
+        }
+        guard maxConnections >= 1, idleTimeoutSeconds >= 1, requestTimeoutSeconds >= 1 else {
+            throw ValidationError("--max-connections and the timeouts must be at least 1")
+        }
+        for range in allow + trustedProxy where CIDRRange(range) == nil {
+            throw ValidationError("'\(range)' is not an IP address or CIDR range")
         }
     }
 
@@ -108,8 +150,19 @@ struct Serve: AsyncParsableCommand {
         serverConfiguration.maximumBodyBytes = maxBodyBytes
         if let eventLoops { serverConfiguration.eventLoopCount = eventLoops }
 
+        serverConfiguration.maximumConnections = maxConnections
+        serverConfiguration.idleTimeoutSeconds = idleTimeoutSeconds
+        serverConfiguration.requestTimeoutSeconds = requestTimeoutSeconds
+        var rateLimits = RateLimitConfiguration()
+        rateLimits.isEnabled = !noRateLimit
+        rateLimits.general = TokenBucket.Rate(capacity: rateBurst, refillPerSecond: ratePerSecond)
+        rateLimits.failures = TokenBucket.Rate(capacity: failedBurst, refillPerSecond: failedPerMinute / 60)
+        rateLimits.allowList = allow.compactMap { CIDRRange($0) }
+        rateLimits.trustedProxies = trustedProxy.compactMap { CIDRRange($0) }
+        rateLimits.tableCapacity = limiterEntries
         let server = try await APIServer.start(
-            router: APIRouter(engine: engine, adminToken: token), configuration: serverConfiguration)
+            router: APIRouter(engine: engine, adminToken: token, rateLimits: rateLimits),
+            configuration: serverConfiguration)
         logger.notice(
             "apikeyd listening on http://\(host):\(server.port) (data directory \(dataDir), fsync \(fsync.rawValue))")
 

@@ -11,15 +11,19 @@ import Testing
 
     /// Runs `body` against a fresh engine served on a free port, then shuts the server down.
     func withServer(
-        maximumBodyBytes: Int = 1 << 20, _ body: (TestHTTPClient, Engine) async throws -> Void
+        maximumBodyBytes: Int = 1 << 20, rateLimits: RateLimitConfiguration = RateLimitConfiguration(),
+        configure: (inout ServerConfiguration) -> Void = { _ in },
+        _ body: (TestHTTPClient, Engine) async throws -> Void
     ) async throws {
         let engine = Engine()
         var configuration = ServerConfiguration()
         configuration.port = 0
         configuration.eventLoopCount = 2
         configuration.maximumBodyBytes = maximumBodyBytes
+        configure(&configuration)
         let server = try await APIServer.start(
-            router: APIRouter(engine: engine, adminToken: Self.adminToken), configuration: configuration)
+            router: APIRouter(engine: engine, adminToken: Self.adminToken, rateLimits: rateLimits),
+            configuration: configuration)
         do {
             try await body(TestHTTPClient(port: server.port), engine)
         } catch {

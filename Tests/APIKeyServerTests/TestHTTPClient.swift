@@ -19,18 +19,27 @@ struct RawResponse {
 /// the server with real bytes on a real connection.
 struct TestHTTPClient {
     let port: Int
+    /// The loopback address the client connects from (any of 127.0.0.0/8 works on Linux).
+    var sourceAddress = "127.0.0.1"
 
     struct Failure: Error, CustomStringConvertible {
         var description: String
     }
 
-    /// Sends `request` bytes as they are and reads until the server closes the connection.
-    func exchange(_ request: [UInt8], timeoutSeconds: Int = 10) throws -> [UInt8] {
+    /// A connected socket from `sourceAddress` to the server.
+    func connectSocket(timeoutSeconds: Int = 10) throws -> Int32 {
         let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard socket >= 0 else { throw Failure(description: "socket failed") }
-        defer { close(socket) }
         var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
         setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var source = sockaddr_in()
+        source.sin_family = sa_family_t(AF_INET)
+        source.sin_addr.s_addr = inet_addr(sourceAddress)
+        let bound = withUnsafePointer(to: &source) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
@@ -40,27 +49,40 @@ struct TestHTTPClient {
                 connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
             }
         }
-        guard connected == 0 else { throw Failure(description: "connect failed: errno \(errno)") }
-        var sent = 0
-        while sent < request.count {
-            let count = request[sent...].withUnsafeBytes { send(socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if count <= 0 { break }  // the server may close early (413); read what it said
-            sent += count
+        guard bound == 0, connected == 0 else {
+            close(socket)
+            throw Failure(description: "bind or connect failed: errno \(errno)")
         }
+        return socket
+    }
+
+    /// Reads from `socket` until the server closes it (or the receive timeout passes).
+    static func readToEnd(_ socket: Int32) throws -> [UInt8] {
         var received: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
             let count = buffer.withUnsafeMutableBytes { recv(socket, $0.baseAddress, $0.count, 0) }
             if count > 0 {
                 received.append(contentsOf: buffer[0..<count])
-            } else if count == 0 {
-                break
+            } else if count == 0 || errno == ECONNRESET {
+                return received
             } else {
-                if errno == ECONNRESET { break }
                 throw Failure(description: "recv failed: errno \(errno)")
             }
         }
-        return received
+    }
+
+    /// Sends `request` bytes as they are and reads until the server closes the connection.
+    func exchange(_ request: [UInt8], timeoutSeconds: Int = 10) throws -> [UInt8] {
+        let socket = try connectSocket(timeoutSeconds: timeoutSeconds)
+        defer { close(socket) }
+        var sent = 0
+        while sent < request.count {
+            let count = request[sent...].withUnsafeBytes { send(socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if count <= 0 { break }  // the server may close early (413); read what it said
+            sent += count
+        }
+        return try Self.readToEnd(socket)
     }
 
     /// Sends one request with `Connection: close` and parses the single response.

@@ -1,0 +1,143 @@
+import APIKeyEngine
+import NIOCore
+import NIOHTTP1
+import Synchronization
+
+/// Counts open connections against a cap.
+final class ConnectionCounter: Sendable {
+    let limit: Int
+    private let open = Atomic<Int>(0)
+
+    init(limit: Int) { self.limit = limit }
+
+    /// Counts one more connection; false (and nothing counted) when the cap is reached.
+    func admit() -> Bool {
+        var current = open.load(ordering: .relaxed)
+        while current < limit {
+            let (exchanged, original) = open.compareExchange(
+                expected: current, desired: current + 1, ordering: .relaxed)
+            if exchanged { return true }
+            current = original
+        }
+        return false
+    }
+
+    func release() { open.subtract(1, ordering: .relaxed) }
+
+    var count: Int { open.load(ordering: .relaxed) }
+}
+
+/// The first handler of every connection, on raw bytes: closes a connection whose request does
+/// not arrive in full within `requestTimeout` (a header sent a byte at a time, a half-open
+/// client), and one that sends nothing for `idleTimeout` between requests.
+///
+/// A deadline starts with the first byte of a request and ends when the server starts writing
+/// the answer; the idle timer runs while no request is under way.
+final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias OutboundIn = IOData
+    typealias OutboundOut = IOData
+
+    private let requestTimeout: TimeAmount
+    private let idleTimeout: TimeAmount
+    private var requestDeadline: Scheduled<Void>?
+    private var idleDeadline: Scheduled<Void>?
+
+    init(requestTimeout: TimeAmount, idleTimeout: TimeAmount) {
+        self.requestTimeout = requestTimeout
+        self.idleTimeout = idleTimeout
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { startIdle(context: context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        startIdle(context: context)
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        idleDeadline?.cancel()
+        idleDeadline = nil
+        if requestDeadline == nil { requestDeadline = closeLater(context: context, after: requestTimeout) }
+        context.fireChannelRead(data)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if requestDeadline != nil {
+            requestDeadline?.cancel()
+            requestDeadline = nil
+            startIdle(context: context)
+        }
+        context.write(data, promise: promise)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        requestDeadline?.cancel()
+        idleDeadline?.cancel()
+        context.fireChannelInactive()
+    }
+
+    private func startIdle(context: ChannelHandlerContext) {
+        idleDeadline?.cancel()
+        idleDeadline = closeLater(context: context, after: idleTimeout)
+    }
+
+    private func closeLater(context: ChannelHandlerContext, after delay: TimeAmount) -> Scheduled<Void> {
+        let channel = context.channel
+        return context.eventLoop.scheduleTask(in: delay) { channel.close(promise: nil) }
+    }
+}
+
+/// Answers a request NIO's HTTP parser rejects (a bad request line, headers over the limits,
+/// bad chunking) with the API's envelope and HTTP 400 (431 for oversized headers), then closes
+/// the connection: after a parse error the byte stream cannot be trusted.
+final class MalformedRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private var responseUnderway = false
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        context.fireChannelRead(data)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard let parserError = error as? HTTPParserError else {
+            context.fireErrorCaught(error)
+            return
+        }
+        if !responseUnderway {
+            let status: HTTPResponseStatus = parserError == .headerOverflow ? .requestHeaderFieldsTooLarge : .badRequest
+            let body = ResponseEncoding.failure(
+                message: "Malformed HTTP request: \(parserError)", code: Int(status.code))
+            var headers = HTTPHeaders()
+            headers.add(name: "Content-Type", value: "application/json; charset=utf-8")
+            headers.add(name: "Content-Length", value: String(body.count))
+            headers.add(name: "Connection", value: "close")
+            context.write(
+                wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))),
+                promise: nil)
+            var buffer = context.channel.allocator.buffer(capacity: body.count)
+            buffer.writeBytes(body)
+            context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+            let channel = context.channel
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+        } else {
+            context.close(promise: nil)
+        }
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        switch unwrapOutboundIn(data) {
+        case .head: responseUnderway = true
+        case .end: responseUnderway = false
+        case .body: break
+        }
+        context.write(data, promise: promise)
+    }
+}

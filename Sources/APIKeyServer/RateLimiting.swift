@@ -1,0 +1,98 @@
+import APIKeyEngine
+
+/// The rate limits of SPEC section 6, as `apikeyd serve` options configure them.
+public struct RateLimitConfiguration: Sendable {
+    /// Every API request from an address takes a token from this bucket.
+    public var general = TokenBucket.Rate(capacity: 20_000, refillPerSecond: 10_000)
+    /// Failed key lookups and failed authentications take a token from this much stricter bucket;
+    /// when it is empty, they are answered 429.
+    public var failures = TokenBucket.Rate(capacity: 30, refillPerSecond: 30.0 / 60)
+    /// Addresses never limited.
+    public var allowList: [CIDRRange] = []
+    /// Peers whose `X-Forwarded-For` is believed.
+    public var trustedProxies: [CIDRRange] = []
+    /// Entries per limiter table (each of the two buckets has its own table).
+    public var tableCapacity = 100_000
+    /// Whether limiting is on at all.
+    public var isEnabled = true
+
+    /// The defaults: 10,000 requests a second with bursts of 20,000 per address; 30 failures, one
+    /// more every 2 seconds; no exempt address; no trusted proxy.
+    public init() {}
+}
+
+/// Applies the two per-address buckets to API requests.
+final class RequestLimiter: Sendable {
+    let configuration: RateLimitConfiguration
+    private let general: AddressLimiter
+    private let failures: AddressLimiter
+    private let clock: any EngineClock
+
+    init(configuration: RateLimitConfiguration, clock: any EngineClock) {
+        self.configuration = configuration
+        self.clock = clock
+        general = AddressLimiter(rate: configuration.general, capacity: configuration.tableCapacity)
+        failures = AddressLimiter(rate: configuration.failures, capacity: configuration.tableCapacity)
+    }
+
+    /// The address a request is charged to: the peer, or, when the peer is a trusted proxy, the
+    /// rightmost `X-Forwarded-For` address that is not a trusted proxy (the leftmost when all
+    /// are). An unreadable entry stops the walk at the address to its right.
+    func clientAddress(peer: IPAddress, forwardedFor: [String]) -> IPAddress {
+        guard isTrustedProxy(peer), !forwardedFor.isEmpty else { return peer }
+        var client = peer
+        let hops = forwardedFor.flatMap { $0.split(separator: ",") }
+        for hop in hops.reversed() {
+            var text = hop.trimmingCharacters(in: " \t")
+            if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
+                text = text[text.index(after: text.startIndex)..<close]
+            }
+            guard let address = IPAddress(text) else { break }
+            client = address
+            if !isTrustedProxy(address) { break }
+        }
+        return client
+    }
+
+    private func isTrustedProxy(_ address: IPAddress) -> Bool {
+        configuration.trustedProxies.contains { $0.contains(address) }
+    }
+
+    /// Whether `address` is never limited.
+    func isExempt(_ address: IPAddress) -> Bool {
+        !configuration.isEnabled || configuration.allowList.contains { $0.contains(address) }
+    }
+
+    /// A 429 answer when the general bucket of `address` is empty; nil when the request may run.
+    /// Takes nothing: ``charge(_:failed:)`` does, once the outcome is known.
+    func admit(_ address: IPAddress) -> APIResponse? {
+        let key = address.limiterKey
+        if case .refused(let wait) = general.check(key, nowNanoseconds: clock.nowNanoseconds()) {
+            return Self.tooManyRequests(wait)
+        }
+        return nil
+    }
+
+    /// Charges a request that ran: one general token, and one failure token when it failed a
+    /// key lookup or an authentication. Returns a 429 answer to send instead when the failure
+    /// bucket was already empty (then nothing is charged).
+    func charge(_ address: IPAddress, failed: Bool) -> APIResponse? {
+        let key = address.limiterKey
+        let now = clock.nowNanoseconds()
+        if failed, case .refused(let wait) = failures.take(key, nowNanoseconds: now) {
+            return Self.tooManyRequests(wait)
+        }
+        general.take(key, nowNanoseconds: now)
+        return nil
+    }
+
+    /// Entries held by the general and the failure tables.
+    var entryCounts: (general: Int, failures: Int) { (general.count, failures.count) }
+
+    static func tooManyRequests(_ waitNanoseconds: Int64?) -> APIResponse {
+        let seconds = max(1, ((waitNanoseconds ?? 3_600_000_000_000) + 999_999_999) / 1_000_000_000)
+        return .failure(
+            status: 429, code: 429, "Rate limit exceeded. Please try again later.",
+            headers: [("Retry-After", String(seconds))])
+    }
+}
