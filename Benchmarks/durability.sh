@@ -60,7 +60,7 @@ for run in 1 2 3; do
 done
 
 echo "== 3. durable writes, $CLIENTS clients, ${DURATION}s =="
-.build/release/apikeyd serve --port 18091 --data-dir "$work/writes" --admin-token bench --fsync always 2>/dev/null &
+.build/release/apikeyd serve --port 18091 --data-dir "$work/writes" --admin-token bench --fsync always --no-rate-limit 2>/dev/null &
 pid=$!
 until curl -sf http://127.0.0.1:18091/health >/dev/null; do sleep 0.01; done
 APIKEYD_AUTH=$(printf 'admin:bench' | base64) wrk -t2 -c$CLIENTS -d${DURATION}s --latency -s Benchmarks/wrk/create.lua http://127.0.0.1:18091 \

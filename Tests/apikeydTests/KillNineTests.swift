@@ -30,7 +30,7 @@ import Testing
         process.arguments = [
             "serve", "--port", "0", "--data-dir", dataDirectory, "--admin-token", "kill-test-token", "--fsync",
             "always",
-            "--snapshot-journal-bytes", "30000", "--event-loops", "2",
+            "--snapshot-journal-bytes", "30000", "--event-loops", "2", "--no-rate-limit",
         ]
         let errors = Pipe()
         process.standardError = errors
