@@ -57,7 +57,7 @@ final class Journal: @unchecked Sendable {
     )
         throws(StorageError) -> (any AppendFile, Int)
     {
-        let path = directory + "/" + JournalFormat.segmentName(firstSequence: firstSequence)
+        let path = directory + "/" + JournalFormat.segmentNames.name(firstSequence)
         try files.remove(path)
         let file = try files.openForAppend(path)
         let header = JournalFormat.segmentHeader(firstSequence: firstSequence)

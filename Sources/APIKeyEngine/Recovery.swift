@@ -64,10 +64,8 @@ enum Recovery {
     {
         var report = RecoveryReport()
         let names = try files.list(directory)
-        let snapshots = names.compactMap { name in SnapshotFile.lastSequence(ofSnapshot: name).map { (name, $0) } }
-            .sorted { $0.1 > $1.1 }
-        let segments = names.compactMap { name in JournalFormat.firstSequence(ofSegment: name).map { (name, $0) } }
-            .sorted { $0.1 < $1.1 }
+        let snapshots = Array(SnapshotFile.names.files(in: names).reversed())
+        let segments = JournalFormat.segmentNames.files(in: names)
 
         var baseSequence: UInt64 = 0
         for (name, _) in snapshots {
@@ -94,16 +92,16 @@ enum Recovery {
         if report.snapshot == nil { target.reset() }
 
         var expected = baseSequence + 1
-        let startIndex = segments.lastIndex(where: { $0.1 <= expected })
+        let startIndex = segments.lastIndex(where: { $0.sequence <= expected })
         if startIndex == nil, let first = segments.first {
             throw StorageError(
-                "cannot recover \(directory): the journal starts at sequence \(first.1) but sequence \(expected) is needed"
+                "cannot recover \(directory): the journal starts at sequence \(first.sequence) but sequence \(expected) is needed"
                     + (snapshots.isEmpty
                         ? "" : " (no snapshot verified: \(report.rejectedSnapshots.joined(separator: "; ")))"))
         }
         if let startIndex {
             for index in startIndex..<segments.count {
-                let name = segments[index].0
+                let name = segments[index].name
                 let isLast = index == segments.count - 1
                 let bytes = try files.read(directory + "/" + name)
                 let scan = JournalFormat.scan(bytes, expectedSequence: index == startIndex ? nil : expected)
@@ -125,7 +123,7 @@ enum Recovery {
                     }
                 }
                 if report.corruption != nil {
-                    report.unreplayedSegments = segments[index...].map(\.0)
+                    report.unreplayedSegments = segments[index...].map(\.name)
                     break
                 }
             }

@@ -12,16 +12,8 @@ enum SnapshotFile {
     static let magic: [UInt8] = Array("AKSNAP01".utf8)
     static let trailerSize = 56
 
-    static func name(lastSequence: UInt64) -> String {
-        let digits = String(lastSequence)
-        return "snapshot-" + String(repeating: "0", count: max(0, 20 - digits.count)) + digits + ".snap"
-    }
-
-    /// The last sequence number a snapshot's name carries; nil when it is not a snapshot name.
-    static func lastSequence(ofSnapshot name: String) -> UInt64? {
-        guard name.hasPrefix("snapshot-"), name.hasSuffix(".snap"), name.count == 34 else { return nil }
-        return UInt64(name.dropFirst(9).dropLast(5))
-    }
+    /// Snapshot files are named by the last journal sequence number they cover.
+    static let names = SequenceFileNames(prefix: "snapshot-", suffix: ".snap")
 
     /// What a snapshot holds besides its entries.
     struct Header: Hashable, Sendable {
@@ -51,7 +43,7 @@ enum SnapshotFile {
         _ contents: Contents, directory: String, files: any FileLayer, compressionLevel: Int32 = 1,
         afterStep: (Step) throws(StorageError) -> Void = { _ throws(StorageError) in }
     ) throws(StorageError) -> (path: String, header: Header) {
-        let finalPath = directory + "/" + name(lastSequence: contents.lastSequence)
+        let finalPath = directory + "/" + names.name(contents.lastSequence)
         let temporaryPath = finalPath + ".tmp"
         try files.remove(temporaryPath)
         let file = try files.openForAppend(temporaryPath)

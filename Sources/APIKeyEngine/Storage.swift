@@ -113,15 +113,13 @@ final class Storage: @unchecked Sendable {
     /// the older of the two (so a corrupt newest snapshot can still fall back without loss).
     func pruneAfterSnapshot() throws(StorageError) {
         let names = try files.list(directory)
-        let snapshots = names.compactMap { name in SnapshotFile.lastSequence(ofSnapshot: name).map { (name, $0) } }
-            .sorted { $0.1 > $1.1 }
+        let snapshots = Array(SnapshotFile.names.files(in: names).reversed())
         for (name, _) in snapshots.dropFirst(2) { try files.remove(directory + "/" + name) }
         guard snapshots.count >= 2 else { return }
-        let floor = snapshots[1].1
-        let segments = names.compactMap { name in JournalFormat.firstSequence(ofSegment: name).map { (name, $0) } }
-            .sorted { $0.1 < $1.1 }
-        for index in segments.indices.dropLast() where segments[index + 1].1 <= floor + 1 {
-            try files.remove(directory + "/" + segments[index].0)
+        let floor = snapshots[1].sequence
+        let segments = JournalFormat.segmentNames.files(in: names)
+        for index in segments.indices.dropLast() where segments[index + 1].sequence <= floor + 1 {
+            try files.remove(directory + "/" + segments[index].name)
         }
         try files.syncDirectory(directory)
     }

@@ -61,10 +61,11 @@ public final class APIServer: Sendable {
     public static func start(router: APIRouter, configuration: ServerConfiguration) async throws -> APIServer {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.eventLoopCount))
         let connections = ConnectionCounter(limit: configuration.maximumConnections)
-        var limits = NIOHTTPDecoderLimitConfiguration()
-        limits.maxHeaderListSize = configuration.maximumHeaderBytes
-        limits.maxHeaderFieldSize = configuration.maximumHeaderBytes
-        limits.maxHeaderFieldCount = configuration.maximumHeaderCount
+        var decoderLimits = NIOHTTPDecoderLimitConfiguration()
+        decoderLimits.maxHeaderListSize = configuration.maximumHeaderBytes
+        decoderLimits.maxHeaderFieldSize = configuration.maximumHeaderBytes
+        decoderLimits.maxHeaderFieldCount = configuration.maximumHeaderCount
+        let limits = decoderLimits
         let handlerConfiguration = APIHTTPHandler.Limits(
             maximumBodyBytes: configuration.maximumBodyBytes, maximumTargetBytes: configuration.maximumTargetBytes)
         let requestTimeout = TimeAmount.seconds(configuration.requestTimeoutSeconds)

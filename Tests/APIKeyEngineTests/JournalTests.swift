@@ -47,6 +47,19 @@ import Testing
         return ends
     }
 
+    /// An engine on `directory` over a fault-injecting layer, with no snapshot on close.
+    private func openFaulty(
+        _ directory: TemporaryDirectory, seed: UInt64, fsync: FsyncPolicy
+    ) throws -> (
+        Engine, FaultyFileLayer, StorageOptions
+    ) {
+        let files = FaultyFileLayer(seed: seed)
+        var options = StorageOptions()
+        options.fsync = fsync
+        options.snapshotOnClose = false
+        return (try Engine.open(directory: directory.path, options: options, files: files), files, options)
+    }
+
     private func recover(_ directory: TemporaryDirectory) throws -> (RecoveryReport, [KeyMutation]) {
         let target = CollectingTarget()
         let report = try Recovery.recover(directory: directory.path, files: PosixFileLayer(), into: target)
@@ -166,11 +179,7 @@ import Testing
     @Test func aFailedFsyncStopsWritesButNotReads() throws {
         let directory = TemporaryDirectory()
         defer { directory.remove() }
-        let files = FaultyFileLayer(seed: 1)
-        var options = StorageOptions()
-        options.fsync = .always
-        options.snapshotOnClose = false
-        let engine = try Engine.open(directory: directory.path, options: options, files: files)
+        let (engine, files, _) = try openFaulty(directory, seed: 1, fsync: .always)
         let kept = try engine.create(NewKey(clientID: 1))
         files.setFailSyncs(true)
         #expect { try engine.create(NewKey(clientID: 2)) } throws: { ($0 as? EngineError)?.code == 503 }
@@ -184,10 +193,7 @@ import Testing
     @Test func aFailedWriteStopsWritesAndChangesNothing() throws {
         let directory = TemporaryDirectory()
         defer { directory.remove() }
-        let files = FaultyFileLayer(seed: 2)
-        var options = StorageOptions()
-        options.fsync = .everysec
-        let engine = try Engine.open(directory: directory.path, options: options, files: files)
+        let (engine, files, _) = try openFaulty(directory, seed: 2, fsync: .everysec)
         files.setFailWrites(true)
         #expect { try engine.create(NewKey(clientID: 2)) } throws: { ($0 as? EngineError)?.code == 503 }
         #expect(engine.keyCount == 0)
@@ -199,11 +205,7 @@ import Testing
     @Test func concurrentWritersShareFsyncs() throws {
         let directory = TemporaryDirectory()
         defer { directory.remove() }
-        let files = FaultyFileLayer(seed: 3)
-        var options = StorageOptions()
-        options.fsync = .always
-        options.snapshotOnClose = false
-        let engine = try Engine.open(directory: directory.path, options: options, files: files)
+        let (engine, files, options) = try openFaulty(directory, seed: 3, fsync: .always)
         let before = files.syncCount
         let writers = 16
         let writesEach = 25
@@ -229,11 +231,7 @@ import Testing
     @Test func deferredWritesAreAcknowledgedByTheSyncer() throws {
         let directory = TemporaryDirectory()
         defer { directory.remove() }
-        let files = FaultyFileLayer(seed: 4)
-        var options = StorageOptions()
-        options.fsync = .always
-        options.snapshotOnClose = false
-        let engine = try Engine.open(directory: directory.path, options: options, files: files)
+        let (engine, files, _) = try openFaulty(directory, seed: 4, fsync: .always)
         let syncsBefore = files.syncCount
         let (result, pending) = engine.deferringDurability { () throws(EngineError) in
             try engine.create(NewKey(clientID: 1))

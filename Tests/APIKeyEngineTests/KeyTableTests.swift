@@ -78,7 +78,7 @@ import Testing
             case 1:
                 #expect(table.remove(key)?.orderID == model.removeValue(forKey: key))
             case 2:
-                let changed = table.update(key) { $0.clientID = Int64(step + 100) }
+                let changed: Void? = table.update(key) { $0.clientID = Int64(step + 100) }
                 #expect((changed != nil) == (model[key] != nil))
             default:
                 #expect(table.read(key) { $0.orderID } == model[key])

@@ -47,7 +47,7 @@ import Testing
         try engine.close()
 
         let reopened = try Engine.open(directory: directory.path, options: options(.no))
-        #expect(reopened.recoveryReport?.snapshot == SnapshotFile.name(lastSequence: summary.lastSequence))
+        #expect(reopened.recoveryReport?.snapshot == SnapshotFile.names.name(summary.lastSequence))
         #expect(reopened.recoveryReport?.replayedRecords ?? 0 > 0)
         #expect(reopened.allRecords() == expected)
         #expect(reopened.authenticateClient(token: token) == 4)
@@ -79,7 +79,7 @@ import Testing
         let reopened = try Engine.open(directory: directory.path, options: options(.no))
         let report = try #require(reopened.recoveryReport)
         #expect(report.rejectedSnapshots.count == 1)
-        #expect(report.snapshot == SnapshotFile.name(lastSequence: newest.lastSequence))
+        #expect(report.snapshot == SnapshotFile.names.name(newest.lastSequence))
         #expect(reopened.allRecords() == expected)
         try reopened.close()
         #expect(try Engine.verifyData(directory: directory.path).rejectedSnapshots.count == 1)
