@@ -33,10 +33,13 @@ build: deps
 test: deps
 	$(SWIFT) test
 
-## bench: in-process benchmarks (ordo-one/benchmark), release build
+## bench: in-process benchmarks (ordo-one/benchmark), release build; fails when a benchmark
+## allocates more than Benchmarks/Thresholds allows (zero mallocs per check and get_info)
 bench: deps
 	mkdir -p Benchmarks/results
-	cd Benchmarks && set -o pipefail && $(SWIFT) package --disable-sandbox benchmark --no-progress 2>&1 | tee results/latest.txt
+	cd Benchmarks && set -o pipefail && $(SWIFT) package --disable-sandbox benchmark --no-progress 2>&1 \
+	  | tee results/latest.txt
+	Benchmarks/check-allocations.sh results/latest.txt
 
 ## fuzz: the seeded mutator over Tests/APIKeyServerTests/Corpus for FUZZ_SECONDS per target;
 ## inputs reaching a new kind of answer are kept there as found-*.txt

@@ -24,7 +24,7 @@ let package = Package(
         .executableTarget(
             name: "DurabilityBenchmark",
             dependencies: [.product(name: "APIKeyEngine", package: "apikeyd")],
-            path: "Benchmarks/DurabilityBenchmark"
+            path: "Tools/DurabilityBenchmark"
         ),
     ],
     swiftLanguageModes: [.v6]
