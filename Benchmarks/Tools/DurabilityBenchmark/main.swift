@@ -2,7 +2,8 @@
 // a cold start-up in-process. Also writes the same records as a Redis protocol file, so
 // durability.sh can load Redis with identical data.
 //
-// usage: DurabilityBenchmark <data-dir> <keys> <journal-records> <redis-protocol-file>
+// usage: DurabilityBenchmark <data-dir> <keys> <journal-records> <redis-protocol-file> [<keys-file>]
+// With a keys file, every key is also written there, one per line, for HTTP load scripts.
 
 import APIKeyEngine
 
@@ -17,8 +18,8 @@ func monotonicSeconds() -> Double {
 }
 
 let arguments = CommandLine.arguments
-guard arguments.count == 5, let keyCount = Int(arguments[2]), let journalRecords = Int(arguments[3]) else {
-    fatalError("usage: DurabilityBenchmark <data-dir> <keys> <journal-records> <redis-protocol-file>")
+guard (5...6).contains(arguments.count), let keyCount = Int(arguments[2]), let journalRecords = Int(arguments[3]) else {
+    fatalError("usage: DurabilityBenchmark <data-dir> <keys> <journal-records> <redis-protocol-file> [<keys-file>]")
 }
 let directory = arguments[1]
 let respPath = arguments[4]
@@ -82,6 +83,13 @@ for (orderID, key) in keys {
 }
 _ = buffer.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
 close(descriptor)
+
+if arguments.count == 6 {
+    let keysFile = open(arguments[5], O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+    let lines = Array(keys.map(\.1).joined(separator: "\n").utf8) + [0x0A]
+    _ = lines.withUnsafeBytes { write(keysFile, $0.baseAddress, $0.count) }
+    close(keysFile)
+}
 
 // Cold start: snapshot load plus journal replay, three times.
 for run in 1...3 {
