@@ -1,5 +1,4 @@
 import APIKeyEngine
-import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix

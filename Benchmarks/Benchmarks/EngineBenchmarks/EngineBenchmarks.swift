@@ -59,6 +59,18 @@ struct Fixture: Sendable {
 
 let fixture = Fixture()
 
+/// Runs `body` once per scaled iteration of `benchmark`, on the shuffled keys in turn from a
+/// random start.
+func forEachKey(of benchmark: Benchmark, _ body: (String) throws -> Void) rethrows {
+    let keys = fixture.keys
+    var position = Int.random(in: 0..<keys.count)
+    for _ in benchmark.scaledIterations {
+        try body(keys[position])
+        position += 1
+        if position == keys.count { position = 0 }
+    }
+}
+
 /// Runs `body` on `threads` threads at once, each over its own stretch of the shuffled keys.
 func onThreads(_ threads: Int, lookupsEach: Int, _ body: @Sendable (String) -> Void) {
     DispatchQueue.concurrentPerform(iterations: threads) { thread in
@@ -86,34 +98,16 @@ let benchmarks: @Sendable () -> Void = {
     )
 
     Benchmark("check, 1 thread") { benchmark in
-        let keys = fixture.keys
-        var position = Int.random(in: 0..<keys.count)
-        for _ in benchmark.scaledIterations {
-            blackHole(try fixture.engine.check(key: keys[position]))
-            position += 1
-            if position == keys.count { position = 0 }
-        }
+        try forEachKey(of: benchmark) { key in blackHole(try fixture.engine.check(key: key)) }
     }
 
     Benchmark("get_info, 1 thread") { benchmark in
-        let keys = fixture.keys
-        var position = Int.random(in: 0..<keys.count)
-        for _ in benchmark.scaledIterations {
-            blackHole(try fixture.engine.getInfo(key: keys[position]))
-            position += 1
-            if position == keys.count { position = 0 }
-        }
+        try forEachKey(of: benchmark) { key in blackHole(try fixture.engine.getInfo(key: key)) }
     }
 
     Benchmark("baseline Mutex<[String: Record]> check, 1 thread") { benchmark in
-        let keys = fixture.keys
         let now = SystemClock().nowSeconds()
-        var position = Int.random(in: 0..<keys.count)
-        for _ in benchmark.scaledIterations {
-            blackHole(fixture.baseline.check(key: keys[position], nowSeconds: now))
-            position += 1
-            if position == keys.count { position = 0 }
-        }
+        forEachKey(of: benchmark) { key in blackHole(fixture.baseline.check(key: key, nowSeconds: now)) }
     }
 
     // Two threads: each iteration is 2 x 10,000 lookups; throughput counts lookups.
