@@ -17,15 +17,9 @@ public struct RecoveryReport: Hashable, Sendable, CustomStringConvertible {
     public var corruption: String?
 
     /// The last segment's name and the length of its intact part, when its tail is torn.
-    var tornSegment: (name: String, validLength: Int)?
+    var tornSegment: TornSegment?
     /// The damaged segment and every later one, when replay stopped at corruption.
     var unreplayedSegments: [String] = []
-
-    public static func == (left: RecoveryReport, right: RecoveryReport) -> Bool {
-        left.description == right.description
-    }
-
-    public func hash(into hasher: inout Hasher) { hasher.combine(description) }
 
     public var description: String {
         var lines = [
@@ -37,6 +31,12 @@ public struct RecoveryReport: Hashable, Sendable, CustomStringConvertible {
         if let corruption { lines.append("CORRUPTION, replay stopped: \(corruption)") }
         return lines.joined(separator: "\n")
     }
+}
+
+/// A journal segment whose tail a crash cut short, and how much of it is intact.
+struct TornSegment: Hashable, Sendable {
+    var name: String
+    var validLength: Int
 }
 
 /// Where recovery puts what it reads.
@@ -115,9 +115,9 @@ enum Recovery {
                     let place = "\(name) at byte \(damage.offset): \(damage.reason)"
                     if damage.isTornTail && isLast {
                         report.tornTail = place
-                        report.tornSegment = (
-                            name, damage.offset < JournalFormat.segmentHeaderSize ? 0 : scan.validLength
-                        )
+                        report.tornSegment = TornSegment(
+                            name: name,
+                            validLength: damage.offset < JournalFormat.segmentHeaderSize ? 0 : scan.validLength)
                     } else {
                         report.corruption = place
                     }
