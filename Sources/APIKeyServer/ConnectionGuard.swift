@@ -1,6 +1,4 @@
-import APIKeyEngine
 import NIOCore
-import NIOHTTP1
 import Synchronization
 
 /// Counts open connections against a cap.
@@ -108,56 +106,5 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             check = nil
             context.close(promise: nil)
         }
-    }
-}
-
-/// Answers a request NIO's HTTP parser rejects (a bad request line, headers over the limits,
-/// bad chunking) with the API's envelope and HTTP 400 (431 for oversized headers), then closes
-/// the connection: after a parse error the byte stream cannot be trusted.
-final class MalformedRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias InboundOut = HTTPServerRequestPart
-    typealias OutboundIn = HTTPServerResponsePart
-    typealias OutboundOut = HTTPServerResponsePart
-
-    private var responseUnderway = false
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        context.fireChannelRead(data)
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        guard let parserError = error as? HTTPParserError else {
-            context.fireErrorCaught(error)
-            return
-        }
-        if !responseUnderway {
-            let status: HTTPResponseStatus = parserError == .headerOverflow ? .requestHeaderFieldsTooLarge : .badRequest
-            let body = ResponseEncoding.failure(
-                message: "Malformed HTTP request: \(parserError)", code: Int(status.code))
-            var headers = HTTPHeaders()
-            headers.add(name: "Content-Type", value: "application/json; charset=utf-8")
-            headers.add(name: "Content-Length", value: String(body.count))
-            headers.add(name: "Connection", value: "close")
-            context.write(
-                wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))),
-                promise: nil)
-            var buffer = context.channel.allocator.buffer(capacity: body.count)
-            buffer.writeBytes(body)
-            context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
-            let channel = context.channel
-            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
-        } else {
-            context.close(promise: nil)
-        }
-    }
-
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        switch unwrapOutboundIn(data) {
-        case .head: responseUnderway = true
-        case .end: responseUnderway = false
-        case .body: break
-        }
-        context.write(data, promise: promise)
     }
 }

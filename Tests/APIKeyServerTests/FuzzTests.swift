@@ -139,9 +139,8 @@ import Testing
             try channel.pipeline.syncOperations.addHandler(
                 ConnectionGuard(requestTimeout: .seconds(10), idleTimeout: .seconds(60)))
             try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-                withErrorHandling: false, withEncoderConfiguration: HTTPResponseEncoder.Configuration(),
-                withDecoderLimitConfiguration: limits)
-            try channel.pipeline.syncOperations.addHandler(MalformedRequestHandler())
+                withErrorHandling: false, withOutboundHeaderValidation: false,
+                withEncoderConfiguration: HTTPResponseEncoder.Configuration(), withDecoderLimitConfiguration: limits)
             try channel.pipeline.syncOperations.addHandler(
                 APIHTTPHandler(
                     router: router, limits: .init(maximumBodyBytes: 4096, maximumTargetBytes: 8192),
