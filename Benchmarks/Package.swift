@@ -26,6 +26,12 @@ let package = Package(
             dependencies: [.product(name: "APIKeyEngine", package: "apikeyd")],
             path: "Tools/DurabilityBenchmark"
         ),
+        // Check throughput on 1 to 16 threads, built static by scaling.sh for bigger machines.
+        .executableTarget(
+            name: "ScalingBenchmark",
+            dependencies: [.product(name: "APIKeyEngine", package: "apikeyd")],
+            path: "Tools/ScalingBenchmark"
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,0 +1,100 @@
+// In-process `check` throughput on 1, 2, 4, 8 and 16 threads over 1,000,000 keys, for measuring
+// how the engine scales on machines with more cores. Built as a static binary by
+// Benchmarks/scaling.sh so it runs where no Swift toolchain is installed.
+//
+// usage: ScalingBenchmark [keys] [seconds-per-step] [thread counts...]
+
+import APIKeyEngine
+import Dispatch
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+func monotonicNanoseconds() -> Int64 {
+    var spec = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &spec)
+    return Int64(spec.tv_sec) * 1_000_000_000 + Int64(spec.tv_nsec)
+}
+
+let arguments = CommandLine.arguments
+let keyCount = arguments.count > 1 ? Int(arguments[1]) ?? 1_000_000 : 1_000_000
+let seconds = arguments.count > 2 ? Double(arguments[2]) ?? 3 : 3
+let threadCounts = arguments.count > 3 ? arguments[3...].compactMap { Int($0) } : [1, 2, 4, 8, 16]
+
+var configuration = EngineConfiguration()
+configuration.maximumKeys = keyCount
+let engine = Engine(configuration: configuration)
+var keys: [String] = []
+keys.reserveCapacity(keyCount)
+let tiers = ["free", "starter", "pro", "enterprise"]
+for index in 0..<keyCount {
+    let config = JSONValue.object([
+        JSONMember("custom_monthlyLimit", .integer(250 * (index % 40 + 1))),
+        JSONMember("custom_tier", .string(tiers[index % tiers.count])),
+    ])
+    keys.append(try engine.create(NewKey(clientID: Int64(index % 50_000 + 1), config: config)).apiKey)
+}
+keys.shuffle()
+let shuffled = keys
+print("cores online: \(sysconf(Int32(_SC_NPROCESSORS_ONLN))), keys: \(keyCount), \(seconds) s per step")
+
+var single: Double = 0
+for threads in threadCounts {
+    let total = Atomic<Int>(0)
+    let stop = Atomic<Bool>(false)
+    let start = monotonicNanoseconds()
+    let group = DispatchGroup()
+    for thread in 0..<threads {
+        group.enter()
+        Thread.detach {
+            var position = (thread * 7919) % shuffled.count
+            var done = 0
+            while !stop.load(ordering: .relaxed) {
+                for _ in 0..<1000 {
+                    _ = try? engine.check(key: shuffled[position])
+                    position += 1
+                    if position == shuffled.count { position = 0 }
+                }
+                done += 1000
+            }
+            total.add(done, ordering: .relaxed)
+            group.leave()
+        }
+    }
+    usleep(UInt32(seconds * 1_000_000))
+    stop.store(true, ordering: .relaxed)
+    group.wait()
+    let elapsed = Double(monotonicNanoseconds() - start) / 1e9
+    let rate = Double(total.load(ordering: .relaxed)) / elapsed
+    if threads == threadCounts.first { single = rate / Double(threads) }
+    print(
+        "threads \(threads): \(Int(rate)) checks/s, \(Int(rate / Double(threads))) per thread, \(String(format: rate / single)) x one thread"
+    )
+}
+
+/// A thread of its own (not Dispatch's pool, whose width follows the cores it sees).
+enum Thread {
+    static func detach(_ body: @escaping @Sendable () -> Void) {
+        final class Box: @unchecked Sendable {
+            let body: @Sendable () -> Void
+            init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+        }
+        var handle = pthread_t()
+        let box = Unmanaged.passRetained(Box(body)).toOpaque()
+        pthread_create(
+            &handle, nil,
+            { raw in
+                let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
+                box.body()
+                return nil
+            }, box)
+        pthread_detach(handle)
+    }
+}
+
+func String(format value: Double) -> String {
+    let hundredths = Int((value * 100).rounded())
+    return "\(hundredths / 100).\(hundredths % 100 < 10 ? "0" : "")\(hundredths % 100)"
+}
