@@ -48,7 +48,7 @@ for threads in threadCounts {
     let group = DispatchGroup()
     for thread in 0..<threads {
         group.enter()
-        Thread.detach {
+        DetachedThread.start {
             var position = (thread * 7919) % shuffled.count
             var done = 0
             while !stop.load(ordering: .relaxed) {
@@ -70,13 +70,13 @@ for threads in threadCounts {
     let rate = Double(total.load(ordering: .relaxed)) / elapsed
     if threads == threadCounts.first { single = rate / Double(threads) }
     print(
-        "threads \(threads): \(Int(rate)) checks/s, \(Int(rate / Double(threads))) per thread, \(String(format: rate / single)) x one thread"
+        "threads \(threads): \(Int(rate)) checks/s, \(Int(rate / Double(threads))) per thread, \(twoDecimals(rate / single)) x one thread"
     )
 }
 
 /// A thread of its own (not Dispatch's pool, whose width follows the cores it sees).
-enum Thread {
-    static func detach(_ body: @escaping @Sendable () -> Void) {
+enum DetachedThread {
+    static func start(_ body: @escaping @Sendable () -> Void) {
         final class Box: @unchecked Sendable {
             let body: @Sendable () -> Void
             init(_ body: @escaping @Sendable () -> Void) { self.body = body }
@@ -94,7 +94,7 @@ enum Thread {
     }
 }
 
-func String(format value: Double) -> String {
+func twoDecimals(_ value: Double) -> String {
     let hundredths = Int((value * 100).rounded())
     return "\(hundredths / 100).\(hundredths % 100 < 10 ? "0" : "")\(hundredths % 100)"
 }
