@@ -89,7 +89,7 @@ public struct KeyInfo: Hashable, Sendable {
     /// Whether the key is valid now.
     public var valid: Bool
     /// The custom parameters as a JSON object text (prefix removed, numbers normalised).
-    public var customParametersJSON: [UInt8]
+    public var customParametersJSON: ArraySlice<UInt8>
 }
 
 /// One page of a key listing.

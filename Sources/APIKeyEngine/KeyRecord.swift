@@ -6,7 +6,8 @@ public enum KeyStatus: String, Hashable, Sendable, CaseIterable {
 /// One sold key: the record of SPEC section 2.
 ///
 /// The config is kept as its JSON text, and the `get_info` object of its custom
-/// parameters is encoded once, when the config is written, so reads never re-encode it.
+/// parameters is encoded once, when the config is written, so reads never re-encode it. Both
+/// texts share one buffer: one allocation per key instead of two.
 public struct KeyRecord: Hashable, Sendable {
     /// The order the key was sold with; unique and positive.
     public var orderID: Int64
@@ -14,10 +15,16 @@ public struct KeyRecord: Hashable, Sendable {
     public var clientID: Int64
     /// The key itself; unique, matched byte for byte.
     public var apiKey: String
+    /// The custom-parameter object text followed by the config text: the one `get_info` reads
+    /// comes first, on the buffer's first cache line.
+    private var texts: [UInt8]
+    /// Where the config text starts in `texts`.
+    private var configStart: Int32
+
     /// The config object as JSON text, members in the order given.
-    public private(set) var configJSON: [UInt8]
+    public var configJSON: ArraySlice<UInt8> { texts[Int(configStart)...] }
     /// The `get_info` object of the custom parameters, as JSON text.
-    public private(set) var customParametersJSON: [UInt8]
+    public var customParametersJSON: ArraySlice<UInt8> { texts[..<Int(configStart)] }
     /// Whether the order is active, suspended or canceled.
     public var status: KeyStatus
     /// When the key stops being valid, in seconds since the Unix epoch; nil for never.
@@ -39,21 +46,20 @@ public struct KeyRecord: Hashable, Sendable {
         self.expiresAt = expiresAt
         self.createdAt = createdAt
         self.updatedAt = updatedAt
-        self.configJSON = config.encoded
-        self.customParametersJSON = CustomParameters.encodedObject(of: config)
+        (texts, configStart) = Self.texts(config: config.encoded, custom: CustomParameters.encodedObject(of: config))
     }
 
     /// A record whose config text and custom-parameter object are already encoded (as a snapshot
     /// or journal stores them).
     init(
-        orderID: Int64, clientID: Int64, apiKey: String, configJSON: [UInt8], customParametersJSON: [UInt8],
-        status: KeyStatus, expiresAt: Int64?, createdAt: Int64, updatedAt: Int64
+        orderID: Int64, clientID: Int64, apiKey: String, configJSON: ArraySlice<UInt8>,
+        customParametersJSON: ArraySlice<UInt8>, status: KeyStatus, expiresAt: Int64?, createdAt: Int64,
+        updatedAt: Int64
     ) {
         self.orderID = orderID
         self.clientID = clientID
         self.apiKey = apiKey
-        self.configJSON = configJSON
-        self.customParametersJSON = customParametersJSON
+        (texts, configStart) = Self.texts(config: configJSON, custom: customParametersJSON)
         self.status = status
         self.expiresAt = expiresAt
         self.createdAt = createdAt
@@ -67,9 +73,18 @@ public struct KeyRecord: Hashable, Sendable {
             (try? JSONValue.parse(configJSON)) ?? .object([])
         }
         set {
-            configJSON = newValue.encoded
-            customParametersJSON = CustomParameters.encodedObject(of: newValue)
+            (texts, configStart) = Self.texts(
+                config: newValue.encoded, custom: CustomParameters.encodedObject(of: newValue))
         }
+    }
+
+    /// One buffer holding both texts, custom parameters first, and where the config starts.
+    private static func texts(config: some Collection<UInt8>, custom: some Collection<UInt8>) -> ([UInt8], Int32) {
+        var texts: [UInt8] = []
+        texts.reserveCapacity(config.count + custom.count)
+        texts.append(contentsOf: custom)
+        texts.append(contentsOf: config)
+        return (texts, Int32(custom.count))
     }
 
     /// The validity rule: active, and either no expiry or an expiry later than `nowNanoseconds`.

@@ -64,8 +64,8 @@ enum MutationCodec {
             else { return nil }
             mutation = .put(
                 KeyRecord(
-                    orderID: orderID, clientID: clientID, apiKey: apiKey, configJSON: Array(config),
-                    customParametersJSON: Array(custom), status: status, expiresAt: hasExpiry == 1 ? expiresAt : nil,
+                    orderID: orderID, clientID: clientID, apiKey: apiKey, configJSON: config,
+                    customParametersJSON: custom, status: status, expiresAt: hasExpiry == 1 ? expiresAt : nil,
                     createdAt: createdAt, updatedAt: updatedAt))
         case deleteType:
             guard let orderID = reader.int64() else { return nil }

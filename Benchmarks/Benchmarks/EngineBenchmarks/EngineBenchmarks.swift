@@ -52,7 +52,8 @@ struct Fixture: Sendable {
             let record = try! engine.create(NewKey(clientID: Int64(index % 50_000 + 1), config: config))
             keys.append(record.apiKey)
             records[record.apiKey] = BaselineRecord(
-                status: record.status, expiresAt: record.expiresAt, customParametersJSON: record.customParametersJSON)
+                status: record.status, expiresAt: record.expiresAt,
+                customParametersJSON: Array(record.customParametersJSON))
         }
         baseline.records.withLock { $0 = records }
         keys.shuffle()
