@@ -67,9 +67,6 @@ final class Journal: @unchecked Sendable {
         return (file, header.count)
     }
 
-    /// The sequence number of the last appended record.
-    var appendedSequence: UInt64 { monitor.withLock { lastSequence } }
-
     /// Bytes appended since this journal was opened.
     var appendedBytes: Int { monitor.withLock { bytesAppended } }
 

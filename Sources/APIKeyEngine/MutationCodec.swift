@@ -114,7 +114,6 @@ struct ByteReader {
     init(_ bytes: ArraySlice<UInt8>) { self.bytes = bytes }
 
     var isAtEnd: Bool { bytes.isEmpty }
-    var remaining: Int { bytes.count }
 
     mutating func integer<T: FixedWidthInteger>(_: T.Type) -> T? {
         let size = MemoryLayout<T>.size

@@ -38,21 +38,13 @@ public final class APIServer: Sendable {
     private let group: MultiThreadedEventLoopGroup
     private let threadPool: NIOThreadPool
     private let channel: any Channel
-    private let connections: ConnectionCounter
     /// The port the server listens on (useful when it was started on port 0).
     public let port: Int
 
-    /// Connections open now.
-    public var openConnections: Int { connections.count }
-
-    private init(
-        group: MultiThreadedEventLoopGroup, threadPool: NIOThreadPool, channel: any Channel,
-        connections: ConnectionCounter
-    ) {
+    private init(group: MultiThreadedEventLoopGroup, threadPool: NIOThreadPool, channel: any Channel) {
         self.group = group
         self.threadPool = threadPool
         self.channel = channel
-        self.connections = connections
         self.port = channel.localAddress?.port ?? 0
     }
 
@@ -96,7 +88,7 @@ public final class APIServer: Sendable {
             }
         do {
             let channel = try await bootstrap.bind(host: configuration.host, port: configuration.port).get()
-            return APIServer(group: group, threadPool: threadPool, channel: channel, connections: connections)
+            return APIServer(group: group, threadPool: threadPool, channel: channel)
         } catch {
             try? await threadPool.shutdownGracefully()
             try? await group.shutdownGracefully()

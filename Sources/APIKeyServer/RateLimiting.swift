@@ -86,9 +86,6 @@ final class RequestLimiter: Sendable {
         return nil
     }
 
-    /// Entries held by the general and the failure tables.
-    var entryCounts: (general: Int, failures: Int) { (general.count, failures.count) }
-
     static func tooManyRequests(_ waitNanoseconds: Int64?) -> APIResponse {
         let seconds = max(1, ((waitNanoseconds ?? 3_600_000_000_000) + 999_999_999) / 1_000_000_000)
         return .failure(

@@ -143,9 +143,6 @@ struct RequestParameters: Sendable {
 
     // MARK: Typed access
 
-    /// The raw value of `name`, nil when absent.
-    subscript(name: String) -> JSONValue? { object[name] }
-
     /// A text parameter; nil when absent or null. Numbers are taken as their text.
     func string(_ name: String) throws(EngineError) -> String? {
         switch object[name] {
