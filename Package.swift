@@ -12,6 +12,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-atomics.git", from: "1.3.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
     ],
@@ -28,7 +29,10 @@ let package = Package(
         ),
         .target(
             name: "APIKeyEngine",
-            dependencies: ["CXXHash", "CZlib", .product(name: "Logging", package: "swift-log")]
+            dependencies: [
+                "CXXHash", "CZlib", .product(name: "Logging", package: "swift-log"),
+                .product(name: "Atomics", package: "swift-atomics"),
+            ]
         ),
         .target(
             name: "APIKeyServer",

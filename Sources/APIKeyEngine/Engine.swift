@@ -106,7 +106,7 @@ public struct KeyPage: Hashable, Sendable {
 
 /// The engine: every operation of the API, usable in-process with no server.
 ///
-/// Reads (`check`, `getInfo`) take only the lock of one table shard. Writes are serialised by
+/// Reads (`check`, `getInfo`) take no lock (see ``KeyTable``). Writes are serialised by
 /// one write lock, validate, turn into a ``KeyMutation``, and are committed in one place,
 /// ``commit(_:to:)``, which decides the order "journal, then apply, then acknowledge".
 public final class Engine: Sendable {
@@ -289,32 +289,56 @@ public final class Engine: Sendable {
     /// Whether the key with these UTF-8 bytes is valid now.
     public func check(keyBytes: UnsafeRawBufferPointer) throws(EngineError) -> Bool {
         guard keyBytes.count > 0 else { throw EngineError.missingKey }
-        let now = clock.nowNanoseconds()
-        guard let valid = table.read(keyBytes, { $0.isValid(atNanoseconds: now) }) else {
-            throw EngineError.keyNotFound
-        }
-        return valid
+        guard let validity = table.validity(keyBytes) else { throw EngineError.keyNotFound }
+        return validity.isValid { clock.nowNanoseconds() }
     }
 
-    /// Validity and custom parameters of `key`.
-    @inlinable
+    /// Validity and custom parameters of `key`, copied into a ``KeyInfo``.
     public func getInfo(key: String) throws(EngineError) -> KeyInfo {
+        try withInfo(key: key) { valid, custom in KeyInfo(valid: valid, customParametersJSON: Array(custom)[...]) }
+    }
+
+    /// Validity and custom parameters of the key with these UTF-8 bytes, copied into a ``KeyInfo``.
+    public func getInfo(keyBytes: UnsafeRawBufferPointer) throws(EngineError) -> KeyInfo {
+        try withInfo(keyBytes: keyBytes) { valid, custom in
+            KeyInfo(valid: valid, customParametersJSON: Array(custom)[...])
+        }
+    }
+
+    /// Runs `body` on the validity of `key` and its custom parameters as JSON object text (valid
+    /// only during the call); allocates nothing when the text is small.
+    @inlinable
+    public func withInfo<R>(key: String, _ body: (Bool, UnsafeRawBufferPointer) -> R) throws(EngineError) -> R {
         var key = key
         return try key.withUTF8 { utf8 in
-            Result { () throws(EngineError) in try getInfo(keyBytes: UnsafeRawBufferPointer(utf8)) }
+            Result { () throws(EngineError) in try withInfo(keyBytes: UnsafeRawBufferPointer(utf8), body) }
         }.get()
     }
 
-    /// Validity and custom parameters of the key with these UTF-8 bytes.
-    public func getInfo(keyBytes: UnsafeRawBufferPointer) throws(EngineError) -> KeyInfo {
+    /// Runs `body` on the validity of the key with these UTF-8 bytes and its custom parameters.
+    @inlinable
+    public func withInfo<R>(
+        keyBytes: UnsafeRawBufferPointer, _ body: (Bool, UnsafeRawBufferPointer) -> R
+    )
+        throws(EngineError) -> R
+    {
+        var answer: R?
+        try visitInfo(keyBytes: keyBytes) { valid, custom in answer = body(valid, custom) }
+        return answer!
+    }
+
+    /// The non-generic body of ``withInfo(keyBytes:_:)``: calls `body` exactly once or throws.
+    @usableFromInline
+    func visitInfo(
+        keyBytes: UnsafeRawBufferPointer, _ body: (Bool, UnsafeRawBufferPointer) -> Void
+    )
+        throws(EngineError)
+    {
         guard keyBytes.count > 0 else { throw EngineError.missingKey }
-        let now = clock.nowNanoseconds()
-        guard
-            let info = table.read(
-                keyBytes,
-                { KeyInfo(valid: $0.isValid(atNanoseconds: now), customParametersJSON: $0.customParametersJSON) })
-        else { throw EngineError.keyNotFound }
-        return info
+        let found = table.withInfo(keyBytes) { validity, custom in
+            body(validity.isValid { clock.nowNanoseconds() }, custom)
+        }
+        guard found else { throw EngineError.keyNotFound }
     }
 
     /// The record named by `reference`, if `requester` may see it.
@@ -348,7 +372,7 @@ public final class Engine: Sendable {
             var records: [KeyRecord] = []
             var total = 0
             for orderID in orderIDs {
-                guard let key = state.keyByOrder[orderID], let record = table.read(key, { copy $0 }) else { continue }
+                guard let key = state.keyByOrder[orderID], let record = table.record(key) else { continue }
                 if let status, record.status != status { continue }
                 if total >= start, records.count < perPage { records.append(record) }
                 total += 1
@@ -567,10 +591,7 @@ public final class Engine: Sendable {
                 state.ordersByClient[record.clientID, default: []].append(record.orderID)
             } else if let oldKey = state.keyByOrder[record.orderID] {
                 if oldKey == record.apiKey {
-                    let oldClient = table.update(oldKey) { stored in
-                        defer { stored = record }
-                        return stored.clientID
-                    }
+                    let oldClient = table.replace(record)
                     if let oldClient, oldClient != record.clientID {
                         state.removeFromClient(oldClient, record.orderID)
                         state.addToClient(record.clientID, record.orderID)
@@ -628,11 +649,11 @@ public final class Engine: Sendable {
         switch reference {
         case .orderID(let orderID):
             guard orderID > 0 else { throw EngineError("order_id must be a positive integer") }
-            record = state.keyByOrder[orderID].flatMap { key in table.read(key) { copy $0 } }
+            record = state.keyByOrder[orderID].flatMap { key in table.record(key) }
             if record == nil, requester == .admin { throw EngineError.orderNotFound }
         case .key(let key):
             guard !key.isEmpty else { throw EngineError.missingKey }
-            record = table.read(key) { copy $0 }
+            record = table.record(key)
         }
         guard let record else { throw EngineError.keyNotFound }
         if case .client(let clientID) = requester, record.clientID != clientID { throw EngineError.keyNotFound }

@@ -1,6 +1,25 @@
 /// The lifecycle state of a key's order.
 public enum KeyStatus: String, Hashable, Sendable, CaseIterable {
     case active, suspended, canceled
+
+    /// The status as one byte, in journal records, snapshots and the key table.
+    var code: UInt8 {
+        switch self {
+        case .active: 0
+        case .suspended: 1
+        case .canceled: 2
+        }
+    }
+
+    /// The status a ``code`` stands for; nil for a byte that is none.
+    init?(code: UInt8) {
+        switch code {
+        case 0: self = .active
+        case 1: self = .suspended
+        case 2: self = .canceled
+        default: return nil
+        }
+    }
 }
 
 /// One sold key: the record of SPEC section 2.
@@ -90,9 +109,6 @@ public struct KeyRecord: Hashable, Sendable {
     /// The validity rule: active, and either no expiry or an expiry later than `nowNanoseconds`.
     @inline(__always)
     public func isValid(atNanoseconds nowNanoseconds: Int64) -> Bool {
-        guard status == .active else { return false }
-        guard let expiresAt else { return true }
-        let (expiryNanoseconds, overflow) = expiresAt.multipliedReportingOverflow(by: 1_000_000_000)
-        return overflow ? expiresAt > 0 : expiryNanoseconds > nowNanoseconds
+        KeyValidity(status: status, expiresAt: expiresAt).isValid { nowNanoseconds }
     }
 }

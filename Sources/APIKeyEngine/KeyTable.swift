@@ -1,5 +1,5 @@
+import Atomics
 import CXXHash
-import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -7,75 +7,179 @@ import Synchronization
     import Darwin
 #endif
 
-/// The in-memory home of every key record: lock-sharded, open-addressed, keyed by the seeded
-/// 64-bit XXH3 hash of the key's bytes.
+/// The in-memory home of every key record, built so that `check` and `get_info` take no lock and
+/// write nothing shared.
 ///
-/// The low bits of the hash pick a shard (a `Mutex` each); the high 32 bits are the tag stored in
-/// the shard's slot array and pick the first slot to probe. A tag match alone never finds a
-/// record: the full key bytes are compared. Records are stored densely per shard, so a slot is
-/// 8 bytes and a lookup touches the slot array, then one record.
-final class KeyTable<Hash: KeyHashFunction>: Sendable {
-    private let shards: [KeyShard]
+/// Layout: the low bits of the key's seeded 64-bit hash pick one of `1 << shardCountLog2` shards.
+/// A shard has an open-addressed slot table (linear probing, backward-shift deletion) of 8-byte
+/// slots: the hash's high 32 bits as a tag (they also pick the first slot to probe) and a
+/// reference into the shard's arena, where a record is one run of bytes (``ArenaRecord``) whose
+/// first bytes hold all that `check` reads. A lookup touches one slot and one record; a tag match
+/// alone never finds a record: the full key bytes are compared.
+///
+/// Concurrency: writers take the shard's mutex. Readers take nothing: each shard has a sequence
+/// number (a seqlock) that a writer makes odd while it changes what readers can reach and bumps
+/// again when done; a reader notes it, reads, and keeps what it read only if the number is still
+/// the same even value, else retries, and takes the mutex after ``optimisticAttempts`` tries.
+/// Memory a reader may still be reading is never returned while the table lives (``ArenaMemory``):
+/// arena chunks are reused through free lists, and replaced slot tables and chunk directories
+/// are kept (they total less than the live ones). Every length read without the lock is checked
+/// against its chunk, so a torn read yields an answer that is thrown away, never a read out of
+/// bounds.
+final class KeyTable<Hash: KeyHashFunction>: @unchecked Sendable {
+    /// Per shard, 64 bytes (a cache line of its own): sequence, slot table, chunk directory.
+    private let headers: UnsafeMutableRawPointer
+    private let locks: [ShardLock]
+    private let memory = ArenaMemory()
     private let shardMask: UInt64
     private let hashFunction: Hash
+
+    /// Lock-free tries before a reader waits for the shard's mutex instead.
+    static var optimisticAttempts: Int { 8 }
 
     /// A table of `1 << shardCountLog2` shards indexed by `hashFunction`.
     init(shardCountLog2: Int = 8, hashFunction: Hash) {
         precondition((0...16).contains(shardCountLog2), "shard count must be 1 to 65536")
         let count = 1 << shardCountLog2
-        shards = (0..<count).map { _ in KeyShard() }
+        headers = memory.allocate(byteCount: count * 64)
+        for shard in 0..<count {
+            let header = ShardHeader(headers + shard * 64)
+            header.sequencePointer.initialize(to: .init(0))
+            let slots = SlotTable.allocate(capacity: SlotTable.initialCapacity, in: memory)
+            header.slotTablePointer.initialize(to: .init(slots.bits))
+            header.directoryPointer.initialize(to: .init(ChunkDirectory.allocate(capacity: 8, in: memory).bits))
+        }
+        locks = (0..<count).map { _ in ShardLock() }
         shardMask = UInt64(count - 1)
         self.hashFunction = hashFunction
     }
 
+    // MARK: - Lock-free reads
+
+    /// Status and expiry of the record whose key is exactly `key`; nil when there is none.
     @inline(__always)
-    private func hash(_ key: UnsafeRawBufferPointer) -> UInt64 {
-        hashFunction.hash(key)
+    func validity(_ key: UnsafeRawBufferPointer) -> KeyValidity? {
+        let (shard, tag) = place(key)
+        let header = ShardHeader(headers + shard &* 64)
+        for _ in 0..<Self.optimisticAttempts {
+            let before = header.sequence.load(ordering: .acquiring)
+            guard before & 1 == 0 else { continue }
+            let validity: KeyValidity?
+            switch Self.locate(tag: tag, key: key, in: header) {
+            case .inconsistent: continue
+            case .absent: validity = nil
+            case .found(let record):
+                guard let read = record.validity else { continue }
+                validity = read
+            }
+            Atomics.atomicMemoryFence(ordering: Atomics.AtomicUpdateOrdering.acquiring)
+            if header.sequence.load(ordering: .relaxed) == before { return validity }
+        }
+        return locked(shard, tag: tag, key: key) { $0?.validity }
     }
 
-    /// Runs `body` on the record whose key is exactly `key`, under its shard's lock; nil when
-    /// there is none.
+    /// Calls `body` once with the validity and the custom-parameter text of the record whose key
+    /// is exactly `key`, copied out of the table (on the stack when small); false when there is
+    /// none. Not generic, so callers in other modules get this code specialised.
     @inline(__always)
-    func read<R>(_ key: UnsafeRawBufferPointer, _ body: (borrowing KeyRecord) -> R) -> R? {
-        let hash = hash(key)
-        let tag = UInt32(truncatingIfNeeded: hash >> 32)
-        return shards[Int(hash & shardMask)].storage.withLock { storage in
-            guard let found = storage.find(tag: tag, key: key) else { return nil }
-            return body(storage.records[found.index])
+    func withInfo(_ key: UnsafeRawBufferPointer, _ body: (KeyValidity, UnsafeRawBufferPointer) -> Void) -> Bool {
+        let (shard, tag) = place(key)
+        let header = ShardHeader(headers + shard &* 64)
+        for _ in 0..<Self.optimisticAttempts {
+            let before = header.sequence.load(ordering: .acquiring)
+            guard before & 1 == 0 else { continue }
+            switch Self.locate(tag: tag, key: key, in: header) {
+            case .inconsistent: continue
+            case .absent:
+                Atomics.atomicMemoryFence(ordering: Atomics.AtomicUpdateOrdering.acquiring)
+                if header.sequence.load(ordering: .relaxed) == before { return false }
+            case .found(let record):
+                guard record.customFits, let validity = record.validity else { continue }
+                let custom = record.custom
+                let answered = withUnsafeTemporaryAllocation(byteCount: max(custom.count, 1), alignment: 1) { copy in
+                    let copied = UnsafeMutableRawBufferPointer(rebasing: copy[..<custom.count])
+                    copied.copyMemory(from: custom)
+                    Atomics.atomicMemoryFence(ordering: Atomics.AtomicUpdateOrdering.acquiring)
+                    guard header.sequence.load(ordering: .relaxed) == before else { return false }
+                    body(validity, UnsafeRawBufferPointer(copied))
+                    return true
+                }
+                if answered { return true }
+            }
+        }
+        return locked(shard, tag: tag, key: key) { record in
+            guard let record else { return false }
+            body(record.validity!, record.custom)
+            return true
         }
     }
 
-    /// Runs `body` on the record whose key is exactly `key`; nil when there is none.
-    func read<R>(_ key: String, _ body: (borrowing KeyRecord) -> R) -> R? {
-        var key = key
-        return key.withUTF8 { read(UnsafeRawBufferPointer($0), body) }
+    // MARK: - Reads under the lock
+
+    /// A copy of the record whose key is exactly `key`; nil when there is none.
+    func record(_ key: String) -> KeyRecord? {
+        withBytes(key) { bytes in
+            let (shard, tag) = place(bytes)
+            return locked(shard, tag: tag, key: bytes) { $0?.record }
+        }
     }
 
     /// Whether a record has exactly this key.
     func contains(_ key: String) -> Bool {
-        read(key) { _ in true } ?? false
+        withBytes(key) { validity($0) != nil }
     }
+
+    /// The number of records, counted shard by shard (not one atomic moment under writes).
+    var count: Int {
+        locks.reduce(0) { total, lock in total + lock.withWriter { $0.count } }
+    }
+
+    /// Every shard's records, each a copy taken under its shard's lock.
+    func shardContents() -> [[KeyRecord]] {
+        locks.indices.map { shard in
+            locks[shard].withWriter { _ in
+                var records: [KeyRecord] = []
+                Self.forEachRecord(in: ShardHeader(headers + shard * 64)) { records.append($0.record) }
+                return records
+            }
+        }
+    }
+
+    // MARK: - Writes
 
     /// Adds `record`; false (and no change) when its key is already present.
     func insert(_ record: KeyRecord) -> Bool {
-        withHash(record.apiKey) { hash, tag, bytes in
-            shards[Int(hash & shardMask)].storage.withLock { storage in
-                if storage.find(tag: tag, key: bytes) != nil { return false }
-                storage.insert(record, tag: tag)
+        withBytes(record.apiKey) { bytes in
+            let (shard, tag) = place(bytes)
+            let header = ShardHeader(headers + shard * 64)
+            return locks[shard].withWriter { writer in
+                guard case .absent = Self.locate(tag: tag, key: bytes, in: header) else { return false }
+                if (writer.count + 1) * 4 > (header.slotTable.mask + 1) * 3 {
+                    growSlots(header, capacity: (header.slotTable.mask + 1) * 2)
+                }
+                let reference = store(record, header, &writer)
+                Self.changing(header) {
+                    Self.placeSlot(UInt64(tag) << 32 | UInt64(reference + 1), in: header.slotTable)
+                }
+                writer.count += 1
                 return true
             }
         }
     }
 
-    /// Changes the record with this key in place; nil when there is none. `body` must not change
-    /// the key (use remove and insert for that).
-    func update<R>(_ key: String, _ body: (inout KeyRecord) -> R) -> R? {
-        withHash(key) { hash, tag, bytes in
-            shards[Int(hash & shardMask)].storage.withLock { storage in
-                guard let found = storage.find(tag: tag, key: bytes) else { return nil }
-                let result = body(&storage.records[found.index])
-                assert(storage.records[found.index].apiKey == key, "update must not change the key")
-                return result
+    /// Replaces the record that has `record`'s key and returns the client ID it had; nil (and
+    /// no change) when there is none.
+    func replace(_ record: KeyRecord) -> Int64? {
+        withBytes(record.apiKey) { bytes in
+            let (shard, tag) = place(bytes)
+            let header = ShardHeader(headers + shard * 64)
+            return locks[shard].withWriter { writer -> Int64? in
+                guard let (slot, old) = Self.find(tag: tag, key: bytes, in: header) else { return nil }
+                let oldClient = old.view.record.clientID
+                let reference = store(record, header, &writer)
+                Self.changing(header) { header.slotTable.slots[slot] = UInt64(tag) << 32 | UInt64(reference + 1) }
+                writer.release(old.reference, size: old.view.size)
+                return oldClient
             }
         }
     }
@@ -83,46 +187,183 @@ final class KeyTable<Hash: KeyHashFunction>: Sendable {
     /// Removes and returns the record with this key; nil when there is none.
     @discardableResult
     func remove(_ key: String) -> KeyRecord? {
-        withHash(key) { hash, tag, bytes in
-            shards[Int(hash & shardMask)].storage.withLock { storage in
-                guard let found = storage.find(tag: tag, key: bytes) else { return nil }
-                return storage.remove(slot: found.slot, index: found.index)
+        withBytes(key) { bytes in
+            let (shard, tag) = place(bytes)
+            let header = ShardHeader(headers + shard * 64)
+            return locks[shard].withWriter { writer -> KeyRecord? in
+                guard let (slot, old) = Self.find(tag: tag, key: bytes, in: header) else { return nil }
+                let removed = old.view.record
+                Self.changing(header) { Self.clearSlot(slot, in: header.slotTable) }
+                writer.release(old.reference, size: old.view.size)
+                writer.count -= 1
+                return removed
             }
         }
     }
 
-    /// Every shard's records, each copied under its shard's lock (a copy-on-write copy: the
-    /// shard pays for a real copy only if it changes while the snapshot is being written).
-    func shardContents() -> [[KeyRecord]] {
-        shards.map { shard in shard.storage.withLock { $0.records } }
-    }
-
-    /// Sizes every shard for `totalCount` records spread evenly, so loading that many does not
-    /// grow the shards step by step.
+    /// Sizes every shard's slot table for `totalCount` records spread evenly, so loading that
+    /// many does not grow the tables step by step.
     func reserveCapacity(_ totalCount: Int) {
-        let perShard = totalCount / shards.count + 1
-        var capacity = ShardStorage.initialCapacity
-        while perShard * 4 > capacity * 3 { capacity *= 2 }
-        for shard in shards { shard.storage.withLock { $0.reserve(records: perShard, slots: capacity) } }
-    }
-
-    /// Removes every record.
-    func removeAll() {
-        for shard in shards { shard.storage.withLock { $0 = ShardStorage() } }
-    }
-
-    /// The number of records, counted shard by shard (not one atomic moment under writes).
-    var count: Int {
-        shards.reduce(0) { total, shard in total + shard.storage.withLock { $0.records.count } }
-    }
-
-    private func withHash<R>(_ key: String, _ body: (UInt64, UInt32, UnsafeRawBufferPointer) -> R) -> R {
-        var key = key
-        return key.withUTF8 { utf8 in
-            let bytes = UnsafeRawBufferPointer(utf8)
-            let hash = hash(bytes)
-            return body(hash, UInt32(truncatingIfNeeded: hash >> 32), bytes)
+        let perShard = totalCount / locks.count + 1
+        for shard in locks.indices {
+            let header = ShardHeader(headers + shard * 64)
+            locks[shard].withWriter { _ in
+                var capacity = header.slotTable.mask + 1
+                while perShard * 4 > capacity * 3 { capacity *= 2 }
+                if capacity > header.slotTable.mask + 1 { growSlots(header, capacity: capacity) }
+            }
         }
+    }
+
+    /// Removes every record; the arena's memory is kept for the records that come next.
+    func removeAll() {
+        for shard in locks.indices {
+            let header = ShardHeader(headers + shard * 64)
+            locks[shard].withWriter { writer in
+                Self.changing(header) {
+                    let table = header.slotTable
+                    table.slots.update(repeating: 0, count: table.mask + 1)
+                }
+                writer.reuseAllChunks(of: header.directory)
+            }
+        }
+    }
+
+    // MARK: - Internals
+
+    @inline(__always)
+    private func place(_ key: UnsafeRawBufferPointer) -> (shard: Int, tag: UInt32) {
+        let hash = hashFunction.hash(key)
+        return (Int(truncatingIfNeeded: hash & shardMask), UInt32(truncatingIfNeeded: hash >> 32))
+    }
+
+    private func withBytes<R>(_ key: String, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        var key = key
+        return key.withUTF8 { body(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// Runs `body` on the record with `key` (nil: none) under the shard's mutex, where nothing
+    /// can be torn.
+    private func locked<R>(
+        _ shard: Int, tag: UInt32, key: UnsafeRawBufferPointer, _ body: (ArenaRecordView?) -> R
+    )
+        -> R
+    {
+        locks[shard].withWriter { _ in
+            body(Self.find(tag: tag, key: key, in: ShardHeader(headers + shard * 64))?.record.view)
+        }
+    }
+
+    /// What an unlocked probe found.
+    private enum Lookup {
+        case found(ArenaRecordView)
+        case absent
+        /// A length or reference pointed outside the arena: a writer was busy; retry.
+        case inconsistent
+    }
+
+    /// Probes for `key`. Safe without the lock: every reference and length is bounds-checked.
+    @inline(__always)
+    private static func locate(tag: UInt32, key: UnsafeRawBufferPointer, in header: ShardHeader) -> Lookup {
+        let table = header.slotTable
+        let directory = header.directory
+        let mask = table.mask
+        var slot = Int(tag) & mask
+        for _ in 0...mask {
+            let entry = table.slots[slot]
+            if entry == 0 { return .absent }
+            if UInt32(truncatingIfNeeded: entry >> 32) == tag {
+                guard let record = directory.record(UInt32(truncatingIfNeeded: entry) &- 1), record.keyFits else {
+                    return .inconsistent
+                }
+                if record.keyEquals(key) { return .found(record) }
+            }
+            slot = (slot + 1) & mask
+        }
+        return .inconsistent
+    }
+
+    /// The slot and record of `key`; call with the shard's mutex held.
+    private static func find(
+        tag: UInt32, key: UnsafeRawBufferPointer, in header: ShardHeader
+    )
+        -> (slot: Int, record: (view: ArenaRecordView, reference: UInt32))?
+    {
+        let table = header.slotTable
+        let directory = header.directory
+        let mask = table.mask
+        var slot = Int(tag) & mask
+        while true {
+            let entry = table.slots[slot]
+            if entry == 0 { return nil }
+            if UInt32(truncatingIfNeeded: entry >> 32) == tag {
+                let reference = UInt32(truncatingIfNeeded: entry) - 1
+                let record = directory.record(reference)!
+                if record.keyEquals(key) { return (slot, (record, reference)) }
+            }
+            slot = (slot + 1) & mask
+        }
+    }
+
+    /// Calls `body` on every record of a shard; call with the shard's mutex held.
+    private static func forEachRecord(in header: ShardHeader, _ body: (ArenaRecordView) -> Void) {
+        let table = header.slotTable
+        let directory = header.directory
+        for slot in 0...table.mask where table.slots[slot] != 0 {
+            body(directory.record(UInt32(truncatingIfNeeded: table.slots[slot]) - 1)!)
+        }
+    }
+
+    /// Runs `change` with the shard's sequence odd, so readers that overlap it retry.
+    @inline(__always)
+    private static func changing(_ header: ShardHeader, _ change: () -> Void) {
+        let sequence = header.sequence.load(ordering: .relaxed)
+        header.sequence.store(sequence &+ 1, ordering: .relaxed)
+        Atomics.atomicMemoryFence(ordering: Atomics.AtomicUpdateOrdering.releasing)
+        change()
+        header.sequence.store(sequence &+ 2, ordering: .releasing)
+    }
+
+    /// Copies `record` into free arena memory (not yet reachable by readers) and returns its
+    /// reference.
+    private func store(_ record: KeyRecord, _ header: ShardHeader, _ writer: inout ShardWriter) -> UInt32 {
+        let size = ArenaRecord.size(of: record)
+        let reference = writer.allocate(size, header: header, memory: memory)
+        ArenaRecord.write(record, to: header.directory.record(reference)!.base.mutable)
+        return reference
+    }
+
+    private static func placeSlot(_ entry: UInt64, in table: SlotTable) {
+        let mask = table.mask
+        var slot = Int(entry >> 32) & mask
+        while table.slots[slot] != 0 { slot = (slot + 1) & mask }
+        table.slots[slot] = entry
+    }
+
+    /// Empties `slot`, pulling later members of its probe run back while their home slot lies at
+    /// or before the hole, so every run stays unbroken without tombstones.
+    private static func clearSlot(_ slot: Int, in table: SlotTable) {
+        let mask = table.mask
+        var hole = slot
+        var next = (hole + 1) & mask
+        while table.slots[next] != 0 {
+            let home = Int(table.slots[next] >> 32) & mask
+            if (next - home) & mask >= (next - hole) & mask {
+                table.slots[hole] = table.slots[next]
+                hole = next
+            }
+            next = (next + 1) & mask
+        }
+        table.slots[hole] = 0
+    }
+
+    /// Moves the shard to a slot table of `capacity` slots; the old one is kept for readers still
+    /// in it.
+    private func growSlots(_ header: ShardHeader, capacity: Int) {
+        let old = header.slotTable
+        let new = SlotTable.allocate(capacity: capacity, in: memory)
+        for slot in 0...old.mask where old.slots[slot] != 0 { Self.placeSlot(old.slots[slot], in: new) }
+        Self.changing(header) { header.slotTable = new }
     }
 }
 
@@ -142,103 +383,202 @@ struct SeededXXH3: KeyHashFunction {
     }
 }
 
-/// One shard: its lock and what the lock guards.
-private final class KeyShard: Sendable {
-    let storage = Mutex(ShardStorage())
+/// One shard's mutex and what only writers touch.
+private final class ShardLock: @unchecked Sendable {
+    private let mutex = Monitor()
+    private var writer = ShardWriter()
+
+    /// Runs `body` with the mutex held.
+    func withWriter<R>(_ body: (inout ShardWriter) -> R) -> R {
+        mutex.withLock { body(&writer) }
+    }
 }
 
-/// An open-addressed index (linear probing, backward-shift deletion) over a dense record array.
-private struct ShardStorage {
-    /// 0 for an empty slot, else the record's tag in the high 32 bits and its index + 1 in the low.
-    var slots: [UInt64] = Array(repeating: 0, count: ShardStorage.initialCapacity)
-    /// The records, densely; removal moves the last one into the hole.
-    var records: [KeyRecord] = []
-    /// The tag of each record, parallel to `records`, so growth and removal need not rehash keys.
-    var tags: [UInt32] = []
+/// The fields of a shard that readers share, in the shard's 64-byte header.
+private struct ShardHeader {
+    let base: UnsafeMutableRawPointer
+
+    @inline(__always) init(_ base: UnsafeMutableRawPointer) { self.base = base }
+
+    var sequencePointer: UnsafeMutablePointer<UnsafeAtomic<UInt64>.Storage> {
+        base.assumingMemoryBound(to: UnsafeAtomic<UInt64>.Storage.self)
+    }
+    var slotTablePointer: UnsafeMutablePointer<UnsafeAtomic<UInt>.Storage> {
+        (base + 8).assumingMemoryBound(to: UnsafeAtomic<UInt>.Storage.self)
+    }
+    var directoryPointer: UnsafeMutablePointer<UnsafeAtomic<UInt>.Storage> {
+        (base + 16).assumingMemoryBound(to: UnsafeAtomic<UInt>.Storage.self)
+    }
+
+    @inline(__always) var sequence: UnsafeAtomic<UInt64> { UnsafeAtomic(at: sequencePointer) }
+
+    /// The current slot table; replaced (never changed in size) by growth.
+    @inline(__always) var slotTable: SlotTable {
+        get { SlotTable(bits: UnsafeAtomic(at: slotTablePointer).load(ordering: .acquiring)) }
+        nonmutating set { UnsafeAtomic(at: slotTablePointer).store(newValue.bits, ordering: .releasing) }
+    }
+
+    /// The current chunk directory; replaced by a larger copy when full.
+    @inline(__always) var directory: ChunkDirectory {
+        get { ChunkDirectory(bits: UnsafeAtomic(at: directoryPointer).load(ordering: .acquiring)) }
+        nonmutating set { UnsafeAtomic(at: directoryPointer).store(newValue.bits, ordering: .releasing) }
+    }
+}
+
+/// A power-of-two array of slots after a 16-byte header holding the mask. A slot is 0 when empty,
+/// else the tag in the high 32 bits and the arena reference + 1 in the low.
+private struct SlotTable {
+    let base: UnsafeMutableRawPointer
 
     static let initialCapacity = 16
 
-    var mask: Int { slots.count - 1 }
+    @inline(__always) init(bits: UInt) { base = UnsafeMutableRawPointer(bitPattern: bits)! }
+    init(base: UnsafeMutableRawPointer) { self.base = base }
+
+    var bits: UInt { UInt(bitPattern: base) }
+    @inline(__always) var mask: Int { base.load(as: Int.self) }
+    @inline(__always) var slots: UnsafeMutablePointer<UInt64> { (base + 16).assumingMemoryBound(to: UInt64.self) }
+
+    static func allocate(capacity: Int, in memory: ArenaMemory) -> SlotTable {
+        let base = memory.allocate(byteCount: 16 + capacity * 8)
+        base.storeBytes(of: capacity - 1, as: Int.self)
+        (base + 16).initializeMemory(as: UInt64.self, repeating: 0, count: capacity)
+        return SlotTable(base: base)
+    }
+}
+
+/// The arena's chunks: a count, a capacity, then per chunk its address and byte size.
+///
+/// A reference is the chunk index times 2^15 plus the offset / 8 (chunks shared by several
+/// records are at most ``ChunkDirectory/largestSharedChunk`` bytes); a record too big to share
+/// a chunk gets one of its own, at offset 0.
+private struct ChunkDirectory {
+    let base: UnsafeMutableRawPointer
+
+    static let largestSharedChunk = 1 << 18
+    static let largestSharedRecord = largestSharedChunk / 4
+    static let maximumChunks = 1 << 17
+
+    @inline(__always) init(bits: UInt) { base = UnsafeMutableRawPointer(bitPattern: bits)! }
+    init(base: UnsafeMutableRawPointer) { self.base = base }
+
+    var bits: UInt { UInt(bitPattern: base) }
+    @inline(__always) var count: Int { base.load(as: Int.self) }
+    var capacity: Int { base.load(fromByteOffset: 8, as: Int.self) }
 
     @inline(__always)
-    func find(tag: UInt32, key: UnsafeRawBufferPointer) -> (slot: Int, index: Int)? {
-        let mask = self.mask
-        var slot = Int(tag) & mask
-        while true {
-            let entry = slots[slot]
-            if entry == 0 { return nil }
-            if UInt32(truncatingIfNeeded: entry >> 32) == tag {
-                let index = Int(UInt32(truncatingIfNeeded: entry)) - 1
-                if Self.equal(records[index].apiKey, key) { return (slot, index) }
-            }
-            slot = (slot + 1) & mask
-        }
+    func chunk(_ index: Int) -> (pointer: UnsafeMutableRawPointer, size: Int) {
+        let entry = base + 16 + index &* 16
+        return (
+            UnsafeMutableRawPointer(bitPattern: entry.load(as: UInt.self))!, entry.load(fromByteOffset: 8, as: Int.self)
+        )
     }
 
+    /// The record at `reference`, with the bytes left in its chunk; nil when the reference
+    /// points outside the arena (possible only in a torn read).
     @inline(__always)
-    static func equal(_ stored: String, _ key: UnsafeRawBufferPointer) -> Bool {
-        let matched = stored.utf8.withContiguousStorageIfAvailable { utf8 in
-            utf8.count == key.count && (key.count == 0 || memcmp(utf8.baseAddress!, key.baseAddress!, key.count) == 0)
+    func record(_ reference: UInt32) -> ArenaRecordView? {
+        let index = Int(reference >> 15)
+        guard index < count else { return nil }
+        let (pointer, size) = chunk(index)
+        let offset = Int(reference & 0x7fff) &<< 3
+        guard offset &+ ArenaRecord.keyOffset <= size else { return nil }
+        return ArenaRecordView(base: UnsafeRawPointer(pointer + offset), available: size - offset)
+    }
+
+    static func allocate(capacity: Int, in memory: ArenaMemory) -> ChunkDirectory {
+        let base = memory.allocate(byteCount: 16 + capacity * 16)
+        base.storeBytes(of: 0, as: Int.self)
+        base.storeBytes(of: capacity, toByteOffset: 8, as: Int.self)
+        return ChunkDirectory(base: base)
+    }
+
+    /// Appends a chunk; call only when `count < capacity`. Readers see the entry before the count.
+    func append(_ pointer: UnsafeMutableRawPointer, size: Int) {
+        let index = count
+        let entry = base + 16 + index * 16
+        entry.storeBytes(of: UInt(bitPattern: pointer), as: UInt.self)
+        entry.storeBytes(of: size, toByteOffset: 8, as: Int.self)
+        Atomics.atomicMemoryFence(ordering: Atomics.AtomicUpdateOrdering.releasing)
+        base.storeBytes(of: index + 1, as: Int.self)
+    }
+}
+
+/// What only a shard's writers touch, under its mutex: the record count and the arena's
+/// allocator.
+private struct ShardWriter {
+    var count = 0
+    /// The shared chunk being filled, where its free space starts, and its size.
+    var fillingChunk = -1
+    var fillingOffset = 0
+    var fillingSize = 0
+    /// The size of the next shared chunk: they start small and double up to the largest.
+    var nextChunkSize = 4096
+    /// References of freed records by size, reused for records of exactly that size.
+    var freeBySize: [Int: [UInt32]] = [:]
+    /// Shared chunks beyond `fillingChunk` to fill before allocating more (after `removeAll`).
+    var reusableChunks: [Int] = []
+    /// Chunks that each hold one record too big to share.
+    var ownChunks: [Int] = []
+
+    /// Room for a record of `size` bytes (a multiple of 8); returns its reference.
+    mutating func allocate(_ size: Int, header: ShardHeader, memory: ArenaMemory) -> UInt32 {
+        if let reference = freeBySize[size]?.popLast() { return reference }
+        if size > ChunkDirectory.largestSharedRecord {
+            let chunk = addChunk(size: size, header: header, memory: memory)
+            ownChunks.append(chunk)
+            return UInt32(chunk) << 15
         }
-        return matched ?? stored.utf8.elementsEqual(key)
-    }
-
-    mutating func insert(_ record: KeyRecord, tag: UInt32) {
-        if (records.count + 1) * 4 > slots.count * 3 {
-            rebuild(capacity: slots.count * 2)
-        }
-        records.append(record)
-        tags.append(tag)
-        place(tag: tag, index: records.count - 1)
-    }
-
-    private mutating func place(tag: UInt32, index: Int) {
-        let mask = self.mask
-        var slot = Int(tag) & mask
-        while slots[slot] != 0 { slot = (slot + 1) & mask }
-        slots[slot] = UInt64(tag) << 32 | UInt64(index + 1)
-    }
-
-    mutating func reserve(records count: Int, slots capacity: Int) {
-        records.reserveCapacity(count)
-        tags.reserveCapacity(count)
-        if capacity > slots.count { rebuild(capacity: capacity) }
-    }
-
-    private mutating func rebuild(capacity: Int) {
-        slots = Array(repeating: 0, count: capacity)
-        for index in tags.indices { place(tag: tags[index], index: index) }
-    }
-
-    mutating func remove(slot: Int, index: Int) -> KeyRecord {
-        let mask = self.mask
-        // Backward shift: pull later members of the probe run into the hole while their home
-        // slot lies at or before the hole, so every run stays unbroken without tombstones.
-        var hole = slot
-        var next = (hole + 1) & mask
-        while slots[next] != 0 {
-            let home = Int(UInt32(truncatingIfNeeded: slots[next] >> 32)) & mask
-            if (next - home) & mask >= (next - hole) & mask {
-                slots[hole] = slots[next]
-                hole = next
+        if fillingChunk < 0 || fillingOffset + size > fillingSize {
+            if let reused = reusableChunks.popLast() {
+                fillingChunk = reused
+                fillingSize = header.directory.chunk(reused).size
+            } else {
+                fillingSize = nextChunkSize
+                fillingChunk = addChunk(size: fillingSize, header: header, memory: memory)
+                nextChunkSize = min(nextChunkSize * 2, ChunkDirectory.largestSharedChunk)
             }
-            next = (next + 1) & mask
+            fillingOffset = 0
         }
-        slots[hole] = 0
-
-        let removed = records[index]
-        let last = records.count - 1
-        if index != last {
-            // Point the slot of the last record at the hole it moves into.
-            let lastTag = tags[last]
-            var probe = Int(lastTag) & mask
-            while UInt32(truncatingIfNeeded: slots[probe]) != UInt32(last + 1) { probe = (probe + 1) & mask }
-            slots[probe] = UInt64(lastTag) << 32 | UInt64(index + 1)
-            records[index] = records[last]
-            tags[index] = lastTag
-        }
-        records.removeLast()
-        tags.removeLast()
-        return removed
+        let reference = UInt32(fillingChunk) << 15 | UInt32(fillingOffset >> 3)
+        fillingOffset += size
+        return reference
     }
+
+    /// Makes a record's memory reusable; readers still in it will fail their sequence check.
+    mutating func release(_ reference: UInt32, size: Int) {
+        freeBySize[size, default: []].append(reference)
+    }
+
+    /// After every record is gone: shared chunks are filled again from the first, and each chunk
+    /// of its own becomes a free record of its size.
+    mutating func reuseAllChunks(of directory: ChunkDirectory) {
+        freeBySize = [:]
+        for index in ownChunks { freeBySize[directory.chunk(index).size, default: []].append(UInt32(index) << 15) }
+        let own = Set(ownChunks)
+        reusableChunks = (0..<directory.count).reversed().filter { !own.contains($0) }
+        fillingChunk = -1
+        count = 0
+    }
+
+    /// Appends a chunk of `size` bytes to the directory (replacing a full directory with a
+    /// larger copy) and returns its index.
+    private mutating func addChunk(size: Int, header: ShardHeader, memory: ArenaMemory) -> Int {
+        var directory = header.directory
+        precondition(directory.count < ChunkDirectory.maximumChunks, "a key table shard is full (131072 arena chunks)")
+        if directory.count == directory.capacity {
+            let larger = ChunkDirectory.allocate(capacity: directory.capacity * 2, in: memory)
+            (larger.base + 16).copyMemory(from: directory.base + 16, byteCount: directory.count * 16)
+            larger.base.storeBytes(of: directory.count, as: Int.self)
+            header.directory = larger
+            directory = larger
+        }
+        let pointer = memory.allocate(byteCount: size)
+        directory.append(pointer, size: size)
+        return directory.count - 1
+    }
+}
+
+extension UnsafeRawPointer {
+    fileprivate var mutable: UnsafeMutableRawPointer { UnsafeMutableRawPointer(mutating: self) }
 }

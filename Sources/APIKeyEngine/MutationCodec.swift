@@ -28,7 +28,7 @@ enum MutationCodec {
         case .put(let record):
             bytes.appendLittleEndian(record.orderID)
             bytes.appendLittleEndian(record.clientID)
-            bytes.append(statusCode(record.status))
+            bytes.append(record.status.code)
             bytes.append(record.expiresAt == nil ? 0 : 1)
             bytes.appendLittleEndian(record.expiresAt ?? 0)
             bytes.appendLittleEndian(record.createdAt)
@@ -55,7 +55,7 @@ enum MutationCodec {
         switch type {
         case putType:
             guard let orderID = reader.int64(), let clientID = reader.int64(), let statusByte = reader.uint8(),
-                let status = status(statusByte), let hasExpiry = reader.uint8(), hasExpiry <= 1,
+                let status = KeyStatus(code: statusByte), let hasExpiry = reader.uint8(), hasExpiry <= 1,
                 let expiresAt = reader.int64(), let createdAt = reader.int64(), let updatedAt = reader.int64(),
                 let keyLength = reader.uint16(), let keyBytes = reader.bytes(Int(keyLength)),
                 let apiKey = String(validating: keyBytes, as: UTF8.self),
@@ -80,23 +80,6 @@ enum MutationCodec {
             return nil
         }
         return reader.isAtEnd ? mutation : nil
-    }
-
-    private static func statusCode(_ status: KeyStatus) -> UInt8 {
-        switch status {
-        case .active: 0
-        case .suspended: 1
-        case .canceled: 2
-        }
-    }
-
-    private static func status(_ code: UInt8) -> KeyStatus? {
-        switch code {
-        case 0: .active
-        case 1: .suspended
-        case 2: .canceled
-        default: nil
-        }
     }
 }
 

@@ -1,7 +1,16 @@
+import Foundation
 import PropertyBased
+import Synchronization
 import Testing
 
 @testable import APIKeyEngine
+
+/// A flag one task sets and others poll.
+final class AtomicFlag: Sendable {
+    private let value = Atomic<Bool>(false)
+    func set() { value.store(true, ordering: .releasing) }
+    var isSet: Bool { value.load(ordering: .acquiring) }
+}
 
 @Suite struct KeyTableTests {
     private func record(_ key: String, order: Int64, client: Int64 = 1) -> KeyRecord {
@@ -13,18 +22,18 @@ import Testing
     @Test func findsOnlyTheExactKey() {
         let table = KeyTable(shardCountLog2: 2, hashFunction: SeededXXH3(seed: 42))
         #expect(table.insert(record("AB-CD", order: 1)))
-        #expect(table.read("AB-CD") { $0.orderID } == 1)
-        #expect(table.read("ab-cd") { $0.orderID } == nil)
-        #expect(table.read("ABCD") { $0.orderID } == nil)
-        #expect(table.read("AB-CD ") { $0.orderID } == nil)
-        #expect(table.read("") { $0.orderID } == nil)
+        #expect(table.record("AB-CD")?.orderID == 1)
+        #expect(table.record("ab-cd")?.orderID == nil)
+        #expect(table.record("ABCD")?.orderID == nil)
+        #expect(table.record("AB-CD ")?.orderID == nil)
+        #expect(table.record("")?.orderID == nil)
     }
 
     @Test func aSharedHashNeverMatchesAnotherKey() {
         let table = KeyTable(shardCountLog2: 0, hashFunction: ConstantHash())
         for index in 0..<100 { #expect(table.insert(record("key-\(index)", order: Int64(index + 1)))) }
-        for index in 0..<100 { #expect(table.read("key-\(index)") { $0.orderID } == Int64(index + 1)) }
-        #expect(table.read("key-100") { $0.orderID } == nil)
+        for index in 0..<100 { #expect(table.record("key-\(index)")?.orderID == Int64(index + 1)) }
+        #expect(table.record("key-100")?.orderID == nil)
         #expect(!table.insert(record("key-7", order: 500)))
         #expect(table.count == 100)
     }
@@ -41,12 +50,124 @@ import Testing
         }
     }
 
-    @Test func updateChangesTheStoredRecordInPlace() {
+    @Test func replaceSwapsTheStoredRecord() {
         let table = KeyTable(shardCountLog2: 1, hashFunction: SeededXXH3(seed: 1))
-        _ = table.insert(record("K", order: 1))
-        #expect(table.update("K") { $0.status = .suspended } != nil)
-        #expect(table.read("K") { $0.status } == .suspended)
-        #expect(table.update("missing") { $0.status = .canceled } == nil)
+        _ = table.insert(record("K", order: 1, client: 5))
+        var changed = record("K", order: 1, client: 6)
+        changed.status = .suspended
+        changed.config = .object([JSONMember("custom_tier", .string("pro"))])
+        #expect(table.replace(changed) == 5)
+        #expect(table.record("K") == changed)
+        #expect(table.validity(bytes("K")) == KeyValidity(status: .suspended, expiresAt: nil))
+        #expect(table.replace(record("missing", order: 2)) == nil)
+        #expect(table.count == 1)
+    }
+
+    @Test func lockFreeReadsSeeStatusExpiryAndCustomParameters() {
+        let table = KeyTable(shardCountLog2: 2, hashFunction: SeededXXH3(seed: 9))
+        var stored = record("KEY-1", order: 1)
+        stored.expiresAt = 1_900_000_000
+        stored.config = .object([JSONMember("custom_tier", .string("pro")), JSONMember("length", .integer(8))])
+        _ = table.insert(stored)
+        #expect(table.validity(bytes("KEY-1")) == KeyValidity(status: .active, expiresAt: 1_900_000_000))
+        #expect(table.validity(bytes("KEY-2")) == nil)
+        var custom: String?
+        #expect(table.withInfo(bytes("KEY-1")) { _, text in custom = String(decoding: text, as: UTF8.self) })
+        #expect(custom == #"{"tier": "pro"}"#)
+        var called = false
+        #expect(!table.withInfo(bytes("key-1")) { _, _ in called = true })
+        #expect(!called)
+    }
+
+    /// Records too big to share an arena chunk get one of their own; after `removeAll` the arena is
+    /// reused and the table works as new.
+    @Test func bigRecordsAndRemoveAll() {
+        let table = KeyTable(shardCountLog2: 0, hashFunction: SeededXXH3(seed: 4))
+        let big = String(repeating: "x", count: 200_000)
+        var large = record("BIG", order: 1)
+        large.config = .object([JSONMember("custom_blob", .string(big))])
+        #expect(table.insert(large))
+        for index in 0..<2_000 { _ = table.insert(record("small-\(index)", order: Int64(index + 2))) }
+        #expect(table.record("BIG") == large)
+        table.removeAll()
+        #expect(table.count == 0)
+        #expect(table.record("BIG") == nil)
+        #expect(table.record("small-5") == nil)
+        #expect(table.insert(large))
+        for index in 0..<3_000 { #expect(table.insert(record("again-\(index)", order: Int64(index + 2)))) }
+        #expect(table.record("BIG") == large)
+        #expect((0..<3_000).allSatisfy { table.record("again-\($0)")?.orderID == Int64($0 + 2) })
+        #expect(table.count == 3_001)
+    }
+
+    /// Readers without locks while a writer replaces, removes, re-inserts and grows: a reader
+    /// must never see a status from one version of a record with the custom text of another, a
+    /// key that is always present must always be found, and a key never inserted never is.
+    @Test func readersNeverSeeATornRecord() async {
+        let table = KeyTable(shardCountLog2: 1, hashFunction: SeededXXH3(seed: 11))
+        @Sendable func version(_ key: String, _ round: Int) -> KeyRecord {
+            // Status and text length both follow the round, so a torn read shows as a mismatch.
+            let letter = round % 2 == 0 ? "a" : "b"
+            return KeyRecord(
+                orderID: 1, clientID: 1, apiKey: key,
+                config: .object([JSONMember("custom_round", .string(String(repeating: letter, count: 10 + round % 7)))]
+                ),
+                status: round % 2 == 0 ? .active : .suspended, expiresAt: nil, createdAt: 0, updatedAt: 0)
+        }
+        let stable = (0..<64).map { "stable-\($0)" }
+        for key in stable { _ = table.insert(version(key, 0)) }
+        let done = AtomicFlag()
+        let failures = Atomic<Int>(0)
+        // Threads of their own, not tasks: spinning tasks would starve the other tests' tasks.
+        await withCheckedContinuation { (finished: CheckedContinuation<Void, Never>) in
+            let running = Atomic<Int>(3)
+            let finish: @Sendable () -> Void = {
+                if running.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 { finished.resume() }
+            }
+            Thread.detachNewThread {
+                for round in 1...3_000 {
+                    for key in stable { _ = table.replace(version(key, round)) }
+                    _ = table.insert(version("churn-\(round)", round))
+                    if round % 3 == 0 { table.remove("churn-\(round - 1)") }
+                }
+                done.set()
+                finish()
+            }
+            for reader in 0..<2 {
+                Thread.detachNewThread {
+                    var index = reader
+                    while !done.isSet {
+                        let key = stable[index % stable.count]
+                        index += 1
+                        var consistent = false
+                        let found = Array(key.utf8).withUnsafeBytes { keyBytes in
+                            table.withInfo(keyBytes) { validity, custom in
+                                // {"round": "<letters>"}: 13 bytes around the letters.
+                                let letter = validity.status == .active ? "a" : "b"
+                                let expected =
+                                    #"{"round": ""# + String(repeating: letter, count: custom.count - 13) + #""}"#
+                                consistent =
+                                    String(decoding: custom, as: UTF8.self) == expected
+                                    && (10..<17).contains(custom.count - 13)
+                            }
+                        }
+                        if !found || !consistent { failures.add(1, ordering: .relaxed) }
+                        let absent = Array("never-\(index % 100)".utf8).withUnsafeBytes { table.validity($0) == nil }
+                        if !absent { failures.add(1, ordering: .relaxed) }
+                    }
+                    finish()
+                }
+            }
+        }
+        #expect(failures.load(ordering: .relaxed) == 0)
+        #expect(table.count == 64 + 3_000 - 1_000)
+    }
+
+    /// `key` as bytes that live as long as the test process (a few bytes per call).
+    private func bytes(_ key: String) -> UnsafeRawBufferPointer {
+        let stored = UnsafeMutableRawBufferPointer.allocate(byteCount: key.utf8.count, alignment: 1)
+        stored.copyBytes(from: key.utf8)
+        return UnsafeRawBufferPointer(stored)
     }
 
     /// Random inserts, removals, updates and reads against a plain dictionary: after every step
@@ -78,13 +199,16 @@ import Testing
             case 1:
                 #expect(table.remove(key)?.orderID == model.removeValue(forKey: key))
             case 2:
-                let changed: Void? = table.update(key) { $0.clientID = Int64(step + 100) }
+                let changed = table.replace(
+                    KeyRecord(
+                        orderID: model[key] ?? 0, clientID: Int64(step + 100), apiKey: key, config: .object([]),
+                        status: .suspended, expiresAt: nil, createdAt: 0, updatedAt: 0))
                 #expect((changed != nil) == (model[key] != nil))
             default:
-                #expect(table.read(key) { $0.orderID } == model[key])
+                #expect(table.record(key)?.orderID == model[key])
             }
         }
-        for key in pool { #expect(table.read(key) { $0.orderID } == model[key]) }
+        for key in pool { #expect(table.record(key)?.orderID == model[key]) }
         #expect(table.count == model.count)
     }
 
@@ -92,6 +216,6 @@ import Testing
         let table = KeyTable(shardCountLog2: 1, hashFunction: SeededXXH3(seed: 3))
         for index in 0..<20_000 { #expect(table.insert(record("grow-\(index)", order: Int64(index + 1)))) }
         #expect(table.count == 20_000)
-        #expect((0..<20_000).allSatisfy { table.read("grow-\($0)") { $0.orderID } == Int64($0 + 1) })
+        #expect((0..<20_000).allSatisfy { table.record("grow-\($0)")?.orderID == Int64($0 + 1) })
     }
 }
