@@ -87,6 +87,49 @@ public struct APIRouter: Sendable {
         return (response, pending)
     }
 
+    /// The two endpoints called on every request of a customer's application.
+    public enum KeyLookup: Sendable {
+        case check, getInfo
+    }
+
+    /// What a key lookup answers, handed to the caller's closure (the custom-parameter text lives
+    /// only during the call).
+    public enum KeyLookupAnswer {
+        /// `check` found the key: valid or not.
+        case check(Bool)
+        /// `get_info` found the key: validity and the custom parameters as JSON object text.
+        case info(valid: Bool, customParameters: UnsafeRawBufferPointer)
+        /// Any other answer (unknown key, rate limit), as ``respond(to:client:)`` gives it.
+        case response(APIResponse)
+    }
+
+    /// The answer to `GET /api/guest/serviceapikey/check?key=...` (or `get_info`) for the key
+    /// with these bytes, exactly as ``respond(to:client:)`` would give it, without building a
+    /// request or an answer: for servers that write the common answers from pre-encoded bytes.
+    public func respondToKeyLookup(
+        _ lookup: KeyLookup, key: UnsafeRawBufferPointer, client: IPAddress?, _ answer: (KeyLookupAnswer) -> Void
+    ) {
+        let charged = client.flatMap { limiter.isExempt($0) ? nil : $0 }
+        if let charged, let refusal = limiter.admit(charged) { return answer(.response(refusal)) }
+        do throws(EngineError) {
+            switch lookup {
+            case .check:
+                let valid = try engine.check(keyBytes: key)
+                if let charged { _ = limiter.charge(charged, failed: false) }
+                answer(.check(valid))
+            case .getInfo:
+                try engine.withInfo(keyBytes: key) { valid, custom in
+                    if let charged { _ = limiter.charge(charged, failed: false) }
+                    answer(.info(valid: valid, customParameters: custom))
+                }
+            }
+        } catch {
+            let failed = error == .keyNotFound
+            if let charged, let refusal = limiter.charge(charged, failed: failed) { return answer(.response(refusal)) }
+            answer(.response(Self.failure(error)))
+        }
+    }
+
     /// The address to charge for a request from `peer` with these `X-Forwarded-For` values.
     public func clientAddress(peer: IPAddress, forwardedFor: [String]) -> IPAddress {
         limiter.clientAddress(peer: peer, forwardedFor: forwardedFor)
@@ -233,7 +276,9 @@ public struct APIRouter: Sendable {
             ResponseEncoding.boolean(try engine.check(key: try requiredKey(parameters)))
         },
         "guest/serviceapikey/get_info": { engine, parameters, _ throws(EngineError) in
-            ResponseEncoding.info(try engine.getInfo(key: try requiredKey(parameters)))
+            try engine.withInfo(key: try requiredKey(parameters)) { valid, custom in
+                ResponseEncoding.info(valid: valid, customParameters: custom)
+            }
         },
         "admin/serviceapikey/update": { engine, parameters, _ throws(EngineError) in
             guard let orderID = try parameters.positiveInteger("order_id") else {

@@ -27,9 +27,9 @@ enum ResponseEncoding {
     static func boolean(_ value: Bool) -> [UInt8] { Array((value ? "true" : "false").utf8) }
 
     /// The `get_info` result: `{"valid": 1|0, "config": {...}}`.
-    static func info(_ info: KeyInfo) -> [UInt8] {
-        var bytes = Array((info.valid ? #"{"valid": 1, "config": "# : #"{"valid": 0, "config": "#).utf8)
-        bytes.append(contentsOf: info.customParametersJSON)
+    static func info(valid: Bool, customParameters: some Collection<UInt8>) -> [UInt8] {
+        var bytes = Array((valid ? #"{"valid": 1, "config": "# : #"{"valid": 0, "config": "#).utf8)
+        bytes.append(contentsOf: customParameters)
         bytes.append(UInt8(ascii: "}"))
         return bytes
     }

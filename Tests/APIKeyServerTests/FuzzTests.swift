@@ -1,7 +1,6 @@
 import APIKeyEngine
 import NIOCore
 import NIOEmbedded
-import NIOHTTP1
 import NIOPosix
 import Testing
 
@@ -133,17 +132,14 @@ import Testing
         defer { try? threadPool.syncShutdownGracefully() }
         let count = try Self.run(prefix: "http", iterations: 1500, seed: 3) { input in
             let channel = EmbeddedChannel()
-            var limits = NIOHTTPDecoderLimitConfiguration()
-            limits.maxHeaderListSize = 16384
-            limits.maxHeaderFieldCount = 100
             try channel.pipeline.syncOperations.addHandler(
                 ConnectionGuard(requestTimeout: .seconds(10), idleTimeout: .seconds(60)))
-            try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-                withErrorHandling: false, withOutboundHeaderValidation: false,
-                withEncoderConfiguration: HTTPResponseEncoder.Configuration(), withDecoderLimitConfiguration: limits)
             try channel.pipeline.syncOperations.addHandler(
-                APIHTTPHandler(
-                    router: router, limits: .init(maximumBodyBytes: 4096, maximumTargetBytes: 8192),
+                HTTPConnectionHandler(
+                    router: router,
+                    limits: .init(
+                        maximumBodyBytes: 4096, maximumTargetBytes: 8192, maximumHeaderBytes: 16384,
+                        maximumHeaderCount: 100),
                     threadPool: threadPool))
             _ = try? channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
             var buffer = channel.allocator.buffer(capacity: input.count)
