@@ -107,24 +107,54 @@ struct ArenaRecordView {
         return KeyValidity(status: status, expiresAt: hasExpiry ? expiresAt : nil)
     }
 
-    private var coldOffset: Int { ArenaRecord.keyOffset + keyLength + customLength }
-    private var configLength: Int { Int(base.loadUnaligned(fromByteOffset: coldOffset + 32, as: UInt32.self)) }
+    // The fields below are only for a record read under the shard's lock (or copied out).
 
-    /// The record's size in the arena; only for a record read under the shard's lock.
+    private var coldOffset: Int { ArenaRecord.keyOffset + keyLength + customLength }
+    var orderID: Int64 { base.loadUnaligned(fromByteOffset: coldOffset, as: Int64.self) }
+    var clientID: Int64 { base.loadUnaligned(fromByteOffset: coldOffset + 8, as: Int64.self) }
+    var createdAt: Int64 { base.loadUnaligned(fromByteOffset: coldOffset + 16, as: Int64.self) }
+    var updatedAt: Int64 { base.loadUnaligned(fromByteOffset: coldOffset + 24, as: Int64.self) }
+    private var configLength: Int { Int(base.loadUnaligned(fromByteOffset: coldOffset + 32, as: UInt32.self)) }
+    var config: UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: base + coldOffset + ArenaRecord.coldFixedBytes, count: configLength)
+    }
+
+    /// The record's size in the arena.
     var size: Int { ArenaRecord.size(keyLength: keyLength, customLength: customLength, configLength: configLength) }
 
-    /// The record as a value; only for a record read under the shard's lock.
+    /// The record as a value.
     var record: KeyRecord {
-        let cold = coldOffset
-        let configStart = cold + ArenaRecord.coldFixedBytes
-        let config = UnsafeRawBufferPointer(start: base + configStart, count: configLength)
-        return KeyRecord(
-            orderID: base.loadUnaligned(fromByteOffset: cold, as: Int64.self),
-            clientID: base.loadUnaligned(fromByteOffset: cold + 8, as: Int64.self),
-            apiKey: String(decoding: key, as: UTF8.self), configJSON: Array(config)[...],
-            customParametersJSON: Array(custom)[...], status: validity!.status, expiresAt: validity!.expiresAt,
-            createdAt: base.loadUnaligned(fromByteOffset: cold + 16, as: Int64.self),
-            updatedAt: base.loadUnaligned(fromByteOffset: cold + 24, as: Int64.self))
+        KeyRecord(
+            orderID: orderID, clientID: clientID, apiKey: String(decoding: key, as: UTF8.self),
+            configJSON: Array(config)[...], customParametersJSON: Array(custom)[...], status: validity!.status,
+            expiresAt: validity!.expiresAt, createdAt: createdAt, updatedAt: updatedAt)
+    }
+}
+
+/// Records copied out of a key table shard by shard (their arena bytes, back to back), for a
+/// snapshot: copying is a memcpy per record under each shard's lock; encoding happens later.
+struct KeyTableCopy: Sendable {
+    /// Per shard, its records' bytes; each record starts on an 8-byte boundary.
+    var shards: [[UInt8]]
+
+    /// Calls `body` on every record, shard by shard.
+    func forEach<E: Error>(_ body: (ArenaRecordView) throws(E) -> Void) throws(E) {
+        for shard in shards {
+            let outcome: Result<Void, E> = shard.withUnsafeBytes { bytes in
+                var offset = 0
+                while offset < bytes.count {
+                    let view = ArenaRecordView(base: bytes.baseAddress! + offset, available: bytes.count - offset)
+                    do throws(E) {
+                        try body(view)
+                    } catch {
+                        return .failure(error)
+                    }
+                    offset += view.size
+                }
+                return .success(())
+            }
+            try outcome.get()
+        }
     }
 }
 

@@ -253,7 +253,7 @@ public final class Engine: Sendable {
     /// The whole state for a snapshot; call with the write lock held.
     private func snapshotContents(lastSequence: UInt64, _ state: borrowing WriteState) -> SnapshotFile.Contents {
         SnapshotFile.Contents(
-            lastSequence: lastSequence, nextOrderID: state.nextOrderID, shards: table.shardContents(),
+            lastSequence: lastSequence, nextOrderID: state.nextOrderID, records: table.copyRecords(),
             clientTokens: state.tokenByClient.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
     }
 
@@ -372,7 +372,10 @@ public final class Engine: Sendable {
             var records: [KeyRecord] = []
             var total = 0
             for orderID in orderIDs {
-                guard let key = state.keyByOrder[orderID], let record = table.record(key) else { continue }
+                guard let hash = state.keyByOrder[orderID], let record = table.record(orderID: orderID, hash: hash)
+                else {
+                    continue
+                }
                 if let status, record.status != status { continue }
                 if total >= start, records.count < perPage { records.append(record) }
                 total += 1
@@ -589,15 +592,16 @@ public final class Engine: Sendable {
                 _ = table.insert(record)
                 state.orderIDs.append(record.orderID)
                 state.ordersByClient[record.clientID, default: []].append(record.orderID)
-            } else if let oldKey = state.keyByOrder[record.orderID] {
-                if oldKey == record.apiKey {
-                    let oldClient = table.replace(record)
-                    if let oldClient, oldClient != record.clientID {
+            } else if let oldHash = state.keyByOrder[record.orderID] {
+                // Keys are unique, so a record with this key is this order's: swapped in one step,
+                // checks of the key never miss it.
+                if let oldClient = table.replace(record) {
+                    if oldClient != record.clientID {
                         state.removeFromClient(oldClient, record.orderID)
                         state.addToClient(record.clientID, record.orderID)
                     }
                 } else {
-                    let old = table.remove(oldKey)
+                    let old = table.remove(orderID: record.orderID, hash: oldHash)
                     _ = table.insert(record)
                     if let old, old.clientID != record.clientID {
                         state.removeFromClient(old.clientID, record.orderID)
@@ -609,11 +613,11 @@ public final class Engine: Sendable {
                 state.orderIDs.insertSorted(record.orderID)
                 state.addToClient(record.clientID, record.orderID)
             }
-            state.keyByOrder[record.orderID] = record.apiKey
+            state.keyByOrder[record.orderID] = table.hash(record.apiKey)
             if record.orderID >= state.nextOrderID { state.nextOrderID = record.orderID + 1 }
         case .delete(let orderID):
-            guard let key = state.keyByOrder.removeValue(forKey: orderID) else { return }
-            if let old = table.remove(key) { state.removeFromClient(old.clientID, orderID) }
+            guard let hash = state.keyByOrder.removeValue(forKey: orderID) else { return }
+            if let old = table.remove(orderID: orderID, hash: hash) { state.removeFromClient(old.clientID, orderID) }
             state.orderIDs.removeSorted(orderID)
         case .setClientToken(let clientID, let token):
             if let old = state.tokenByClient[clientID] {
@@ -649,7 +653,7 @@ public final class Engine: Sendable {
         switch reference {
         case .orderID(let orderID):
             guard orderID > 0 else { throw EngineError("order_id must be a positive integer") }
-            record = state.keyByOrder[orderID].flatMap { key in table.record(key) }
+            record = state.keyByOrder[orderID].flatMap { hash in table.record(orderID: orderID, hash: hash) }
             if record == nil, requester == .admin { throw EngineError.orderNotFound }
         case .key(let key):
             guard !key.isEmpty else { throw EngineError.missingKey }
@@ -744,7 +748,9 @@ private struct TokenDigest: Hashable {
 
 /// Everything the write lock guards besides the table: indexes by order and client, and tokens.
 private struct WriteState: ~Copyable {
-    var keyByOrder: [Int64: String] = [:]
+    /// Order ID to the hash of its key (see ``KeyTable/record(orderID:hash:)``): 8 bytes, not a
+    /// second copy of the key.
+    var keyByOrder: [Int64: UInt64] = [:]
     var orderIDs: [Int64] = []
     var ordersByClient: [Int64: [Int64]] = [:]
     var nextOrderID: Int64 = 1

@@ -116,6 +116,20 @@ final class KeyTable<Hash: KeyHashFunction>: @unchecked Sendable {
 
     // MARK: - Reads under the lock
 
+    /// A copy of the record of order `orderID`, whose key hashes to `hash`; nil when there is
+    /// none. Lets an index by order hold 8 bytes instead of the key.
+    func record(orderID: Int64, hash: UInt64) -> KeyRecord? {
+        let (shard, tag) = place(hash: hash)
+        return locks[shard].withWriter { _ in
+            Self.find(tag: tag, in: ShardHeader(headers + shard * 64)) { $0.orderID == orderID }?.record.view.record
+        }
+    }
+
+    /// The hash that indexes `key` (see ``record(orderID:hash:)``).
+    func hash(_ key: String) -> UInt64 {
+        withBytes(key) { hashFunction.hash($0) }
+    }
+
     /// A copy of the record whose key is exactly `key`; nil when there is none.
     func record(_ key: String) -> KeyRecord? {
         withBytes(key) { bytes in
@@ -134,15 +148,19 @@ final class KeyTable<Hash: KeyHashFunction>: @unchecked Sendable {
         locks.reduce(0) { total, lock in total + lock.withWriter { $0.count } }
     }
 
-    /// Every shard's records, each a copy taken under its shard's lock.
-    func shardContents() -> [[KeyRecord]] {
-        locks.indices.map { shard in
-            locks[shard].withWriter { _ in
-                var records: [KeyRecord] = []
-                Self.forEachRecord(in: ShardHeader(headers + shard * 64)) { records.append($0.record) }
-                return records
-            }
-        }
+    /// Every shard's records, each shard copied under its lock (a memcpy per record).
+    func copyRecords() -> KeyTableCopy {
+        KeyTableCopy(
+            shards: locks.indices.map { shard in
+                locks[shard].withWriter { writer in
+                    var bytes: [UInt8] = []
+                    bytes.reserveCapacity(writer.count * 256)
+                    Self.forEachRecord(in: ShardHeader(headers + shard * 64)) { record in
+                        bytes.append(contentsOf: UnsafeRawBufferPointer(start: record.base, count: record.size))
+                    }
+                    return bytes
+                }
+            })
     }
 
     // MARK: - Writes
@@ -174,8 +192,10 @@ final class KeyTable<Hash: KeyHashFunction>: @unchecked Sendable {
             let (shard, tag) = place(bytes)
             let header = ShardHeader(headers + shard * 64)
             return locks[shard].withWriter { writer -> Int64? in
-                guard let (slot, old) = Self.find(tag: tag, key: bytes, in: header) else { return nil }
-                let oldClient = old.view.record.clientID
+                guard let (slot, old) = Self.find(tag: tag, in: header, matching: { $0.keyEquals(bytes) }) else {
+                    return nil
+                }
+                let oldClient = old.view.clientID
                 let reference = store(record, header, &writer)
                 Self.changing(header) { header.slotTable.slots[slot] = UInt64(tag) << 32 | UInt64(reference + 1) }
                 writer.release(old.reference, size: old.view.size)
@@ -184,20 +204,22 @@ final class KeyTable<Hash: KeyHashFunction>: @unchecked Sendable {
         }
     }
 
-    /// Removes and returns the record with this key; nil when there is none.
+    /// Removes and returns the record of order `orderID`, whose key hashes to `hash`; nil when
+    /// there is none.
     @discardableResult
-    func remove(_ key: String) -> KeyRecord? {
-        withBytes(key) { bytes in
-            let (shard, tag) = place(bytes)
-            let header = ShardHeader(headers + shard * 64)
-            return locks[shard].withWriter { writer -> KeyRecord? in
-                guard let (slot, old) = Self.find(tag: tag, key: bytes, in: header) else { return nil }
-                let removed = old.view.record
-                Self.changing(header) { Self.clearSlot(slot, in: header.slotTable) }
-                writer.release(old.reference, size: old.view.size)
-                writer.count -= 1
-                return removed
-            }
+    func remove(orderID: Int64, hash: UInt64) -> KeyRecord? {
+        remove(place(hash: hash)) { $0.orderID == orderID }
+    }
+
+    private func remove(_ place: (shard: Int, tag: UInt32), matching: (ArenaRecordView) -> Bool) -> KeyRecord? {
+        let header = ShardHeader(headers + place.shard * 64)
+        return locks[place.shard].withWriter { writer -> KeyRecord? in
+            guard let (slot, old) = Self.find(tag: place.tag, in: header, matching: matching) else { return nil }
+            let removed = old.view.record
+            Self.changing(header) { Self.clearSlot(slot, in: header.slotTable) }
+            writer.release(old.reference, size: old.view.size)
+            writer.count -= 1
+            return removed
         }
     }
 
@@ -233,8 +255,12 @@ final class KeyTable<Hash: KeyHashFunction>: @unchecked Sendable {
 
     @inline(__always)
     private func place(_ key: UnsafeRawBufferPointer) -> (shard: Int, tag: UInt32) {
-        let hash = hashFunction.hash(key)
-        return (Int(truncatingIfNeeded: hash & shardMask), UInt32(truncatingIfNeeded: hash >> 32))
+        place(hash: hashFunction.hash(key))
+    }
+
+    @inline(__always)
+    private func place(hash: UInt64) -> (shard: Int, tag: UInt32) {
+        (Int(truncatingIfNeeded: hash & shardMask), UInt32(truncatingIfNeeded: hash >> 32))
     }
 
     private func withBytes<R>(_ key: String, _ body: (UnsafeRawBufferPointer) -> R) -> R {
@@ -250,7 +276,7 @@ final class KeyTable<Hash: KeyHashFunction>: @unchecked Sendable {
         -> R
     {
         locks[shard].withWriter { _ in
-            body(Self.find(tag: tag, key: key, in: ShardHeader(headers + shard * 64))?.record.view)
+            body(Self.find(tag: tag, in: ShardHeader(headers + shard * 64)) { $0.keyEquals(key) }?.record.view)
         }
     }
 
@@ -283,9 +309,9 @@ final class KeyTable<Hash: KeyHashFunction>: @unchecked Sendable {
         return .inconsistent
     }
 
-    /// The slot and record of `key`; call with the shard's mutex held.
+    /// The slot and record with `tag` that `matching` accepts; call with the shard's mutex held.
     private static func find(
-        tag: UInt32, key: UnsafeRawBufferPointer, in header: ShardHeader
+        tag: UInt32, in header: ShardHeader, matching: (ArenaRecordView) -> Bool
     )
         -> (slot: Int, record: (view: ArenaRecordView, reference: UInt32))?
     {
@@ -299,7 +325,7 @@ final class KeyTable<Hash: KeyHashFunction>: @unchecked Sendable {
             if UInt32(truncatingIfNeeded: entry >> 32) == tag {
                 let reference = UInt32(truncatingIfNeeded: entry) - 1
                 let record = directory.record(reference)!
-                if record.keyEquals(key) { return (slot, (record, reference)) }
+                if matching(record) { return (slot, (record, reference)) }
             }
             slot = (slot + 1) & mask
         }

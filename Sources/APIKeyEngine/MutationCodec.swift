@@ -26,19 +26,10 @@ enum MutationCodec {
     static func encodePayload(_ mutation: KeyMutation, into bytes: inout [UInt8]) {
         switch mutation {
         case .put(let record):
-            bytes.appendLittleEndian(record.orderID)
-            bytes.appendLittleEndian(record.clientID)
-            bytes.append(record.status.code)
-            bytes.append(record.expiresAt == nil ? 0 : 1)
-            bytes.appendLittleEndian(record.expiresAt ?? 0)
-            bytes.appendLittleEndian(record.createdAt)
-            bytes.appendLittleEndian(record.updatedAt)
-            bytes.appendLittleEndian(UInt16(record.apiKey.utf8.count))
-            bytes.append(contentsOf: record.apiKey.utf8)
-            bytes.appendLittleEndian(UInt32(record.configJSON.count))
-            bytes.append(contentsOf: record.configJSON)
-            bytes.appendLittleEndian(UInt32(record.customParametersJSON.count))
-            bytes.append(contentsOf: record.customParametersJSON)
+            encodePut(
+                orderID: record.orderID, clientID: record.clientID, status: record.status.code,
+                expiresAt: record.expiresAt, createdAt: record.createdAt, updatedAt: record.updatedAt,
+                key: record.apiKey.utf8, config: record.configJSON, custom: record.customParametersJSON, into: &bytes)
         case .delete(let orderID):
             bytes.appendLittleEndian(orderID)
         case .setClientToken(let clientID, let token):
@@ -46,6 +37,35 @@ enum MutationCodec {
             bytes.appendLittleEndian(UInt16(token.utf8.count))
             bytes.append(contentsOf: token.utf8)
         }
+    }
+
+    /// Appends the put payload of a record copied out of the key table.
+    static func encodePut(_ record: ArenaRecordView, into bytes: inout [UInt8]) {
+        let validity = record.validity!
+        encodePut(
+            orderID: record.orderID, clientID: record.clientID, status: validity.status.code,
+            expiresAt: validity.expiresAt, createdAt: record.createdAt, updatedAt: record.updatedAt, key: record.key,
+            config: record.config, custom: record.custom, into: &bytes)
+    }
+
+    private static func encodePut(
+        orderID: Int64, clientID: Int64, status: UInt8, expiresAt: Int64?, createdAt: Int64, updatedAt: Int64,
+        key: some Collection<UInt8>, config: some Collection<UInt8>, custom: some Collection<UInt8>,
+        into bytes: inout [UInt8]
+    ) {
+        bytes.appendLittleEndian(orderID)
+        bytes.appendLittleEndian(clientID)
+        bytes.append(status)
+        bytes.append(expiresAt == nil ? 0 : 1)
+        bytes.appendLittleEndian(expiresAt ?? 0)
+        bytes.appendLittleEndian(createdAt)
+        bytes.appendLittleEndian(updatedAt)
+        bytes.appendLittleEndian(UInt16(key.count))
+        bytes.append(contentsOf: key)
+        bytes.appendLittleEndian(UInt32(config.count))
+        bytes.append(contentsOf: config)
+        bytes.appendLittleEndian(UInt32(custom.count))
+        bytes.append(contentsOf: custom)
     }
 
     /// Decodes a payload of the given type; nil when it is not a well-formed mutation.

@@ -28,7 +28,7 @@ enum SnapshotFile {
     struct Contents: Sendable {
         var lastSequence: UInt64
         var nextOrderID: Int64
-        var shards: [[KeyRecord]]
+        var records: KeyTableCopy
         var clientTokens: [(clientID: Int64, token: String)]
     }
 
@@ -54,11 +54,11 @@ enum SnapshotFile {
         var uncompressed: UInt64 = 0
         var batch: [UInt8] = []
         batch.reserveCapacity(1 << 20)
-        func add(_ mutation: KeyMutation) throws(StorageError) {
+        func add(type: UInt8, _ encodePayload: (inout [UInt8]) -> Void) throws(StorageError) {
             let start = batch.count
-            batch.append(MutationCodec.type(of: mutation))
+            batch.append(type)
             batch.appendLittleEndian(UInt32(0))
-            MutationCodec.encodePayload(mutation, into: &batch)
+            encodePayload(&batch)
             let length = UInt32(batch.count - start - 5)
             Swift.withUnsafeBytes(of: length.littleEndian) { lengthBytes in
                 for index in 0..<4 { batch[start + 1 + index] = lengthBytes[index] }
@@ -70,10 +70,13 @@ enum SnapshotFile {
                 batch.removeAll(keepingCapacity: true)
             }
         }
-        for shard in contents.shards {
-            for record in shard { try add(.put(record)) }
+        try contents.records.forEach { (record) throws(StorageError) in
+            try add(type: MutationCodec.putType) { MutationCodec.encodePut(record, into: &$0) }
         }
-        for (clientID, token) in contents.clientTokens { try add(.setClientToken(clientID: clientID, token: token)) }
+        for (clientID, token) in contents.clientTokens {
+            let mutation = KeyMutation.setClientToken(clientID: clientID, token: token)
+            try add(type: MutationCodec.type(of: mutation)) { MutationCodec.encodePayload(mutation, into: &$0) }
+        }
         uncompressed += UInt64(batch.count)
         try compressor.compress(batch, finish: true, into: file)
 

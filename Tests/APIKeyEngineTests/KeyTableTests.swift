@@ -43,7 +43,7 @@ final class AtomicFlag: Sendable {
         let keys = (0..<200).map { "k\($0)" }
         for (index, key) in keys.enumerated() { _ = table.insert(record(key, order: Int64(index + 1))) }
         for key in keys.enumerated() where key.offset % 3 == 0 {
-            #expect(table.remove(key.element)?.apiKey == key.element)
+            #expect(table.remove(orderID: Int64(key.offset + 1), hash: table.hash(key.element))?.apiKey == key.element)
         }
         for (index, key) in keys.enumerated() {
             #expect(table.contains(key) == (index % 3 != 0), "key \(key)")
@@ -105,17 +105,17 @@ final class AtomicFlag: Sendable {
     /// key that is always present must always be found, and a key never inserted never is.
     @Test func readersNeverSeeATornRecord() async {
         let table = KeyTable(shardCountLog2: 1, hashFunction: SeededXXH3(seed: 11))
-        @Sendable func version(_ key: String, _ round: Int) -> KeyRecord {
+        @Sendable func version(_ key: String, order: Int64, _ round: Int) -> KeyRecord {
             // Status and text length both follow the round, so a torn read shows as a mismatch.
             let letter = round % 2 == 0 ? "a" : "b"
             return KeyRecord(
-                orderID: 1, clientID: 1, apiKey: key,
+                orderID: order, clientID: 1, apiKey: key,
                 config: .object([JSONMember("custom_round", .string(String(repeating: letter, count: 10 + round % 7)))]
                 ),
                 status: round % 2 == 0 ? .active : .suspended, expiresAt: nil, createdAt: 0, updatedAt: 0)
         }
         let stable = (0..<64).map { "stable-\($0)" }
-        for key in stable { _ = table.insert(version(key, 0)) }
+        for (index, key) in stable.enumerated() { _ = table.insert(version(key, order: Int64(index + 1), 0)) }
         let done = AtomicFlag()
         let failures = Atomic<Int>(0)
         // Threads of their own, not tasks: spinning tasks would starve the other tests' tasks.
@@ -126,9 +126,13 @@ final class AtomicFlag: Sendable {
             }
             Thread.detachNewThread {
                 for round in 1...3_000 {
-                    for key in stable { _ = table.replace(version(key, round)) }
-                    _ = table.insert(version("churn-\(round)", round))
-                    if round % 3 == 0 { table.remove("churn-\(round - 1)") }
+                    for (index, key) in stable.enumerated() {
+                        _ = table.replace(version(key, order: Int64(index + 1), round))
+                    }
+                    _ = table.insert(version("churn-\(round)", order: Int64(1000 + round), round))
+                    if round % 3 == 0 {
+                        table.remove(orderID: Int64(999 + round), hash: table.hash("churn-\(round - 1)"))
+                    }
                 }
                 done.set()
                 finish()
@@ -197,7 +201,9 @@ final class AtomicFlag: Sendable {
                 #expect(inserted == (model[key] == nil))
                 if inserted { model[key] = Int64(step + 1) }
             case 1:
-                #expect(table.remove(key)?.orderID == model.removeValue(forKey: key))
+                #expect(
+                    table.remove(orderID: model[key] ?? 0, hash: table.hash(key))?.orderID
+                        == model.removeValue(forKey: key))
             case 2:
                 let changed = table.replace(
                     KeyRecord(
