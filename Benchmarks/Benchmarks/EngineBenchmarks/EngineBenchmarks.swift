@@ -3,6 +3,10 @@ import Benchmark
 import Dispatch
 import Synchronization
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// What the obvious alternative keeps per key: a record in a `Mutex<[String: Record]>`.
 struct BaselineRecord: Sendable {
     var status: KeyStatus
@@ -64,6 +68,38 @@ struct Fixture: Sendable {
 
 let fixture = Fixture()
 
+/// The machine's floor for a random lookup: one read of memory no cache holds (256 MiB of 64-byte
+/// lines linked in one random cycle, on huge pages like the key table), each read waiting for the
+/// one before it, as a lookup's slot read waits for the hash and its record read for the slot.
+final class MemoryChase: @unchecked Sendable {
+    private var position: UnsafeMutableRawPointer
+
+    init(megabytes: Int) {
+        let bytes = megabytes << 20
+        let block = 2 << 20
+        let raw = mmap(nil, bytes + block, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)!
+        let base = UnsafeMutableRawPointer(bitPattern: (UInt(bitPattern: raw) + UInt(block - 1)) & ~UInt(block - 1))!
+        _ = madvise(base, bytes, MADV_HUGEPAGE)
+        var order = Array(0..<(bytes / 64))
+        order.shuffle()
+        for (index, line) in order.enumerated() {
+            let next = base + order[(index + 1) % order.count] * 64
+            (base + line * 64).storeBytes(of: next, as: UnsafeMutableRawPointer.self)
+        }
+        position = base + order[0] * 64
+    }
+
+    /// Follows one link.
+    @inline(never)
+    func step() {
+        position = position.load(as: UnsafeMutableRawPointer.self)
+    }
+
+    var current: UnsafeMutableRawPointer { position }
+}
+
+let memoryChase = MemoryChase(megabytes: 256)
+
 /// Runs `body` once per scaled iteration of `benchmark`, on the shuffled keys in turn from a
 /// random start.
 func forEachKey(of benchmark: Benchmark, _ body: (String) throws -> Void) rethrows {
@@ -110,6 +146,11 @@ let benchmarks: @Sendable () -> Void = {
         try forEachKey(of: benchmark) { key in
             blackHole(try fixture.engine.withInfo(key: key) { valid, custom in valid && custom.count > 2 })
         }
+    }
+
+    Benchmark("reference: one uncached dependent memory read, 1 thread") { benchmark in
+        for _ in benchmark.scaledIterations { memoryChase.step() }
+        blackHole(memoryChase.current)
     }
 
     Benchmark("baseline Mutex<[String: Record]> check, 1 thread") { benchmark in
