@@ -11,9 +11,15 @@ import Testing
         let output = Pipe()
         process.standardOutput = output
         process.standardError = output
+        // Not waitUntilExit(): it spins a run loop on a test thread and was seen to wait forever
+        // for a child that had exited (its zombie never reaped) while other tests spawned processes.
+        let exited = DispatchSemaphore(value: 0)
+        process.terminationHandler = { _ in exited.signal() }
         try process.run()
         let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
+        guard exited.wait(timeout: .now() + 60) == .success else {
+            throw KillNineTests.Failure("apikeyd \(arguments) did not report its exit within 60 s")
+        }
         return (process.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 
