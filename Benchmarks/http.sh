@@ -2,7 +2,7 @@
 # HTTP check and get_info against nginx answering the same fixed JSON for the same paths, with
 # wrk (same threads, connections, duration, keep-alive), keys drawn at random from 1,000,000.
 # Also resident memory of the server holding them, against Redis holding the same records.
-# Usage: Benchmarks/http.sh   (KEYS, DURATION, THREADS, CONNECTIONS, EVENT_LOOPS override)
+# Usage: Benchmarks/http.sh   (KEYS, DURATION, THREADS, CONNECTIONS, EVENT_LOOPS, ROUNDS override)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KEYS=${KEYS:-1000000}
@@ -10,6 +10,7 @@ DURATION=${DURATION:-10}
 THREADS=${THREADS:-1}
 CONNECTIONS=${CONNECTIONS:-64}
 EVENT_LOOPS=${EVENT_LOOPS:-1}
+ROUNDS=${ROUNDS:-3}
 for tool in nginx wrk redis-server curl; do
   command -v $tool >/dev/null || { apt-get update -qq && apt-get install -y -qq nginx wrk redis-server curl; break; }
 done
@@ -20,7 +21,7 @@ exec > >(tee Benchmarks/results/http.txt) 2>&1
 work=$(mktemp -d /tmp/apikeyd-http.XXXXXX)
 trap 'pkill -f "apikeyd serve --port 18092" || true; [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" || true; redis-cli -p 6392 shutdown nosave >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem:/{print $2}') GiB; $(date -u '+%Y-%m-%d %H:%M UTC')"
-echo "wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s, apikeyd --event-loops $EVENT_LOOPS, nginx worker_processes 1"
+echo "wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s, $ROUNDS rounds, apikeyd --event-loops $EVENT_LOOPS, nginx worker_processes 1"
 Benchmarks/.build/release/DurabilityBenchmark "$work/store" "$KEYS" 0 "$work/records.resp" "$work/keys.txt" 2>/dev/null | head -2
 
 cat > "$work/nginx.conf" <<CONF
@@ -43,14 +44,37 @@ nginx -c "$work/nginx.conf"
 until curl -sf http://127.0.0.1:18092/health >/dev/null; do sleep 0.05; done
 pid=$(pgrep -f "apikeyd serve --port 18092")
 echo "apikeyd RSS with $KEYS keys: $(awk '/VmRSS/{print $2}' /proc/$pid/status) kB"
+# ROUNDS alternations of apikeyd and nginx per endpoint, so both see the same moments of a shared
+# machine; the summary gives each one's median rate and latencies and the ratio of the medians.
+summary=""
 for path in check get_info; do
-  for target in "apikeyd http://127.0.0.1:18092" "nginx http://127.0.0.1:18093"; do
-    set -- $target
-    echo "== $path, $1"
-    APIKEYD_KEYS="$work/keys.txt" APIKEYD_PATH=$path wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency \
-      -s Benchmarks/wrk/keys.lua "$2" | grep -E "Requests/sec|50%|99%|Non-2xx|Socket errors"
+  for round in $(seq "$ROUNDS"); do
+    for target in "apikeyd http://127.0.0.1:18092" "nginx http://127.0.0.1:18093"; do
+      set -- $target
+      result=$(APIKEYD_KEYS="$work/keys.txt" APIKEYD_PATH=$path wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" \
+        --latency -s Benchmarks/wrk/keys.lua "$2")
+      if grep -qE "Non-2xx|Socket errors" <<<"$result"; then echo "$result" | grep -E "Non-2xx|Socket errors"; fi
+      # requests/s, p50 and p99 in milliseconds
+      line=$(awk '/Requests\/sec/ {rate = $2}
+        / 50%| 99%/ {v = $2; if (v ~ /us$/) v = v / 1000; else if (v ~ /ms$/) v = v + 0; else if (v ~ /s$/) v = v * 1000
+                     if ($1 == "50%") p50 = v; else p99 = v}
+        END {printf "%.0f %.2f %.2f", rate, p50, p99}' <<<"$result")
+      echo "$path round $round $1: $line (req/s, p50 ms, p99 ms)"
+      summary+="$path $1 $line"$'\n'
+    done
   done
 done
+echo "== medians of $ROUNDS rounds"
+for path in check get_info; do
+  for server in apikeyd nginx; do
+    median() { grep "^$path $server " <<<"$summary" | awk -v f="$1" '{print $f}' | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
+    printf -v "${path}_${server}" "%s" "$(median 3)"
+    echo "$path, $server: $(median 3) req/s, p50 $(median 4) ms, p99 $(median 5) ms"
+  done
+  ours=${path}_apikeyd; theirs=${path}_nginx
+  echo "$path: apikeyd / nginx = $(awk -v a="${!ours}" -v b="${!theirs}" 'BEGIN {printf "%.2f", a / b}')"
+done
+echo "get_info / check (apikeyd): $(awk -v a="$get_info_apikeyd" -v b="$check_apikeyd" 'BEGIN {printf "%.2f", a / b}')"
 kill $pid
 redis-server --port 6392 --save "" --appendonly no --daemonize yes --logfile "$work/redis.log" --dir "$work"
 until redis-cli -p 6392 ping >/dev/null 2>&1; do sleep 0.01; done
