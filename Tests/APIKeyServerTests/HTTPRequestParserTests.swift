@@ -212,6 +212,40 @@ extension Result {
         #expect(String(decoding: limited, as: UTF8.self).hasPrefix("HTTP/1.1 429"))
     }
 
+    /// `Expect: 100-continue`: the go-ahead as soon as the head is read, the answer once the body
+    /// has come.
+    @Test func expectContinueGetsTheGoAheadBeforeTheBody() throws {
+        let engine = Engine()
+        let router = APIRouter(engine: engine, adminToken: "t")
+        let pool = NIOThreadPool(numberOfThreads: 1)
+        pool.start()
+        defer { try? pool.syncShutdownGracefully() }
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addHandler(
+            HTTPConnectionHandler(
+                router: router,
+                limits: .init(
+                    maximumBodyBytes: 4096, maximumTargetBytes: 8192, maximumHeaderBytes: 16384, maximumHeaderCount: 100
+                ), threadPool: pool))
+        func send(_ text: String) throws -> String {
+            var buffer = channel.allocator.buffer(capacity: text.utf8.count)
+            buffer.writeString(text)
+            try channel.writeInbound(buffer)
+            var output = ""
+            while let part = try channel.readOutbound(as: IOData.self) {
+                if case .byteBuffer(let bytes) = part { output += String(buffer: bytes) }
+            }
+            return output
+        }
+        let head =
+            "POST /api/guest/serviceapikey/check HTTP/1.1\r\nExpect: 100-continue\r\n"
+            + "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 8\r\n\r\n"
+        #expect(try send(head) == "HTTP/1.1 100 Continue\r\n\r\n")
+        let answer = try send("key=NOPE")
+        #expect(answer.hasPrefix("HTTP/1.1 200 OK\r\n") && answer.contains("API key does not exist"))
+        _ = try? channel.finish()
+    }
+
     @Test func pipelinedRequestsAreAnsweredInOrder() throws {
         let engine = Engine()
         let router = APIRouter(engine: engine, adminToken: "t")
