@@ -153,7 +153,8 @@ extension Result {
 /// same request, once with a plain `?key=` (pre-encoded) and once with an extra parameter the
 /// router ignores (general path), must get byte-identical answers.
 @Suite struct KeyLookupFastPathTests {
-    private func exchange(_ request: String, router: APIRouter, pool: NIOThreadPool) throws -> [UInt8] {
+    /// A connection from 127.0.0.1 through the server's HTTP handler, in memory.
+    private func connection(_ router: APIRouter, _ pool: NIOThreadPool) throws -> EmbeddedChannel {
         let channel = EmbeddedChannel()
         try channel.pipeline.syncOperations.addHandler(
             HTTPConnectionHandler(
@@ -162,6 +163,11 @@ extension Result {
                     maximumBodyBytes: 4096, maximumTargetBytes: 8192, maximumHeaderBytes: 16384, maximumHeaderCount: 100
                 ), threadPool: pool))
         _ = try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        return channel
+    }
+
+    private func exchange(_ request: String, router: APIRouter, pool: NIOThreadPool) throws -> [UInt8] {
+        let channel = try connection(router, pool)
         var buffer = channel.allocator.buffer(capacity: request.utf8.count)
         buffer.writeString(request)
         try channel.writeInbound(buffer)
@@ -220,13 +226,7 @@ extension Result {
         let pool = NIOThreadPool(numberOfThreads: 1)
         pool.start()
         defer { try? pool.syncShutdownGracefully() }
-        let channel = EmbeddedChannel()
-        try channel.pipeline.syncOperations.addHandler(
-            HTTPConnectionHandler(
-                router: router,
-                limits: .init(
-                    maximumBodyBytes: 4096, maximumTargetBytes: 8192, maximumHeaderBytes: 16384, maximumHeaderCount: 100
-                ), threadPool: pool))
+        let channel = try connection(router, pool)
         func send(_ text: String) throws -> String {
             var buffer = channel.allocator.buffer(capacity: text.utf8.count)
             buffer.writeString(text)
