@@ -489,7 +489,11 @@ private struct ChunkDirectory {
     init(base: UnsafeMutableRawPointer) { self.base = base }
 
     var bits: UInt { UInt(bitPattern: base) }
-    @inline(__always) var count: Int { base.load(as: Int.self) }
+    /// The number of chunks; read with acquire ordering, so a reader that sees a chunk counted
+    /// also sees its entry (written before the count, with release ordering).
+    @inline(__always) var count: Int {
+        UnsafeAtomic<Int>(at: base.assumingMemoryBound(to: UnsafeAtomic<Int>.Storage.self)).load(ordering: .acquiring)
+    }
     var capacity: Int { base.load(fromByteOffset: 8, as: Int.self) }
 
     @inline(__always)
@@ -514,9 +518,15 @@ private struct ChunkDirectory {
 
     static func allocate(capacity: Int, in memory: ArenaMemory) -> ChunkDirectory {
         let base = memory.allocate(byteCount: 16 + capacity * 16)
-        base.storeBytes(of: 0, as: Int.self)
+        base.bindMemory(to: UnsafeAtomic<Int>.Storage.self, capacity: 1).initialize(to: .init(0))
         base.storeBytes(of: capacity, toByteOffset: 8, as: Int.self)
         return ChunkDirectory(base: base)
+    }
+
+    /// Sets the number of chunks, with release ordering.
+    func storeCount(_ count: Int) {
+        UnsafeAtomic<Int>(at: base.assumingMemoryBound(to: UnsafeAtomic<Int>.Storage.self)).store(
+            count, ordering: .releasing)
     }
 
     /// Appends a chunk; call only when `count < capacity`. Readers see the entry before the count.
@@ -525,8 +535,7 @@ private struct ChunkDirectory {
         let entry = base + 16 + index * 16
         entry.storeBytes(of: UInt(bitPattern: pointer), as: UInt.self)
         entry.storeBytes(of: size, toByteOffset: 8, as: Int.self)
-        Atomics.atomicMemoryFence(ordering: Atomics.AtomicUpdateOrdering.releasing)
-        base.storeBytes(of: index + 1, as: Int.self)
+        storeCount(index + 1)
     }
 }
 
@@ -595,7 +604,7 @@ private struct ShardWriter {
         if directory.count == directory.capacity {
             let larger = ChunkDirectory.allocate(capacity: directory.capacity * 2, in: memory)
             (larger.base + 16).copyMemory(from: directory.base + 16, byteCount: directory.count * 16)
-            larger.base.storeBytes(of: directory.count, as: Int.self)
+            larger.storeCount(directory.count)
             header.directory = larger
             directory = larger
         }
