@@ -39,9 +39,6 @@ final class ArenaMemory: @unchecked Sendable {
         }
     }
 
-    /// Bytes mapped so far (resident only once touched).
-    var mappedBytes: Int { lock.withLock { blocks.reduce(0) { $0 + $1.size } } }
-
     /// Maps `size` bytes (a multiple of the block size) at a block-aligned address.
     private static func mapBlock(_ size: Int) -> UnsafeMutableRawPointer {
         let padded = size + blockSize

@@ -444,7 +444,6 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     static func reasonPhrase(_ status: Int) -> String {
         switch status {
-        case 100: "Continue"
         case 200: "OK"
         case 400: "Bad Request"
         case 401: "Unauthorized"
