@@ -2,7 +2,8 @@
 # Builds the in-process scaling benchmark as a static Swift binary and bundles it with the two
 # small C libraries it links (libxxhash, zlib), so it runs on a Linux machine without a Swift
 # toolchain: copy Benchmarks/.build/scaling-bundle there and run ./run.sh. Here it runs at once.
-# Usage: Benchmarks/scaling.sh [keys] [seconds-per-step] [thread counts...]
+# Usage: [ROUNDS=3] Benchmarks/scaling.sh [keys] [seconds-per-step] [thread counts...]
+# The thread counts take turns ROUNDS times; the summary compares medians.
 set -euo pipefail
 cd "$(dirname "$0")"
 swift build -c release --product ScalingBenchmark --static-swift-stdlib

@@ -2,7 +2,7 @@
 // how the engine scales on machines with more cores. Built as a static binary by
 // Benchmarks/scaling.sh so it runs where no Swift toolchain is installed.
 //
-// usage: ScalingBenchmark [keys] [seconds-per-step] [thread counts...]
+// usage: ROUNDS=3 ScalingBenchmark [keys] [seconds-per-step] [thread counts...]
 
 import APIKeyEngine
 import Dispatch
@@ -41,8 +41,8 @@ keys.shuffle()
 let shuffled = keys.map { String(decoding: Array($0.utf8), as: UTF8.self) }
 print("cores online: \(sysconf(Int32(_SC_NPROCESSORS_ONLN))), keys: \(keyCount), \(seconds) s per step")
 
-var single: Double = 0
-for threads in threadCounts {
+/// Checks per second with `threads` threads looking keys up for `seconds`.
+func measure(threads: Int) -> Double {
     let total = Atomic<Int>(0)
     let stop = Atomic<Bool>(false)
     let start = monotonicNanoseconds()
@@ -68,8 +68,25 @@ for threads in threadCounts {
     stop.store(true, ordering: .relaxed)
     group.wait()
     let elapsed = Double(monotonicNanoseconds() - start) / 1e9
-    let rate = Double(total.load(ordering: .relaxed)) / elapsed
-    if threads == threadCounts.first { single = rate / Double(threads) }
+    return Double(total.load(ordering: .relaxed)) / elapsed
+}
+
+// The thread counts take turns, ROUNDS times (3 by default), so every count sees the same moments
+// of a shared machine; the summary compares medians.
+let rounds = max(1, Int(getenv("ROUNDS").map { String(cString: $0) } ?? "") ?? 3)
+var rates: [Int: [Double]] = [:]
+for round in 1...rounds {
+    for threads in threadCounts {
+        let rate = measure(threads: threads)
+        rates[threads, default: []].append(rate)
+        print("round \(round), threads \(threads): \(Int(rate)) checks/s")
+    }
+}
+func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
+let single = median(rates[threadCounts[0]]!) / Double(threadCounts[0])
+print("medians of \(rounds) rounds:")
+for threads in threadCounts {
+    let rate = median(rates[threads]!)
     print(
         "threads \(threads): \(Int(rate)) checks/s, \(Int(rate / Double(threads))) per thread, \(twoDecimals(rate / single)) x one thread"
     )
