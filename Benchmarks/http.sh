@@ -23,6 +23,7 @@ trap 'pkill -f "apikeyd serve --port 18092" || true; [ -f "$work/nginx.pid" ] &&
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem:/{print $2}') GiB; $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s, $ROUNDS rounds, apikeyd --event-loops $EVENT_LOOPS, nginx worker_processes 1"
 Benchmarks/.build/release/DurabilityBenchmark "$work/store" "$KEYS" 0 "$work/records.resp" "$work/keys.txt" 2>/dev/null | head -2
+shuf "$work/keys.txt" > "$work/keys-shuffled.txt"   # keys.lua takes them in file order
 
 cat > "$work/nginx.conf" <<CONF
 worker_processes 1;
@@ -51,7 +52,7 @@ for path in check get_info; do
   for round in $(seq "$ROUNDS"); do
     for target in "apikeyd http://127.0.0.1:18092" "nginx http://127.0.0.1:18093"; do
       set -- $target
-      result=$(APIKEYD_KEYS="$work/keys.txt" APIKEYD_PATH=$path wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" \
+      result=$(APIKEYD_KEYS="$work/keys-shuffled.txt" APIKEYD_PATH=$path wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" \
         --latency -s Benchmarks/wrk/keys.lua "$2")
       if grep -qE "Non-2xx|Socket errors" <<<"$result"; then echo "$result" | grep -E "Non-2xx|Socket errors"; fi
       # requests/s, p50 and p99 in milliseconds
