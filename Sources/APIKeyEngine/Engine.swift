@@ -365,27 +365,27 @@ public final class Engine: Sendable {
         var owner = clientID
         if case .client(let id) = requester { owner = id }
         return state.withLock { state in
-            let orderIDs: [Int64]
-            if let owner { orderIDs = state.ordersByClient[owner] ?? [] } else { orderIDs = state.orderIDs }
             let offset = (page - 1).multipliedReportingOverflow(by: perPage)
             let start = offset.overflow ? Int.max : offset.partialValue
             var records: [KeyRecord] = []
             var total = 0
-            for orderID in orderIDs {
-                guard let hash = state.keyByOrder[orderID], let record = table.record(orderID: orderID, hash: hash)
-                else {
-                    continue
-                }
-                if let status, record.status != status { continue }
+            func visit(_ orderID: Int64, _ keyHash: UInt64?) {
+                guard let keyHash, let record = table.record(orderID: orderID, hash: keyHash) else { return }
+                if let status, record.status != status { return }
                 if total >= start, records.count < perPage { records.append(record) }
                 total += 1
+            }
+            if let owner {
+                for orderID in state.ordersByClient[owner] ?? [] { visit(orderID, state.orders[orderID]) }
+            } else {
+                for entry in state.orders.entries { visit(entry.orderID, entry.keyHash) }
             }
             return KeyPage(list: records, total: total, page: page, perPage: perPage)
         }
     }
 
     /// How many keys the engine holds.
-    public var keyCount: Int { state.withLock { $0.keyByOrder.count } }
+    public var keyCount: Int { state.withLock { $0.orders.count } }
 
     /// The client whose API token is exactly `token`, compared in constant time; nil for none.
     public func authenticateClient(token: String) -> Int64? {
@@ -408,11 +408,11 @@ public final class Engine: Sendable {
             guard request.clientID > 0 else { throw EngineError("client_id must be a positive integer") }
             if let orderID = request.orderID {
                 guard orderID > 0 else { throw EngineError("order_id must be a positive integer") }
-                guard state.keyByOrder[orderID] == nil else {
+                guard state.orders[orderID] == nil else {
                     throw EngineError("Order \(orderID) already has an API key")
                 }
             }
-            guard state.keyByOrder.count < configuration.maximumKeys else {
+            guard state.orders.count < configuration.maximumKeys else {
                 throw EngineError("The engine holds its maximum of \(configuration.maximumKeys) keys")
             }
             let options = try validatedOptions(request.config)
@@ -590,9 +590,9 @@ public final class Engine: Sendable {
             if state.isBulkLoading {
                 // A snapshot holds each order once: nothing to replace, indexes sorted at the end.
                 _ = table.insert(record)
-                state.orderIDs.append(record.orderID)
+                state.orders.appendUnsorted(record.orderID, keyHash: table.hash(record.apiKey))
                 state.ordersByClient[record.clientID, default: []].append(record.orderID)
-            } else if let oldHash = state.keyByOrder[record.orderID] {
+            } else if let oldHash = state.orders[record.orderID] {
                 // Keys are unique, so a record with this key is this order's: swapped in one step,
                 // checks of the key never miss it.
                 if let oldClient = table.replace(record) {
@@ -607,18 +607,17 @@ public final class Engine: Sendable {
                         state.removeFromClient(old.clientID, record.orderID)
                         state.addToClient(record.clientID, record.orderID)
                     }
+                    state.orders.set(record.orderID, keyHash: table.hash(record.apiKey))
                 }
             } else {
                 _ = table.insert(record)
-                state.orderIDs.insertSorted(record.orderID)
+                state.orders.set(record.orderID, keyHash: table.hash(record.apiKey))
                 state.addToClient(record.clientID, record.orderID)
             }
-            state.keyByOrder[record.orderID] = table.hash(record.apiKey)
             if record.orderID >= state.nextOrderID { state.nextOrderID = record.orderID + 1 }
         case .delete(let orderID):
-            guard let hash = state.keyByOrder.removeValue(forKey: orderID) else { return }
+            guard let hash = state.orders.remove(orderID) else { return }
             if let old = table.remove(orderID: orderID, hash: hash) { state.removeFromClient(old.clientID, orderID) }
-            state.orderIDs.removeSorted(orderID)
         case .setClientToken(let clientID, let token):
             if let old = state.tokenByClient[clientID] {
                 state.clientByTokenDigest.removeValue(forKey: tokenDigest(old))
@@ -653,7 +652,7 @@ public final class Engine: Sendable {
         switch reference {
         case .orderID(let orderID):
             guard orderID > 0 else { throw EngineError("order_id must be a positive integer") }
-            record = state.keyByOrder[orderID].flatMap { hash in table.record(orderID: orderID, hash: hash) }
+            record = state.orders[orderID].flatMap { hash in table.record(orderID: orderID, hash: hash) }
             if record == nil, requester == .admin { throw EngineError.orderNotFound }
         case .key(let key):
             guard !key.isEmpty else { throw EngineError.missingKey }
@@ -698,8 +697,7 @@ extension Engine: RecoveryTarget {
         table.reserveCapacity(entryCount)
         state.withLock { state in
             state.isBulkLoading = true
-            state.keyByOrder.reserveCapacity(entryCount)
-            state.orderIDs.reserveCapacity(entryCount)
+            state.orders.reserveCapacity(entryCount)
         }
     }
 
@@ -748,10 +746,7 @@ private struct TokenDigest: Hashable {
 
 /// Everything the write lock guards besides the table: indexes by order and client, and tokens.
 private struct WriteState: ~Copyable {
-    /// Order ID to the hash of its key (see ``KeyTable/record(orderID:hash:)``): 8 bytes, not a
-    /// second copy of the key.
-    var keyByOrder: [Int64: UInt64] = [:]
-    var orderIDs: [Int64] = []
+    var orders = OrderIndex()
     var ordersByClient: [Int64: [Int64]] = [:]
     var nextOrderID: Int64 = 1
     var tokenByClient: [Int64: String] = [:]
@@ -763,7 +758,7 @@ private struct WriteState: ~Copyable {
 
     mutating func endBulkLoad() {
         isBulkLoading = false
-        orderIDs.sort()
+        orders.sortAfterLoading()
         for clientID in ordersByClient.keys { ordersByClient[clientID]!.sort() }
     }
 
