@@ -1,4 +1,5 @@
 import APIKeyEngine
+import Foundation
 import NIOCore
 import NIOEmbedded
 import NIOPosix
@@ -270,5 +271,47 @@ extension Result {
             decoding: try exchange("HEAD /health HTTP/1.1\r\n\r\n", router: router, pool: pool), as: UTF8.self)
         #expect(
             head.hasPrefix("HTTP/1.1 200 OK\r\n") && head.hasSuffix("\r\n\r\n") && head.contains("Content-Length: 31"))
+    }
+}
+
+/// Pipelined writes on a server whose writes wait for fsync (`always`): each answer waits for its
+/// write to be durable while the connection reads nothing more, and the answers still leave in
+/// request order, the read after them included.
+@Suite struct DurablePipeliningTests {
+    @Test func pipelinedDurableWritesAreAnsweredInOrder() async throws {
+        let directory = "/tmp/apikeyd-pipelining-\(UInt64.random(in: 0...UInt64.max))"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var options = StorageOptions()
+        options.fsync = .always
+        options.snapshotOnClose = false
+        let engine = try Engine.open(directory: directory, options: options)
+        var configuration = ServerConfiguration()
+        configuration.port = 0
+        configuration.eventLoopCount = 1
+        let server = try await APIServer.start(
+            router: APIRouter(engine: engine, adminToken: "t"), configuration: configuration)
+        let authorization = "Basic " + Data("admin:t".utf8).base64EncodedString()
+        func create(_ orderID: Int) -> String {
+            let body = "client_id=3&order_id=\(orderID)"
+            return "POST /api/admin/serviceapikey/create HTTP/1.1\r\nAuthorization: \(authorization)\r\n"
+                + "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+        }
+        let requests =
+            create(11) + create(12) + create(11) + create(13)
+            + "GET /api/admin/serviceapikey/get_list HTTP/1.1\r\nAuthorization: \(authorization)\r\n"
+            + "Connection: close\r\n\r\n"
+        let responses = try TestHTTPClient.parseResponses(
+            try TestHTTPClient(port: server.port).exchange(Array(requests.utf8)))
+        try await server.shutdown()
+        try engine.close()
+        #expect(responses.map(\.status) == [200, 200, 200, 200, 200])
+        let orders = try responses.prefix(4).map { try JSONValue.parse($0.body)["result"]?["order_id"] }
+        #expect(orders == [.integer(11), .integer(12), nil, .integer(13)])
+        #expect(responses[2].body.contains("Order 11 already has an API key"))
+        #expect(try JSONValue.parse(responses[4].body)["result"]?["total"] == .integer(3))
+        // Every acknowledged key is in the journal.
+        let reopened = try Engine.open(directory: directory, options: options)
+        #expect(reopened.keyCount == 3)
+        try reopened.close()
     }
 }
