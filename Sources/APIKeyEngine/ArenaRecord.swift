@@ -124,10 +124,11 @@ struct ArenaRecordView {
 
     /// The record as a value.
     var record: KeyRecord {
-        KeyRecord(
+        let validity = self.validity!
+        return KeyRecord(
             orderID: orderID, clientID: clientID, apiKey: String(decoding: key, as: UTF8.self),
-            configJSON: Array(config)[...], customParametersJSON: Array(custom)[...], status: validity!.status,
-            expiresAt: validity!.expiresAt, createdAt: createdAt, updatedAt: updatedAt)
+            configJSON: Array(config)[...], customParametersJSON: Array(custom)[...], status: validity.status,
+            expiresAt: validity.expiresAt, createdAt: createdAt, updatedAt: updatedAt)
     }
 }
 

@@ -90,6 +90,12 @@ public struct KeyInfo: Hashable, Sendable {
     public var valid: Bool
     /// The custom parameters as a JSON object text (prefix removed, numbers normalised).
     public var customParametersJSON: ArraySlice<UInt8>
+
+    /// An answer holding a copy of `customParameters`.
+    init(valid: Bool, copying customParameters: UnsafeRawBufferPointer) {
+        self.valid = valid
+        self.customParametersJSON = Array(customParameters)[...]
+    }
 }
 
 /// One page of a key listing.
@@ -295,14 +301,12 @@ public final class Engine: Sendable {
 
     /// Validity and custom parameters of `key`, copied into a ``KeyInfo``.
     public func getInfo(key: String) throws(EngineError) -> KeyInfo {
-        try withInfo(key: key) { valid, custom in KeyInfo(valid: valid, customParametersJSON: Array(custom)[...]) }
+        try withInfo(key: key, KeyInfo.init(valid:copying:))
     }
 
     /// Validity and custom parameters of the key with these UTF-8 bytes, copied into a ``KeyInfo``.
     public func getInfo(keyBytes: UnsafeRawBufferPointer) throws(EngineError) -> KeyInfo {
-        try withInfo(keyBytes: keyBytes) { valid, custom in
-            KeyInfo(valid: valid, customParametersJSON: Array(custom)[...])
-        }
+        try withInfo(keyBytes: keyBytes, KeyInfo.init(valid:copying:))
     }
 
     /// Runs `body` on the validity of `key` and its custom parameters as JSON object text (valid
