@@ -65,6 +65,15 @@ public final class AddressLimiter: Sendable {
         }
     }
 
+    /// Returns `cost` tokens to `address`'s bucket after a ``take(_:cost:nowNanoseconds:)`` whose
+    /// request was refused for another reason; nothing when its entry has been dropped since (a
+    /// dropped entry is a full bucket).
+    public func giveBack(_ address: IPAddress, cost: Int = 1) {
+        shard(address).entries.withLock { state in
+            state.buckets[address]?.giveBack(cost: cost, rate: rate)
+        }
+    }
+
     /// The number of entries now held.
     public var count: Int { shards.reduce(0) { $0 + $1.entries.withLock { $0.buckets.count } } }
 }

@@ -77,4 +77,10 @@ public struct TokenBucket: Hashable, Sendable {
         }
         return decision
     }
+
+    /// Returns `cost` tokens taken by an earlier ``take(cost:rate:nowNanoseconds:)`` whose
+    /// request was then refused for another reason; never fills the bucket past its capacity.
+    public mutating func giveBack(cost: Int = 1, rate: Rate) {
+        fullAtNanoseconds -= Int64(cost) * rate.tokenNanoseconds
+    }
 }

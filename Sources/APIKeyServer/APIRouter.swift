@@ -110,22 +110,20 @@ public struct APIRouter: Sendable {
         _ lookup: KeyLookup, key: UnsafeRawBufferPointer, client: IPAddress?, _ answer: (KeyLookupAnswer) -> Void
     ) {
         let charged = client.flatMap { limiter.isExempt($0) ? nil : $0 }
-        if let charged, let refusal = limiter.admit(charged) { return answer(.response(refusal)) }
+        if let charged, let refusal = limiter.admitAndCharge(charged) { return answer(.response(refusal)) }
         do throws(EngineError) {
             switch lookup {
             case .check:
-                let valid = try engine.check(keyBytes: key)
-                if let charged { _ = limiter.charge(charged, failed: false) }
-                answer(.check(valid))
+                answer(.check(try engine.check(keyBytes: key)))
             case .getInfo:
                 try engine.withInfo(keyBytes: key) { valid, custom in
-                    if let charged { _ = limiter.charge(charged, failed: false) }
                     answer(.info(valid: valid, customParameters: custom))
                 }
             }
         } catch {
-            let failed = error == .keyNotFound
-            if let charged, let refusal = limiter.charge(charged, failed: failed) { return answer(.response(refusal)) }
+            if error == .keyNotFound, let charged, let refusal = limiter.chargeFailure(charged) {
+                return answer(.response(refusal))
+            }
             answer(.response(Self.failure(error)))
         }
     }

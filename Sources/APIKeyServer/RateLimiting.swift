@@ -86,6 +86,28 @@ final class RequestLimiter: Sendable {
         return nil
     }
 
+    /// For a request whose outcome is known at once (a key lookup): takes the general token up
+    /// front, with one clock reading and one table lookup; a 429 answer (nothing taken) when the
+    /// bucket is empty. Follow a failed lookup with ``chargeFailure(_:)``. Charges exactly what
+    /// ``admit(_:)`` followed by ``charge(_:failed:)`` would.
+    func admitAndCharge(_ address: IPAddress) -> APIResponse? {
+        if case .refused(let wait) = general.take(address.limiterKey, nowNanoseconds: clock.nowNanoseconds()) {
+            return Self.tooManyRequests(wait)
+        }
+        return nil
+    }
+
+    /// Charges a failed lookup after ``admitAndCharge(_:)``: one failure token, or, when the
+    /// failure bucket is already empty, a 429 answer and the general token given back.
+    func chargeFailure(_ address: IPAddress) -> APIResponse? {
+        let key = address.limiterKey
+        if case .refused(let wait) = failures.take(key, nowNanoseconds: clock.nowNanoseconds()) {
+            general.giveBack(key)
+            return Self.tooManyRequests(wait)
+        }
+        return nil
+    }
+
     static func tooManyRequests(_ waitNanoseconds: Int64?) -> APIResponse {
         let seconds = max(1, ((waitNanoseconds ?? 3_600_000_000_000) + 999_999_999) / 1_000_000_000)
         return .failure(

@@ -94,6 +94,24 @@ import Testing
         #expect(limiter.take(second, nowNanoseconds: 0) == .allowed)
     }
 
+    @Test func aTokenGivenBackCanBeTakenAgainButNeverOverfills() {
+        let rate = TokenBucket.Rate(capacity: 2, refillPerSecond: 0)
+        let limiter = AddressLimiter(rate: rate)
+        let address = IPAddress("10.0.0.1")!
+        #expect(limiter.take(address, nowNanoseconds: 0) == .allowed)
+        #expect(limiter.take(address, nowNanoseconds: 0) == .allowed)
+        limiter.giveBack(address)
+        #expect(limiter.take(address, nowNanoseconds: 0) == .allowed)
+        #expect(limiter.take(address, nowNanoseconds: 0) == .refused(retryAfterNanoseconds: nil))
+        // Giving back to a full bucket leaves it at its capacity.
+        var bucket = TokenBucket(rate: rate, nowNanoseconds: 0)
+        bucket.giveBack(rate: rate)
+        #expect(bucket.tokens(rate: rate, nowNanoseconds: 0) == 2)
+        // An address without an entry (a full bucket) gets nothing and no entry.
+        limiter.giveBack(IPAddress("10.0.0.2")!)
+        #expect(limiter.count == 1)
+    }
+
     @Test func evictionPrefersRefilledEntriesOverBusyOnes() {
         let rate = TokenBucket.Rate(capacity: 1, refillPerSecond: 1)
         let limiter = AddressLimiter(rate: rate, capacity: 16)
