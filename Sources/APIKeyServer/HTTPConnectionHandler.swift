@@ -49,6 +49,9 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     private var peer: IPAddress?
     private var input: ByteBuffer?
     private var output: ByteBuffer?
+    /// The last output buffer handed to the channel, kept to be cleared and reused once the
+    /// channel has written it (no allocation per answer); only small ones are kept.
+    private var spareOutput: ByteBuffer?
     private var partial: PartialRequest?
     /// An answer is being waited for: read and parse nothing until it is written.
     private var waiting = false
@@ -245,7 +248,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             return false
         }
         let key = UnsafeRawBufferPointer(rebasing: target[prefixLength...])
-        guard !key.isEmpty, key.allSatisfy(Self.isUnreserved) else { return false }
+        guard !key.isEmpty, Self.isUnreserved(key) else { return false }
         router.respondToKeyLookup(lookup, key: key, client: peer) { answer in
             write(answer, keepAlive: head.keepAlive, isHTTP11: head.isHTTP11, context: context)
         }
@@ -260,14 +263,24 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             && prefix.withUnsafeBytes { memcmp($0.baseAddress!, bytes.baseAddress!, prefix.count) == 0 }
     }
 
-    /// RFC 3986 unreserved: letters, digits, `-._~`.
-    private static func isUnreserved(_ byte: UInt8) -> Bool {
-        switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-            UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
-            UInt8(ascii: "~"):
-            true
-        default: false
+    /// Whether every byte is RFC 3986 unreserved: letters, digits, `-._~`. One bit per byte
+    /// value below 128 in two masks, checked without a branch per byte.
+    static func isUnreserved(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        var refused: UInt64 = 0
+        for byte in bytes {
+            let mask = byte < 64 ? unreservedBelow64 : unreservedFrom64
+            refused |= ~(mask >> UInt64(byte & 63)) & 1 | UInt64(byte >> 7)
+        }
+        return refused == 0
+    }
+
+    private static let unreservedBelow64 = unreservedMask(0..<64)
+    private static let unreservedFrom64 = unreservedMask(64..<128)
+
+    private static func unreservedMask(_ range: Range<UInt8>) -> UInt64 {
+        let unreserved = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~".utf8)
+        return range.reduce(0) { mask, byte in
+            unreserved.contains(byte) ? mask | 1 << UInt64(byte - range.lowerBound) : mask
         }
     }
 
@@ -395,13 +408,24 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             buffer.reserveCapacity(minimumWritableBytes: capacity)
             return buffer
         }
-        return context.channel.allocator.buffer(capacity: max(capacity, 1024))
+        if var buffer = spareOutput {
+            spareOutput = nil
+            // Allocates only when the channel still holds the buffer (a write not yet done).
+            buffer.clear()
+            buffer.reserveCapacity(minimumWritableBytes: capacity)
+            return buffer
+        }
+        return context.channel.allocator.buffer(capacity: max(capacity, Self.keptOutputBytes))
     }
+
+    /// The largest output buffer kept for reuse.
+    private static let keptOutputBytes = 1024
 
     private func flushOutput(context: ChannelHandlerContext) {
         guard let buffer = output else { return }
         output = nil
         context.writeAndFlush(wrapOutboundOut(.byteBuffer(buffer)), promise: nil)
+        if buffer.capacity <= Self.keptOutputBytes { spareOutput = buffer }
     }
 
     private func closeAfterFlush(context: ChannelHandlerContext) {

@@ -120,15 +120,20 @@ struct HTTPHeadParser {
         else { throw .malformed("bad request line") }
         let method = requestLine.lowerBound..<methodEnd
         guard method.allSatisfy({ Self.isTokenByte(bytes[$0]) }) else { throw .malformed("bad method") }
+        // The target ends at the next space; one pass finds it and refuses control characters.
         let targetStart = methodEnd + 1
-        guard let targetEnd = (targetStart..<requestLine.upperBound).firstIndex(where: { bytes[$0] == 0x20 }),
-            targetEnd > targetStart
-        else { throw .malformed("bad request line") }
+        var targetEnd = targetStart
+        while targetEnd < requestLine.upperBound, bytes[targetEnd] != 0x20 {
+            if bytes[targetEnd] < 0x20 || bytes[targetEnd] == 0x7F {
+                throw .malformed("control character in the request target")
+            }
+            targetEnd += 1
+        }
+        guard targetEnd < requestLine.upperBound, targetEnd > targetStart else {
+            throw .malformed("bad request line")
+        }
         let target = targetStart..<targetEnd
         if target.count > maximumTargetBytes { throw targetTooLong }
-        guard target.allSatisfy({ bytes[$0] > 0x20 && bytes[$0] != 0x7F }) else {
-            throw .malformed("control character in the request target")
-        }
         let version = (targetEnd + 1)..<requestLine.upperBound
         guard version.count == 8, Self.equal(bytes, version.prefix(7), "HTTP/1.") else {
             throw .malformed("unsupported HTTP version")

@@ -219,6 +219,75 @@ extension Result {
         #expect(String(decoding: limited, as: UTF8.self).hasPrefix("HTTP/1.1 429"))
     }
 
+    /// The fast path charges what the general path charges: a lookup refused by the failure
+    /// bucket costs no general token, so the same sequence of requests meets the same 429s.
+    @Test func theFastPathChargesAsTheRouterCharges() throws {
+        let engine = Engine()
+        var limits = RateLimitConfiguration()
+        limits.general = .init(capacity: 4, refillPerSecond: 0)
+        limits.failures = .init(capacity: 1, refillPerSecond: 0)
+        let pool = NIOThreadPool(numberOfThreads: 1)
+        pool.start()
+        defer { try? pool.syncShutdownGracefully() }
+        let key = try engine.create(NewKey(clientID: 1, config: .object([]))).apiKey
+        let keys = ["NOPE-1", "NOPE-2", "NOPE-3", key, key, key, key, key]
+        // One unknown key is charged (1 general + 1 failure token); the next two are refused by
+        // the failure bucket and cost nothing; then the 3 general tokens left serve the key.
+        let expected = [200, 429, 429, 200, 200, 200, 429, 429]
+        for header in ["", "X-Forwarded-For: 127.0.0.1\r\n"] {
+            let router = APIRouter(engine: engine, adminToken: "t", rateLimits: limits)
+            let statuses = try keys.map { key in
+                let answer = try exchange(
+                    "GET /api/guest/serviceapikey/check?key=\(key) HTTP/1.1\r\n\(header)\r\n", router: router,
+                    pool: pool)
+                return Int(String(decoding: answer.dropFirst(9).prefix(3), as: UTF8.self)) ?? 0
+            }
+            #expect(statuses == expected, "\(header.isEmpty ? "fast" : "general") path")
+        }
+    }
+
+    /// Only RFC 3986 unreserved bytes let a key take the fast path: every byte value, alone and
+    /// after a run of good ones.
+    @Test func onlyUnreservedBytesTakeTheFastPath() {
+        let unreserved = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~".utf8)
+        for value in 0...255 {
+            let byte = UInt8(value)
+            for bytes in [[byte], Array("Ab9-._~".utf8) + [byte], [byte] + Array("xyz".utf8)] {
+                let accepted = bytes.withUnsafeBytes { HTTPConnectionHandler.isUnreserved($0) }
+                #expect(accepted == unreserved.contains(byte), "byte \(value)")
+            }
+        }
+    }
+
+    /// Keys written with escapes or reserved characters take the general path, which decodes
+    /// them: the answer is the same as for the request the fast path never sees.
+    @Test func encodedKeysAreDecodedAsTheRouterDecodesThem() throws {
+        let engine = Engine()
+        let router = APIRouter(engine: engine, adminToken: "t")
+        let pool = NIOThreadPool(numberOfThreads: 1)
+        pool.start()
+        defer { try? pool.syncShutdownGracefully() }
+        let key = try engine.create(NewKey(clientID: 1, config: .object([]))).apiKey
+        let first = key.unicodeScalars.first!
+        let escapedFirst = "%" + String(first.value, radix: 16, uppercase: true) + key.dropFirst()
+        for spelling in [escapedFirst, key + "%20", key + "+", "*" + key, key + "%C3%A9"] {
+            for endpoint in ["check", "get_info"] {
+                let plain = try exchange(
+                    "GET /api/guest/serviceapikey/\(endpoint)?key=\(spelling) HTTP/1.1\r\n\r\n", router: router,
+                    pool: pool)
+                // A proxy header always takes the general path (the peer is no trusted proxy).
+                let general = try exchange(
+                    "GET /api/guest/serviceapikey/\(endpoint)?key=\(spelling) HTTP/1.1\r\n"
+                        + "X-Forwarded-For: 127.0.0.1\r\n\r\n", router: router, pool: pool)
+                #expect(String(decoding: plain, as: UTF8.self) == String(decoding: general, as: UTF8.self))
+            }
+        }
+        // The escaped spelling names the key itself.
+        let answer = try exchange(
+            "GET /api/guest/serviceapikey/check?key=\(escapedFirst) HTTP/1.1\r\n\r\n", router: router, pool: pool)
+        #expect(String(decoding: answer, as: UTF8.self).hasSuffix(#"{"result": true, "error": null}"#))
+    }
+
     /// `Expect: 100-continue`: the go-ahead as soon as the head is read, the answer once the body
     /// has come.
     @Test func expectContinueGetsTheGoAheadBeforeTheBody() throws {
