@@ -451,25 +451,31 @@ private struct ShardHeader {
     }
 }
 
-/// A power-of-two array of slots after a 16-byte header holding the mask. A slot is 0 when empty,
-/// else the tag in the high 32 bits and the arena reference + 1 in the low.
+/// A power-of-two array of slots at a 64-byte-aligned address. A slot is 0 when empty, else the
+/// tag in the high 32 bits and the arena reference + 1 in the low.
+///
+/// Its handle (``bits``, what the shard header holds) is the address with log2 of the capacity in
+/// the low 6 bits, so one load of the header gives a reader both, and a probe's first read of
+/// memory is its slot.
 private struct SlotTable {
     let base: UnsafeMutableRawPointer
+    let mask: Int
 
     static let initialCapacity = 16
 
-    @inline(__always) init(bits: UInt) { base = UnsafeMutableRawPointer(bitPattern: bits)! }
-    init(base: UnsafeMutableRawPointer) { self.base = base }
+    @inline(__always) init(bits: UInt) {
+        base = UnsafeMutableRawPointer(bitPattern: bits & ~63)!
+        mask = (1 << Int(bits & 63)) &- 1
+    }
 
-    var bits: UInt { UInt(bitPattern: base) }
-    @inline(__always) var mask: Int { base.load(as: Int.self) }
-    @inline(__always) var slots: UnsafeMutablePointer<UInt64> { (base + 16).assumingMemoryBound(to: UInt64.self) }
+    var bits: UInt { UInt(bitPattern: base) | UInt((mask + 1).trailingZeroBitCount) }
+    @inline(__always) var slots: UnsafeMutablePointer<UInt64> { base.assumingMemoryBound(to: UInt64.self) }
 
     static func allocate(capacity: Int, in memory: ArenaMemory) -> SlotTable {
-        let base = memory.allocate(byteCount: 16 + capacity * 8)
-        base.storeBytes(of: capacity - 1, as: Int.self)
-        (base + 16).initializeMemory(as: UInt64.self, repeating: 0, count: capacity)
-        return SlotTable(base: base)
+        precondition(capacity.nonzeroBitCount == 1, "a slot table's capacity is a power of two")
+        let base = memory.allocate(byteCount: capacity * 8, alignment: 64)
+        base.initializeMemory(as: UInt64.self, repeating: 0, count: capacity)
+        return SlotTable(bits: UInt(bitPattern: base) | UInt(capacity.trailingZeroBitCount))
     }
 }
 
