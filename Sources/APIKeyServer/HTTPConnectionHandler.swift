@@ -44,6 +44,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     private let router: APIRouter
     private let limits: Limits
     private let threadPool: NIOThreadPool
+    private let answers = PreEncodedAnswers.shared
     private var parser: HTTPHeadParser
     /// The connecting peer's address; nil for a non-IP socket (never limited).
     private var peer: IPAddress?
@@ -240,10 +241,10 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         let target = UnsafeRawBufferPointer(rebasing: bytes[head.target])
         let lookup: APIRouter.KeyLookup
         let prefixLength: Int
-        if Self.hasPrefix(target, Self.checkPrefix) {
-            (lookup, prefixLength) = (.check, Self.checkPrefix.count)
-        } else if Self.hasPrefix(target, Self.infoPrefix) {
-            (lookup, prefixLength) = (.getInfo, Self.infoPrefix.count)
+        if let length = Self.prefixLength(target, "/api/guest/serviceapikey/check?key=") {
+            (lookup, prefixLength) = (.check, length)
+        } else if let length = Self.prefixLength(target, "/api/guest/serviceapikey/get_info?key=") {
+            (lookup, prefixLength) = (.getInfo, length)
         } else {
             return false
         }
@@ -255,12 +256,12 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         return true
     }
 
-    private static let checkPrefix = Array("/api/guest/serviceapikey/check?key=".utf8)
-    private static let infoPrefix = Array("/api/guest/serviceapikey/get_info?key=".utf8)
-
-    private static func hasPrefix(_ bytes: UnsafeRawBufferPointer, _ prefix: [UInt8]) -> Bool {
-        bytes.count >= prefix.count
-            && prefix.withUnsafeBytes { memcmp($0.baseAddress!, bytes.baseAddress!, prefix.count) == 0 }
+    /// The length of `prefix` when `bytes` starts with it, else nil (a literal: no lazy global to
+    /// check on every request).
+    private static func prefixLength(_ bytes: UnsafeRawBufferPointer, _ prefix: StaticString) -> Int? {
+        let length = prefix.utf8CodeUnitCount
+        guard bytes.count >= length, memcmp(prefix.utf8Start, bytes.baseAddress!, length) == 0 else { return nil }
+        return length
     }
 
     /// Whether every byte is RFC 3986 unreserved: letters, digits, `-._~`. One bit per byte
@@ -274,15 +275,10 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         return refused == 0
     }
 
-    private static let unreservedBelow64 = unreservedMask(0..<64)
-    private static let unreservedFrom64 = unreservedMask(64..<128)
-
-    private static func unreservedMask(_ range: Range<UInt8>) -> UInt64 {
-        let unreserved = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~".utf8)
-        return range.reduce(0) { mask, byte in
-            unreserved.contains(byte) ? mask | 1 << UInt64(byte - range.lowerBound) : mask
-        }
-    }
+    /// Bits 45, 46 and 48-57: `-`, `.`, `0`-`9`.
+    private static let unreservedBelow64: UInt64 = 1 << 45 | 1 << 46 | 0x3FF << 48
+    /// Bits 1-26, 31, 33-58 and 62 (byte minus 64): `A`-`Z`, `_`, `a`-`z`, `~`.
+    private static let unreservedFrom64: UInt64 = 0x3FF_FFFF << 1 | 1 << 31 | 0x3FF_FFFF << 33 | 1 << 62
 
     /// Routes a request through ``APIRouter/respond(to:client:)``; a write that must become
     /// durable, or a call that may block, is answered later and holds the connection meanwhile.
@@ -384,17 +380,12 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         }
         switch answer {
         case .check(let valid):
-            var buffer = takeOutput(context: context, capacity: Self.checkTrue.count)
-            buffer.writeBytes(valid ? Self.checkTrue : Self.checkFalse)
+            var buffer = takeOutput(context: context, capacity: answers.checkTrue.count)
+            buffer.writeBytes(valid ? answers.checkTrue : answers.checkFalse)
             output = buffer
         case .info(let valid, let custom):
-            let prefix = valid ? Self.infoValidPrefix : Self.infoInvalidPrefix
-            let bodyLength = prefix.count + custom.count + Self.infoSuffix.count
-            var buffer = takeOutput(context: context, capacity: 128 + bodyLength)
-            Self.writeHead(status: 200, bodyLength: bodyLength, headers: [], connection: nil, into: &buffer)
-            buffer.writeBytes(prefix)
-            buffer.writeBytes(custom)
-            buffer.writeBytes(Self.infoSuffix)
+            var buffer = takeOutput(context: context, capacity: 256 + custom.count)
+            answers.writeInfo(valid: valid, custom: custom, into: &buffer)
             output = buffer
         case .response(let response):
             self.answer(response, context: context, keepAlive: true, isHTTP11: true, isHead: false)
@@ -483,18 +474,59 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         default: "Status \(status)"
         }
     }
+}
 
-    /// Whole answers for `check`, and the fixed parts of `get_info`'s body, encoded once from
-    /// the same functions the router uses.
-    private static let checkTrue = encoded(ResponseEncoding.success(ResponseEncoding.boolean(true)))
-    private static let checkFalse = encoded(ResponseEncoding.success(ResponseEncoding.boolean(false)))
-    private static let infoValidPrefix = infoParts(valid: true).prefix
-    private static let infoInvalidPrefix = infoParts(valid: false).prefix
-    private static let infoSuffix = infoParts(valid: true).suffix
+/// Whole answers for `check`, and the fixed parts of `get_info`'s, encoded once from the same
+/// functions the router uses. Each handler holds the shared instance, so answering reads them
+/// without the lazy-initialisation check a static property costs on every access.
+final class PreEncodedAnswers: Sendable {
+    static let shared = PreEncodedAnswers()
+
+    let checkTrue: [UInt8]
+    let checkFalse: [UInt8]
+    /// `get_info`'s head up to the Content-Length value.
+    let infoHeadStart: [UInt8]
+    let infoValidPrefix: [UInt8]
+    let infoInvalidPrefix: [UInt8]
+    let infoSuffix: [UInt8]
+
+    private init() {
+        checkTrue = Self.encoded(ResponseEncoding.success(ResponseEncoding.boolean(true)))
+        checkFalse = Self.encoded(ResponseEncoding.success(ResponseEncoding.boolean(false)))
+        let emptyHead = Self.encoded([])
+        infoHeadStart = Array(emptyHead.dropLast("0\r\n\r\n".utf8.count))
+        (infoValidPrefix, infoSuffix) = Self.infoParts(valid: true)
+        infoInvalidPrefix = Self.infoParts(valid: false).prefix
+    }
+
+    /// A `get_info` answer: head, then the body around `custom`.
+    func writeInfo(valid: Bool, custom: UnsafeRawBufferPointer, into buffer: inout ByteBuffer) {
+        let prefix = valid ? infoValidPrefix : infoInvalidPrefix
+        buffer.writeBytes(infoHeadStart)
+        Self.writeDecimal(prefix.count + custom.count + infoSuffix.count, into: &buffer)
+        buffer.writeStaticString("\r\n\r\n")
+        buffer.writeBytes(prefix)
+        buffer.writeBytes(custom)
+        buffer.writeBytes(infoSuffix)
+    }
+
+    private static func writeDecimal(_ value: Int, into buffer: inout ByteBuffer) {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
+            var rest = value
+            var start = digits.count
+            repeat {
+                start -= 1
+                digits[start] = UInt8(ascii: "0") + UInt8(rest % 10)
+                rest /= 10
+            } while rest > 0
+            buffer.writeBytes(UnsafeRawBufferPointer(UnsafeMutableBufferPointer(rebasing: digits[start...])))
+        }
+    }
 
     private static func encoded(_ body: [UInt8]) -> [UInt8] {
         var buffer = ByteBufferAllocator().buffer(capacity: 256)
-        writeHead(status: 200, bodyLength: body.count, headers: [], connection: nil, into: &buffer)
+        HTTPConnectionHandler.writeHead(
+            status: 200, bodyLength: body.count, headers: [], connection: nil, into: &buffer)
         buffer.writeBytes(body)
         return Array(buffer.readableBytesView)
     }

@@ -195,8 +195,13 @@ extension Result {
                 clientID: 1,
                 config: .object([JSONMember("custom_tier", .string("pro")), JSONMember("custom_limit", .integer(5))])))
         let suspended = try engine.create(NewKey(clientID: 2, config: .object([]), status: .suspended))
+        // A body over 1,000 bytes: the pre-encoded head writes a four-digit Content-Length.
+        let large = try engine.create(
+            NewKey(
+                clientID: 3, config: .object([JSONMember("custom_note", .string(String(repeating: "x", count: 1200)))]))
+        )
         var compared = 0
-        for key in [pro.apiKey, suspended.apiKey, "NOPE-1", "NOPE-2", "NOPE-3", "NOPE-4"] {
+        for key in [pro.apiKey, suspended.apiKey, large.apiKey, "NOPE-1", "NOPE-2", "NOPE-3", "NOPE-4"] {
             for endpoint in ["check", "get_info"] {
                 for (version, connection) in [("1.1", ""), ("1.1", "Connection: close\r\n"), ("1.0", "")] {
                     let fast =
@@ -212,7 +217,7 @@ extension Result {
                 }
             }
         }
-        #expect(compared == 36)
+        #expect(compared == 42)
         // The unknown keys used up the failure burst: the last answers were 429s, on both paths.
         let limited = try exchange(
             "GET /api/guest/serviceapikey/check?key=NOPE-9 HTTP/1.1\r\n\r\n", router: router, pool: pool)
