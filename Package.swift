@@ -27,10 +27,12 @@ let package = Package(
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
+        // Header only: a prefetch hint Swift has no spelling for.
+        .systemLibrary(name: "CMemoryHints"),
         .target(
             name: "APIKeyEngine",
             dependencies: [
-                "CXXHash", "CZlib", .product(name: "Logging", package: "swift-log"),
+                "CXXHash", "CZlib", "CMemoryHints", .product(name: "Logging", package: "swift-log"),
                 .product(name: "Atomics", package: "swift-atomics"),
             ]
         ),

@@ -1,4 +1,5 @@
 import Atomics
+import CMemoryHints
 import CXXHash
 
 #if canImport(Glibc)
@@ -55,6 +56,14 @@ final class KeyTable<Hash: KeyHashFunction>: @unchecked Sendable {
     }
 
     // MARK: - Lock-free reads
+
+    /// Starts loading the slot a lookup of `key` probes first, so that work done before the
+    /// lookup overlaps the wait for memory. Reads only the shard header; a hint, never wrong.
+    func prefetch(_ key: UnsafeRawBufferPointer) {
+        let (shard, tag) = place(key)
+        let table = ShardHeader(headers + shard &* 64).slotTable
+        apikeyd_prefetch(table.slots + (Int(tag) & table.mask))
+    }
 
     /// Status and expiry of the record whose key is exactly `key`; nil when there is none.
     @inline(__always)

@@ -140,6 +140,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// Parses one request head at the start of `bytes` and answers it when its body is there
     /// too; otherwise keeps what the body needs in `partial`.
     private func readRequest(_ bytes: UnsafeRawBufferPointer, context: ChannelHandlerContext) -> ReadOutcome {
+        prefetchKey(bytes)
         let head: HTTPRequestHead
         do throws(HTTPParseFailure) {
             guard let parsed = try parser.parse(bytes) else { return .incomplete }
@@ -254,6 +255,21 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             write(answer, keepAlive: head.keepAlive, isHTTP11: head.isHTTP11, context: context)
         }
         return true
+    }
+
+    /// When `bytes` start a `GET` of `check` or `get_info` with `?key=`, asks the engine to start
+    /// loading the key's slot, so that parsing the rest of the head overlaps the wait for memory.
+    /// Only a hint: the request is parsed and checked in full afterwards.
+    private func prefetchKey(_ bytes: UnsafeRawBufferPointer) {
+        guard bytes.count > 4, Self.prefixLength(bytes, "GET ") != nil else { return }
+        let target = UnsafeRawBufferPointer(rebasing: bytes[4...])
+        guard
+            let start = Self.prefixLength(target, "/api/guest/serviceapikey/check?key=")
+                ?? Self.prefixLength(target, "/api/guest/serviceapikey/get_info?key=")
+        else { return }
+        let rest = UnsafeRawBufferPointer(rebasing: target[start..<min(target.count, start + 256)])
+        guard let space = rest.firstIndex(of: UInt8(ascii: " ")), space > 0 else { return }
+        router.engine.prefetch(keyBytes: UnsafeRawBufferPointer(rebasing: rest[..<space]))
     }
 
     /// The length of `prefix` when `bytes` starts with it, else nil (a literal: no lazy global to

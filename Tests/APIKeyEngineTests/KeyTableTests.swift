@@ -29,6 +29,18 @@ final class AtomicFlag: Sendable {
         #expect(table.record("")?.orderID == nil)
     }
 
+    @Test func prefetchIsOnlyAHint() {
+        let table = KeyTable(shardCountLog2: 2, hashFunction: SeededXXH3(seed: 42))
+        for order in 1...100 { #expect(table.insert(record("KEY-\(order)", order: Int64(order)))) }
+        // Any bytes, known keys or not, empty, long: nothing read beyond the table, nothing changed.
+        for bytes in [[UInt8](), Array("KEY-7".utf8), Array("nope".utf8), [UInt8](repeating: 0xFF, count: 4096)] {
+            bytes.withUnsafeBytes { table.prefetch($0) }
+        }
+        #expect(table.count == 100)
+        #expect(table.record("KEY-7")?.orderID == 7)
+        #expect(table.record("nope") == nil)
+    }
+
     @Test func aSharedHashNeverMatchesAnotherKey() {
         let table = KeyTable(shardCountLog2: 0, hashFunction: ConstantHash())
         for index in 0..<100 { #expect(table.insert(record("key-\(index)", order: Int64(index + 1)))) }
