@@ -154,21 +154,28 @@ extension Result {
 /// same request, once with a plain `?key=` (pre-encoded) and once with an extra parameter the
 /// router ignores (general path), must get byte-identical answers.
 @Suite struct KeyLookupFastPathTests {
+    /// The handler's blocking pool, shared by the suite's tests (none of them blocks on it).
+    private static let pool: NIOThreadPool = {
+        let pool = NIOThreadPool(numberOfThreads: 1)
+        pool.start()
+        return pool
+    }()
+
     /// A connection from 127.0.0.1 through the server's HTTP handler, in memory.
-    private func connection(_ router: APIRouter, _ pool: NIOThreadPool) throws -> EmbeddedChannel {
+    private func connection(_ router: APIRouter) throws -> EmbeddedChannel {
         let channel = EmbeddedChannel()
         try channel.pipeline.syncOperations.addHandler(
             HTTPConnectionHandler(
                 router: router,
                 limits: .init(
                     maximumBodyBytes: 4096, maximumTargetBytes: 8192, maximumHeaderBytes: 16384, maximumHeaderCount: 100
-                ), threadPool: pool))
+                ), threadPool: Self.pool))
         _ = try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         return channel
     }
 
-    private func exchange(_ request: String, router: APIRouter, pool: NIOThreadPool) throws -> [UInt8] {
-        let channel = try connection(router, pool)
+    private func exchange(_ request: String, router: APIRouter) throws -> [UInt8] {
+        let channel = try connection(router)
         var buffer = channel.allocator.buffer(capacity: request.utf8.count)
         buffer.writeString(request)
         try channel.writeInbound(buffer)
@@ -187,9 +194,6 @@ extension Result {
         // One router per path, so both see the same sequence of rate-limit charges.
         let router = APIRouter(engine: engine, adminToken: "t", rateLimits: limits)
         let generalRouter = APIRouter(engine: engine, adminToken: "t", rateLimits: limits)
-        let pool = NIOThreadPool(numberOfThreads: 1)
-        pool.start()
-        defer { try? pool.syncShutdownGracefully() }
         let pro = try engine.create(
             NewKey(
                 clientID: 1,
@@ -208,8 +212,8 @@ extension Result {
                         "GET /api/guest/serviceapikey/\(endpoint)?key=\(key) HTTP/\(version)\r\n\(connection)\r\n"
                     let general =
                         "GET /api/guest/serviceapikey/\(endpoint)?key=\(key)&ignored=1 HTTP/\(version)\r\n\(connection)\r\n"
-                    let fastAnswer = try exchange(fast, router: router, pool: pool)
-                    let generalAnswer = try exchange(general, router: generalRouter, pool: pool)
+                    let fastAnswer = try exchange(fast, router: router)
+                    let generalAnswer = try exchange(general, router: generalRouter)
                     #expect(
                         String(decoding: fastAnswer, as: UTF8.self) == String(decoding: generalAnswer, as: UTF8.self))
                     #expect(!fastAnswer.isEmpty)
@@ -220,7 +224,7 @@ extension Result {
         #expect(compared == 42)
         // The unknown keys used up the failure burst: the last answers were 429s, on both paths.
         let limited = try exchange(
-            "GET /api/guest/serviceapikey/check?key=NOPE-9 HTTP/1.1\r\n\r\n", router: router, pool: pool)
+            "GET /api/guest/serviceapikey/check?key=NOPE-9 HTTP/1.1\r\n\r\n", router: router)
         #expect(String(decoding: limited, as: UTF8.self).hasPrefix("HTTP/1.1 429"))
     }
 
@@ -231,9 +235,6 @@ extension Result {
         var limits = RateLimitConfiguration()
         limits.general = .init(capacity: 4, refillPerSecond: 0)
         limits.failures = .init(capacity: 1, refillPerSecond: 0)
-        let pool = NIOThreadPool(numberOfThreads: 1)
-        pool.start()
-        defer { try? pool.syncShutdownGracefully() }
         let key = try engine.create(NewKey(clientID: 1, config: .object([]))).apiKey
         let keys = ["NOPE-1", "NOPE-2", "NOPE-3", key, key, key, key, key]
         // One unknown key is charged (1 general + 1 failure token); the next two are refused by
@@ -243,8 +244,7 @@ extension Result {
             let router = APIRouter(engine: engine, adminToken: "t", rateLimits: limits)
             let statuses = try keys.map { key in
                 let answer = try exchange(
-                    "GET /api/guest/serviceapikey/check?key=\(key) HTTP/1.1\r\n\(header)\r\n", router: router,
-                    pool: pool)
+                    "GET /api/guest/serviceapikey/check?key=\(key) HTTP/1.1\r\n\(header)\r\n", router: router)
                 return Int(String(decoding: answer.dropFirst(9).prefix(3), as: UTF8.self)) ?? 0
             }
             #expect(statuses == expected, "\(header.isEmpty ? "fast" : "general") path")
@@ -269,27 +269,23 @@ extension Result {
     @Test func encodedKeysAreDecodedAsTheRouterDecodesThem() throws {
         let engine = Engine()
         let router = APIRouter(engine: engine, adminToken: "t")
-        let pool = NIOThreadPool(numberOfThreads: 1)
-        pool.start()
-        defer { try? pool.syncShutdownGracefully() }
         let key = try engine.create(NewKey(clientID: 1, config: .object([]))).apiKey
         let first = key.unicodeScalars.first!
         let escapedFirst = "%" + String(first.value, radix: 16, uppercase: true) + key.dropFirst()
         for spelling in [escapedFirst, key + "%20", key + "+", "*" + key, key + "%C3%A9"] {
             for endpoint in ["check", "get_info"] {
                 let plain = try exchange(
-                    "GET /api/guest/serviceapikey/\(endpoint)?key=\(spelling) HTTP/1.1\r\n\r\n", router: router,
-                    pool: pool)
+                    "GET /api/guest/serviceapikey/\(endpoint)?key=\(spelling) HTTP/1.1\r\n\r\n", router: router)
                 // A proxy header always takes the general path (the peer is no trusted proxy).
                 let general = try exchange(
                     "GET /api/guest/serviceapikey/\(endpoint)?key=\(spelling) HTTP/1.1\r\n"
-                        + "X-Forwarded-For: 127.0.0.1\r\n\r\n", router: router, pool: pool)
+                        + "X-Forwarded-For: 127.0.0.1\r\n\r\n", router: router)
                 #expect(String(decoding: plain, as: UTF8.self) == String(decoding: general, as: UTF8.self))
             }
         }
         // The escaped spelling names the key itself.
         let answer = try exchange(
-            "GET /api/guest/serviceapikey/check?key=\(escapedFirst) HTTP/1.1\r\n\r\n", router: router, pool: pool)
+            "GET /api/guest/serviceapikey/check?key=\(escapedFirst) HTTP/1.1\r\n\r\n", router: router)
         #expect(String(decoding: answer, as: UTF8.self).hasSuffix(#"{"result": true, "error": null}"#))
     }
 
@@ -298,10 +294,7 @@ extension Result {
     @Test func expectContinueGetsTheGoAheadBeforeTheBody() throws {
         let engine = Engine()
         let router = APIRouter(engine: engine, adminToken: "t")
-        let pool = NIOThreadPool(numberOfThreads: 1)
-        pool.start()
-        defer { try? pool.syncShutdownGracefully() }
-        let channel = try connection(router, pool)
+        let channel = try connection(router)
         func send(_ text: String) throws -> String {
             var buffer = channel.allocator.buffer(capacity: text.utf8.count)
             buffer.writeString(text)
@@ -324,16 +317,13 @@ extension Result {
     @Test func pipelinedRequestsAreAnsweredInOrder() throws {
         let engine = Engine()
         let router = APIRouter(engine: engine, adminToken: "t")
-        let pool = NIOThreadPool(numberOfThreads: 1)
-        pool.start()
-        defer { try? pool.syncShutdownGracefully() }
         let key = try engine.create(NewKey(clientID: 1, config: .object([]))).apiKey
         let requests =
             "GET /api/guest/serviceapikey/check?key=\(key) HTTP/1.1\r\n\r\n"
             + "POST /api/guest/serviceapikey/check HTTP/1.1\r\nContent-Length: 8\r\n\r\nkey=NOPE"
             + "POST /api/guest/serviceapikey/check HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nkey=\r\n0\r\n\r\n"
             + "GET /health HTTP/1.1\r\nConnection: close\r\n\r\nGET /health HTTP/1.1\r\n\r\n"
-        let responses = try TestHTTPClient.parseResponses(try exchange(requests, router: router, pool: pool))
+        let responses = try TestHTTPClient.parseResponses(try exchange(requests, router: router))
         #expect(responses.map(\.status) == [200, 200, 200, 200])
         #expect(responses[0].body == #"{"result": true, "error": null}"#)
         #expect(responses[1].body.contains("API key does not exist"))
@@ -342,7 +332,7 @@ extension Result {
         #expect(responses[3].headers.contains { $0 == ("Connection", "close") })
         // HEAD: the GET answer's head, no body.
         let head = String(
-            decoding: try exchange("HEAD /health HTTP/1.1\r\n\r\n", router: router, pool: pool), as: UTF8.self)
+            decoding: try exchange("HEAD /health HTTP/1.1\r\n\r\n", router: router), as: UTF8.self)
         #expect(
             head.hasPrefix("HTTP/1.1 200 OK\r\n") && head.hasSuffix("\r\n\r\n") && head.contains("Content-Length: 31"))
     }
