@@ -240,16 +240,8 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     ) -> Bool {
         guard head.forwardedFor.isEmpty, HTTPHeadParser.equal(bytes, head.method, "GET") else { return false }
         let target = UnsafeRawBufferPointer(rebasing: bytes[head.target])
-        let lookup: APIRouter.KeyLookup
-        let prefixLength: Int
-        if let length = Self.prefixLength(target, "/api/guest/serviceapikey/check?key=") {
-            (lookup, prefixLength) = (.check, length)
-        } else if let length = Self.prefixLength(target, "/api/guest/serviceapikey/get_info?key=") {
-            (lookup, prefixLength) = (.getInfo, length)
-        } else {
-            return false
-        }
-        let key = UnsafeRawBufferPointer(rebasing: target[prefixLength...])
+        guard let (lookup, keyStart) = Self.keyLookup(target) else { return false }
+        let key = UnsafeRawBufferPointer(rebasing: target[keyStart...])
         guard !key.isEmpty, Self.isUnreserved(key) else { return false }
         router.respondToKeyLookup(lookup, key: key, client: peer) { answer in
             write(answer, keepAlive: head.keepAlive, isHTTP11: head.isHTTP11, context: context)
@@ -263,13 +255,18 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     private func prefetchKey(_ bytes: UnsafeRawBufferPointer) {
         guard bytes.count > 4, Self.prefixLength(bytes, "GET ") != nil else { return }
         let target = UnsafeRawBufferPointer(rebasing: bytes[4...])
-        guard
-            let start = Self.prefixLength(target, "/api/guest/serviceapikey/check?key=")
-                ?? Self.prefixLength(target, "/api/guest/serviceapikey/get_info?key=")
-        else { return }
+        guard let (_, start) = Self.keyLookup(target) else { return }
         let rest = UnsafeRawBufferPointer(rebasing: target[start..<min(target.count, start + 256)])
         guard let space = rest.firstIndex(of: UInt8(ascii: " ")), space > 0 else { return }
         router.engine.prefetch(keyBytes: UnsafeRawBufferPointer(rebasing: rest[..<space]))
+    }
+
+    /// The lookup a request target starting `/api/guest/serviceapikey/check?key=` or
+    /// `.../get_info?key=` asks for, and where its key starts; nil for any other target.
+    private static func keyLookup(_ target: UnsafeRawBufferPointer) -> (APIRouter.KeyLookup, keyStart: Int)? {
+        if let length = prefixLength(target, "/api/guest/serviceapikey/check?key=") { return (.check, length) }
+        if let length = prefixLength(target, "/api/guest/serviceapikey/get_info?key=") { return (.getInfo, length) }
+        return nil
     }
 
     /// The length of `prefix` when `bytes` starts with it, else nil (a literal: no lazy global to
