@@ -2,12 +2,6 @@ import APIKeyEngine
 import NIOCore
 import NIOPosix
 
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Darwin)
-    import Darwin
-#endif
-
 /// One connection's HTTP/1.1 on raw bytes: parses requests with ``HTTPHeadParser`` (pipelined
 /// requests in order), asks the ``APIRouter``, and writes the answers, batched until the end of
 /// each read.
@@ -273,7 +267,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// check on every request).
     private static func prefixLength(_ bytes: UnsafeRawBufferPointer, _ prefix: StaticString) -> Int? {
         let length = prefix.utf8CodeUnitCount
-        guard bytes.count >= length, memcmp(prefix.utf8Start, bytes.baseAddress!, length) == 0 else { return nil }
+        guard bytes.count >= length, HTTPHeadParser.equal(bytes, 0..<length, prefix) else { return nil }
         return length
     }
 
