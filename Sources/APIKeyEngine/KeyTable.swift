@@ -15,8 +15,9 @@ import CXXHash
 /// A shard has an open-addressed slot table (linear probing, backward-shift deletion) of 8-byte
 /// slots: the hash's high 32 bits as a tag (they also pick the first slot to probe) and a
 /// reference into the shard's arena, where a record is one run of bytes (``ArenaRecord``) whose
-/// first bytes hold all that `check` reads. A lookup touches one slot and one record; a tag match
-/// alone never finds a record: the full key bytes are compared.
+/// first bytes hold all that `check` reads. A lookup reads the shard header, one slot, the chunk
+/// directory entry the slot's reference names, and one record; a tag match alone never finds a
+/// record: the full key bytes are compared.
 ///
 /// Concurrency: writers take the shard's mutex. Readers take nothing: each shard has a sequence
 /// number (a seqlock) that a writer makes odd while it changes what readers can reach and bumps
@@ -61,7 +62,7 @@ final class KeyTable<Hash: KeyHashFunction>: @unchecked Sendable {
     /// lookup overlaps the wait for memory. Reads only the shard header; a hint, never wrong.
     func prefetch(_ key: UnsafeRawBufferPointer) {
         let (shard, tag) = place(key)
-        let table = ShardHeader(headers + shard &* 64).slotTable
+        let table = header(shard).slotTable
         apikeyd_prefetch(table.slots + (Int(tag) & table.mask))
     }
 
@@ -69,7 +70,7 @@ final class KeyTable<Hash: KeyHashFunction>: @unchecked Sendable {
     @inline(__always)
     func validity(_ key: UnsafeRawBufferPointer) -> KeyValidity? {
         let (shard, tag) = place(key)
-        let header = ShardHeader(headers + shard &* 64)
+        let header = self.header(shard)
         for _ in 0..<Self.optimisticAttempts {
             let before = header.sequence.load(ordering: .acquiring)
             guard before & 1 == 0 else { continue }
@@ -93,7 +94,7 @@ final class KeyTable<Hash: KeyHashFunction>: @unchecked Sendable {
     @inline(__always)
     func withInfo(_ key: UnsafeRawBufferPointer, _ body: (KeyValidity, UnsafeRawBufferPointer) -> Void) -> Bool {
         let (shard, tag) = place(key)
-        let header = ShardHeader(headers + shard &* 64)
+        let header = self.header(shard)
         for _ in 0..<Self.optimisticAttempts {
             let before = header.sequence.load(ordering: .acquiring)
             guard before & 1 == 0 else { continue }
@@ -130,7 +131,7 @@ final class KeyTable<Hash: KeyHashFunction>: @unchecked Sendable {
     func record(orderID: Int64, hash: UInt64) -> KeyRecord? {
         let (shard, tag) = place(hash: hash)
         return locks[shard].withWriter { _ in
-            Self.find(tag: tag, in: ShardHeader(headers + shard * 64)) { $0.orderID == orderID }?.record.view.record
+            Self.find(tag: tag, in: header(shard)) { $0.orderID == orderID }?.record.view.record
         }
     }
 
@@ -164,7 +165,7 @@ final class KeyTable<Hash: KeyHashFunction>: @unchecked Sendable {
                 locks[shard].withWriter { writer in
                     var bytes: [UInt8] = []
                     bytes.reserveCapacity(writer.count * 256)
-                    Self.forEachRecord(in: ShardHeader(headers + shard * 64)) { record in
+                    Self.forEachRecord(in: header(shard)) { record in
                         bytes.append(contentsOf: UnsafeRawBufferPointer(start: record.base, count: record.size))
                     }
                     return bytes
@@ -178,7 +179,7 @@ final class KeyTable<Hash: KeyHashFunction>: @unchecked Sendable {
     func insert(_ record: KeyRecord) -> Bool {
         withBytes(record.apiKey) { bytes in
             let (shard, tag) = place(bytes)
-            let header = ShardHeader(headers + shard * 64)
+            let header = self.header(shard)
             return locks[shard].withWriter { writer in
                 guard case .absent = Self.locate(tag: tag, key: bytes, in: header) else { return false }
                 if (writer.count + 1) * 4 > (header.slotTable.mask + 1) * 3 {
@@ -199,7 +200,7 @@ final class KeyTable<Hash: KeyHashFunction>: @unchecked Sendable {
     func replace(_ record: KeyRecord) -> Int64? {
         withBytes(record.apiKey) { bytes in
             let (shard, tag) = place(bytes)
-            let header = ShardHeader(headers + shard * 64)
+            let header = self.header(shard)
             return locks[shard].withWriter { writer -> Int64? in
                 guard let (slot, old) = Self.find(tag: tag, in: header, matching: { $0.keyEquals(bytes) }) else {
                     return nil
@@ -221,7 +222,7 @@ final class KeyTable<Hash: KeyHashFunction>: @unchecked Sendable {
     }
 
     private func remove(_ place: (shard: Int, tag: UInt32), matching: (ArenaRecordView) -> Bool) -> KeyRecord? {
-        let header = ShardHeader(headers + place.shard * 64)
+        let header = self.header(place.shard)
         return locks[place.shard].withWriter { writer -> KeyRecord? in
             guard let (slot, old) = Self.find(tag: place.tag, in: header, matching: matching) else { return nil }
             let removed = old.view.record
@@ -237,7 +238,7 @@ final class KeyTable<Hash: KeyHashFunction>: @unchecked Sendable {
     func reserveCapacity(_ totalCount: Int) {
         let perShard = totalCount / locks.count + 1
         for shard in locks.indices {
-            let header = ShardHeader(headers + shard * 64)
+            let header = self.header(shard)
             locks[shard].withWriter { _ in
                 var capacity = header.slotTable.mask + 1
                 while perShard * 4 > capacity * 3 { capacity *= 2 }
@@ -249,7 +250,7 @@ final class KeyTable<Hash: KeyHashFunction>: @unchecked Sendable {
     /// Removes every record; the arena's memory is kept for the records that come next.
     func removeAll() {
         for shard in locks.indices {
-            let header = ShardHeader(headers + shard * 64)
+            let header = self.header(shard)
             locks[shard].withWriter { writer in
                 Self.changing(header) {
                     let table = header.slotTable
@@ -261,6 +262,12 @@ final class KeyTable<Hash: KeyHashFunction>: @unchecked Sendable {
     }
 
     // MARK: - Internals
+
+    /// The 64-byte header of `shard`.
+    @inline(__always)
+    private func header(_ shard: Int) -> ShardHeader {
+        ShardHeader(headers + shard &* 64)
+    }
 
     @inline(__always)
     private func place(_ key: UnsafeRawBufferPointer) -> (shard: Int, tag: UInt32) {
@@ -285,7 +292,7 @@ final class KeyTable<Hash: KeyHashFunction>: @unchecked Sendable {
         -> R
     {
         locks[shard].withWriter { _ in
-            body(Self.find(tag: tag, in: ShardHeader(headers + shard * 64)) { $0.keyEquals(key) }?.record.view)
+            body(Self.find(tag: tag, in: header(shard)) { $0.keyEquals(key) }?.record.view)
         }
     }
 
