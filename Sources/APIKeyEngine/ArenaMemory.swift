@@ -10,14 +10,24 @@
 ///
 /// A lookup lands on a random slot and a random record; with 4 KiB pages each of those also
 /// misses the TLB, and the page walk costs as much as the miss itself. With 2 MiB pages the
-/// TLB covers gigabytes. Nothing is handed back before the table is deinitialised: readers
-/// without locks may still be reading anything the table ever published.
+/// TLB covers gigabytes.
+///
+/// Nothing is unmapped before the table is deinitialised: readers without locks may still be
+/// reading anything the table ever published. Arena chunks a shard no longer needs come back
+/// through ``releaseChunk(_:byteCount:)``: their pages go back to the kernel (`MADV_DONTNEED`,
+/// after which a stray reader sees zeros, never a fault) and the address range waits in a pool
+/// for the next chunk of its size, from any shard.
 final class ArenaMemory: @unchecked Sendable {
     static let blockSize = 2 << 20
+    /// Arena chunks are aligned to, and at least, one page.
+    static let chunkAlignment = 4096
 
     private let lock = Monitor()
     private var blocks: [(start: UnsafeMutableRawPointer, size: Int)] = []
     private var used = 0
+    /// Released chunks by byte size, their pages given back.
+    private var pooledChunks: [Int: [UnsafeMutableRawPointer]] = [:]
+    private var pooledBytes = 0
 
     init() {}
 
@@ -37,6 +47,37 @@ final class ArenaMemory: @unchecked Sendable {
             used = offset + byteCount
             return blocks[blocks.count - 1].start + offset
         }
+    }
+
+    /// An arena chunk of `byteCount` bytes (a power of two, at least ``chunkAlignment``), zeroed
+    /// and page-aligned: a released one of that size when the pool has one.
+    func allocateChunk(byteCount: Int) -> UnsafeMutableRawPointer {
+        precondition(byteCount >= Self.chunkAlignment && byteCount.nonzeroBitCount == 1, "a chunk is 2^n pages")
+        let reused: UnsafeMutableRawPointer? = lock.withLock {
+            guard let pointer = pooledChunks[byteCount]?.popLast() else { return nil }
+            pooledBytes -= byteCount
+            return pointer
+        }
+        return reused ?? allocate(byteCount: byteCount, alignment: Self.chunkAlignment)
+    }
+
+    /// Takes back a chunk from ``allocateChunk(byteCount:)`` that no writer will touch again; its
+    /// pages are returned to the kernel and read as zeros until the chunk is handed out again.
+    func releaseChunk(_ pointer: UnsafeMutableRawPointer, byteCount: Int) {
+        #if os(Linux)
+            _ = madvise(pointer, byteCount, MADV_DONTNEED)
+        #else
+            pointer.initializeMemory(as: UInt8.self, repeating: 0, count: byteCount)
+        #endif
+        lock.withLock {
+            pooledChunks[byteCount, default: []].append(pointer)
+            pooledBytes += byteCount
+        }
+    }
+
+    /// Bytes mapped in all, and bytes of released chunks waiting in the pool (no longer resident).
+    var usage: (mappedBytes: Int, pooledBytes: Int) {
+        lock.withLock { (blocks.reduce(0) { $0 + $1.size }, pooledBytes) }
     }
 
     /// Maps `size` bytes (a multiple of the block size) at a block-aligned address.

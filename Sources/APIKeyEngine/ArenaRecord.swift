@@ -79,11 +79,11 @@ struct ArenaRecordView {
     @inline(__always) var customLength: Int { Int(base.loadUnaligned(fromByteOffset: 4, as: UInt32.self)) }
     @inline(__always) var expiresAt: Int64 { base.loadUnaligned(fromByteOffset: 8, as: Int64.self) }
 
-    /// Whether the key lies inside the chunk.
-    @inline(__always) var keyFits: Bool { ArenaRecord.keyOffset + keyLength <= available }
-
-    /// Whether the key and the custom-parameter text lie inside the chunk.
-    @inline(__always) var customFits: Bool { ArenaRecord.keyOffset + keyLength + customLength <= available }
+    /// Whether every field, read in order, lies inside the chunk; for checking a record read
+    /// under the shard's lock, where nothing changes meanwhile.
+    var liesInsideChunk: Bool {
+        coldOffset + ArenaRecord.coldFixedBytes <= available && size <= available
+    }
 
     @inline(__always)
     var key: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base + ArenaRecord.keyOffset, count: keyLength) }
@@ -93,11 +93,28 @@ struct ArenaRecordView {
         UnsafeRawBufferPointer(start: base + ArenaRecord.keyOffset + keyLength, count: customLength)
     }
 
-    /// Whether the stored key is exactly `key`; call only when ``keyFits``.
+    /// Whether the stored key is exactly `key`; nil when the stored length leaves the chunk (a
+    /// torn read). Safe without the lock: the length is read once, checked, then used.
     @inline(__always)
-    func keyEquals(_ key: UnsafeRawBufferPointer) -> Bool {
-        keyLength == key.count
-            && (key.count == 0 || memcmp(base + ArenaRecord.keyOffset, key.baseAddress!, key.count) == 0)
+    func keyMatches(_ key: UnsafeRawBufferPointer) -> Bool? {
+        let length = keyLength
+        guard ArenaRecord.keyOffset &+ length <= available else { return nil }
+        return length == key.count
+            && (length == 0 || memcmp(base + ArenaRecord.keyOffset, key.baseAddress!, length) == 0)
+    }
+
+    /// Whether the stored key is exactly `key`; for records read under the shard's lock.
+    @inline(__always)
+    func keyEquals(_ key: UnsafeRawBufferPointer) -> Bool { keyMatches(key) == true }
+
+    /// The custom-parameter text; nil when it would leave the chunk (a torn read). Safe without
+    /// the lock: each length is read once, checked, then used.
+    @inline(__always)
+    var customIfInside: UnsafeRawBufferPointer? {
+        let start = ArenaRecord.keyOffset &+ keyLength
+        let length = customLength
+        guard start &+ length <= available else { return nil }
+        return UnsafeRawBufferPointer(start: base + start, count: length)
     }
 
     /// Status and expiry; nil when the status byte is not a status (a torn read).

@@ -104,8 +104,7 @@ final class KeyTable<Hash: KeyHashFunction>: @unchecked Sendable {
                 Atomics.atomicMemoryFence(ordering: Atomics.AtomicUpdateOrdering.acquiring)
                 if header.sequence.load(ordering: .relaxed) == before { return false }
             case .found(let record):
-                guard record.customFits, let validity = record.validity else { continue }
-                let custom = record.custom
+                guard let custom = record.customIfInside, let validity = record.validity else { continue }
                 let answered = withUnsafeTemporaryAllocation(byteCount: max(custom.count, 1), alignment: 1) { copy in
                     let copied = UnsafeMutableRawBufferPointer(rebasing: copy[..<custom.count])
                     copied.copyMemory(from: custom)
@@ -190,6 +189,7 @@ final class KeyTable<Hash: KeyHashFunction>: @unchecked Sendable {
                     Self.placeSlot(UInt64(tag) << 32 | UInt64(reference + 1), in: header.slotTable)
                 }
                 writer.count += 1
+                compactIfWasteful(header, &writer)
                 return true
             }
         }
@@ -208,7 +208,8 @@ final class KeyTable<Hash: KeyHashFunction>: @unchecked Sendable {
                 let oldClient = old.view.clientID
                 let reference = store(record, header, &writer)
                 Self.changing(header) { header.slotTable.slots[slot] = UInt64(tag) << 32 | UInt64(reference + 1) }
-                writer.release(old.reference, size: old.view.size)
+                writer.release(old.reference, size: old.view.size, header: header, memory: memory)
+                compactIfWasteful(header, &writer)
                 return oldClient
             }
         }
@@ -227,8 +228,9 @@ final class KeyTable<Hash: KeyHashFunction>: @unchecked Sendable {
             guard let (slot, old) = Self.find(tag: place.tag, in: header, matching: matching) else { return nil }
             let removed = old.view.record
             Self.changing(header) { Self.clearSlot(slot, in: header.slotTable) }
-            writer.release(old.reference, size: old.view.size)
+            writer.release(old.reference, size: old.view.size, header: header, memory: memory)
             writer.count -= 1
+            compactIfWasteful(header, &writer)
             return removed
         }
     }
@@ -247,7 +249,7 @@ final class KeyTable<Hash: KeyHashFunction>: @unchecked Sendable {
         }
     }
 
-    /// Removes every record; the arena's memory is kept for the records that come next.
+    /// Removes every record and hands the arena's chunks back for the records that come next.
     func removeAll() {
         for shard in locks.indices {
             let header = self.header(shard)
@@ -256,10 +258,72 @@ final class KeyTable<Hash: KeyHashFunction>: @unchecked Sendable {
                     let table = header.slotTable
                     table.slots.update(repeating: 0, count: table.mask + 1)
                 }
-                writer.reuseAllChunks(of: header.directory)
+                writer.releaseAll(header: header, memory: memory)
             }
         }
     }
+
+    // MARK: - Verification
+
+    /// What is wrong with the table's structure, checked shard by shard under each lock: every
+    /// slot reaches a record that lies inside its chunk, has a valid status, hashes to this shard
+    /// and tag, and is found again by a lookup of its key; counts and byte totals agree with the
+    /// slots, and no two records overlap. Empty when all is well.
+    func structuralProblems() -> [String] {
+        var problems: [String] = []
+        for shard in locks.indices {
+            let header = self.header(shard)
+            locks[shard].withWriter { writer in
+                let table = header.slotTable
+                var count = 0
+                var sharedBytes = 0
+                var extents: [(start: UInt, end: UInt)] = []
+                for slot in 0...table.mask where table.slots[slot] != 0 {
+                    count += 1
+                    let entry = table.slots[slot]
+                    let tag = UInt32(truncatingIfNeeded: entry >> 32)
+                    guard let view = header.directory.record(UInt32(truncatingIfNeeded: entry) &- 1),
+                        view.liesInsideChunk
+                    else {
+                        problems.append("shard \(shard) slot \(slot): the reference leaves the arena")
+                        continue
+                    }
+                    let start = UInt(bitPattern: view.base)
+                    extents.append((start, start + UInt(view.size)))
+                    if !ShardArena.hasOwnChunk(view.size) { sharedBytes += view.size }
+                    let order = view.orderID
+                    if view.validity == nil { problems.append("order \(order): status byte \(view.statusCode)") }
+                    if place(view.key) != (shard, tag) {
+                        problems.append("order \(order): its key hashes to another shard or tag")
+                    }
+                    guard case .found(let found) = Self.locate(tag: tag, key: view.key, in: header),
+                        found.base == view.base
+                    else {
+                        problems.append("order \(order): a lookup of its key does not find it")
+                        continue
+                    }
+                }
+                extents.sort { $0.start < $1.start }
+                for index in extents.indices.dropFirst() where extents[index].start < extents[index - 1].end {
+                    problems.append("shard \(shard): two records overlap")
+                }
+                if count != writer.count { problems.append("shard \(shard): \(count) slots, \(writer.count) counted") }
+                if sharedBytes != writer.liveBytes {
+                    problems.append("shard \(shard): \(sharedBytes) live bytes, \(writer.liveBytes) counted")
+                }
+            }
+        }
+        return problems
+    }
+
+    /// Per shard, the bytes of its live records in shared chunks, of its shared chunks and of the
+    /// chunks of records too big to share; for tests of the memory bound.
+    func arenaUsage() -> [(liveBytes: Int, sharedChunkBytes: Int, ownChunkBytes: Int)] {
+        locks.map { lock in lock.withWriter { ($0.liveBytes, $0.sharedChunkBytes, $0.ownChunkBytes) } }
+    }
+
+    /// The table's memory: mapped, and released to the kernel but kept for reuse.
+    var memoryUsage: (mappedBytes: Int, pooledBytes: Int) { memory.usage }
 
     // MARK: - Internals
 
@@ -315,10 +379,10 @@ final class KeyTable<Hash: KeyHashFunction>: @unchecked Sendable {
             let entry = table.slots[slot]
             if entry == 0 { return .absent }
             if UInt32(truncatingIfNeeded: entry >> 32) == tag {
-                guard let record = directory.record(UInt32(truncatingIfNeeded: entry) &- 1), record.keyFits else {
-                    return .inconsistent
-                }
-                if record.keyEquals(key) { return .found(record) }
+                guard let record = directory.record(UInt32(truncatingIfNeeded: entry) &- 1),
+                    let matches = record.keyMatches(key)
+                else { return .inconsistent }
+                if matches { return .found(record) }
             }
             slot = (slot + 1) & mask
         }
@@ -368,11 +432,39 @@ final class KeyTable<Hash: KeyHashFunction>: @unchecked Sendable {
 
     /// Copies `record` into free arena memory (not yet reachable by readers) and returns its
     /// reference.
-    private func store(_ record: KeyRecord, _ header: ShardHeader, _ writer: inout ShardWriter) -> UInt32 {
+    private func store(_ record: KeyRecord, _ header: ShardHeader, _ writer: inout ShardArena) -> UInt32 {
         let size = ArenaRecord.size(of: record)
-        let reference = writer.allocate(size, header: header, memory: memory)
+        let reference = writer.allocate(size, header: header, memory: memory, sizeHint: writer.liveBytes)
         ArenaRecord.write(record, to: header.directory.record(reference)!.base.mutable)
         return reference
+    }
+
+    /// Compacts the shard when its garbage outweighs its live records (``ShardArena``): copies
+    /// every record in a shared chunk into fresh chunks, points the slots at the copies in one
+    /// seqlock step (readers in the old copies retry) and hands the old chunks back.
+    private func compactIfWasteful(_ header: ShardHeader, _ writer: inout ShardArena) {
+        guard writer.needsCompaction else { return }
+        let table = header.slotTable
+        var moving: [(slot: Int, view: ArenaRecordView)] = []
+        var bytes = 0
+        for slot in 0...table.mask where table.slots[slot] != 0 {
+            let view = header.directory.record(UInt32(truncatingIfNeeded: table.slots[slot]) - 1)!
+            guard !ShardArena.hasOwnChunk(view.size) else { continue }
+            moving.append((slot, view))
+            bytes += view.size
+        }
+        let setAside = writer.setSharedChunksAside()
+        var entries: [UInt64] = []
+        entries.reserveCapacity(moving.count)
+        for (slot, view) in moving {
+            let reference = writer.allocate(view.size, header: header, memory: memory, sizeHint: bytes)
+            header.directory.record(reference)!.base.mutable.copyMemory(from: view.base, byteCount: view.size)
+            entries.append(table.slots[slot] & ~0xffff_ffff | UInt64(reference + 1))
+        }
+        Self.changing(header) {
+            for (index, move) in moving.enumerated() { table.slots[move.slot] = entries[index] }
+        }
+        writer.releaseChunks(setAside, header: header, memory: memory)
     }
 
     private static func placeSlot(_ entry: UInt64, in table: SlotTable) {
@@ -428,16 +520,16 @@ struct SeededXXH3: KeyHashFunction {
 /// One shard's mutex and what only writers touch.
 private final class ShardLock: @unchecked Sendable {
     private let mutex = Monitor()
-    private var writer = ShardWriter()
+    private var writer = ShardArena()
 
     /// Runs `body` with the mutex held.
-    func withWriter<R>(_ body: (inout ShardWriter) -> R) -> R {
+    func withWriter<R>(_ body: (inout ShardArena) -> R) -> R {
         mutex.withLock { body(&writer) }
     }
 }
 
 /// The fields of a shard that readers share, in the shard's 64-byte header.
-private struct ShardHeader {
+struct ShardHeader {
     let base: UnsafeMutableRawPointer
 
     @inline(__always) init(_ base: UnsafeMutableRawPointer) { self.base = base }
@@ -473,7 +565,7 @@ private struct ShardHeader {
 /// Its handle (``bits``, what the shard header holds) is the address with log2 of the capacity in
 /// the low 6 bits, so one load of the header gives a reader both, and a probe's first read of
 /// memory is its slot.
-private struct SlotTable {
+struct SlotTable {
     let base: UnsafeMutableRawPointer
     let mask: Int
 
@@ -492,147 +584,6 @@ private struct SlotTable {
         let base = memory.allocate(byteCount: capacity * 8, alignment: 64)
         base.initializeMemory(as: UInt64.self, repeating: 0, count: capacity)
         return SlotTable(bits: UInt(bitPattern: base) | UInt(capacity.trailingZeroBitCount))
-    }
-}
-
-/// The arena's chunks: a count, a capacity, then per chunk its address and byte size.
-///
-/// A reference is the chunk index times 2^15 plus the offset / 8 (chunks shared by several
-/// records are at most ``ChunkDirectory/largestSharedChunk`` bytes); a record too big to share
-/// a chunk gets one of its own, at offset 0.
-private struct ChunkDirectory {
-    let base: UnsafeMutableRawPointer
-
-    static let largestSharedChunk = 1 << 18
-    static let largestSharedRecord = largestSharedChunk / 4
-    static let maximumChunks = 1 << 17
-
-    @inline(__always) init(bits: UInt) { base = UnsafeMutableRawPointer(bitPattern: bits)! }
-    init(base: UnsafeMutableRawPointer) { self.base = base }
-
-    var bits: UInt { UInt(bitPattern: base) }
-    /// The number of chunks; read with acquire ordering, so a reader that sees a chunk counted
-    /// also sees its entry (written before the count, with release ordering).
-    @inline(__always) var count: Int {
-        UnsafeAtomic<Int>(at: base.assumingMemoryBound(to: UnsafeAtomic<Int>.Storage.self)).load(ordering: .acquiring)
-    }
-    var capacity: Int { base.load(fromByteOffset: 8, as: Int.self) }
-
-    @inline(__always)
-    func chunk(_ index: Int) -> (pointer: UnsafeMutableRawPointer, size: Int) {
-        let entry = base + 16 + index &* 16
-        return (
-            UnsafeMutableRawPointer(bitPattern: entry.load(as: UInt.self))!, entry.load(fromByteOffset: 8, as: Int.self)
-        )
-    }
-
-    /// The record at `reference`, with the bytes left in its chunk; nil when the reference
-    /// points outside the arena (possible only in a torn read).
-    @inline(__always)
-    func record(_ reference: UInt32) -> ArenaRecordView? {
-        let index = Int(reference >> 15)
-        guard index < count else { return nil }
-        let (pointer, size) = chunk(index)
-        let offset = Int(reference & 0x7fff) &<< 3
-        guard offset &+ ArenaRecord.keyOffset <= size else { return nil }
-        return ArenaRecordView(base: UnsafeRawPointer(pointer + offset), available: size - offset)
-    }
-
-    static func allocate(capacity: Int, in memory: ArenaMemory) -> ChunkDirectory {
-        let base = memory.allocate(byteCount: 16 + capacity * 16)
-        base.bindMemory(to: UnsafeAtomic<Int>.Storage.self, capacity: 1).initialize(to: .init(0))
-        base.storeBytes(of: capacity, toByteOffset: 8, as: Int.self)
-        return ChunkDirectory(base: base)
-    }
-
-    /// Sets the number of chunks, with release ordering.
-    func storeCount(_ count: Int) {
-        UnsafeAtomic<Int>(at: base.assumingMemoryBound(to: UnsafeAtomic<Int>.Storage.self)).store(
-            count, ordering: .releasing)
-    }
-
-    /// Appends a chunk; call only when `count < capacity`. Readers see the entry before the count.
-    func append(_ pointer: UnsafeMutableRawPointer, size: Int) {
-        let index = count
-        let entry = base + 16 + index * 16
-        entry.storeBytes(of: UInt(bitPattern: pointer), as: UInt.self)
-        entry.storeBytes(of: size, toByteOffset: 8, as: Int.self)
-        storeCount(index + 1)
-    }
-}
-
-/// What only a shard's writers touch, under its mutex: the record count and the arena's
-/// allocator.
-private struct ShardWriter {
-    var count = 0
-    /// The shared chunk being filled, where its free space starts, and its size.
-    var fillingChunk = -1
-    var fillingOffset = 0
-    var fillingSize = 0
-    /// The size of the next shared chunk: they start small and double up to the largest.
-    var nextChunkSize = 4096
-    /// References of freed records by size, reused for records of exactly that size.
-    var freeBySize: [Int: [UInt32]] = [:]
-    /// Shared chunks beyond `fillingChunk` to fill before allocating more (after `removeAll`).
-    var reusableChunks: [Int] = []
-    /// Chunks that each hold one record too big to share.
-    var ownChunks: [Int] = []
-
-    /// Room for a record of `size` bytes (a multiple of 8); returns its reference.
-    mutating func allocate(_ size: Int, header: ShardHeader, memory: ArenaMemory) -> UInt32 {
-        if let reference = freeBySize[size]?.popLast() { return reference }
-        if size > ChunkDirectory.largestSharedRecord {
-            let chunk = addChunk(size: size, header: header, memory: memory)
-            ownChunks.append(chunk)
-            return UInt32(chunk) << 15
-        }
-        if fillingChunk < 0 || fillingOffset + size > fillingSize {
-            if let reused = reusableChunks.popLast() {
-                fillingChunk = reused
-                fillingSize = header.directory.chunk(reused).size
-            } else {
-                fillingSize = nextChunkSize
-                fillingChunk = addChunk(size: fillingSize, header: header, memory: memory)
-                nextChunkSize = min(nextChunkSize * 2, ChunkDirectory.largestSharedChunk)
-            }
-            fillingOffset = 0
-        }
-        let reference = UInt32(fillingChunk) << 15 | UInt32(fillingOffset >> 3)
-        fillingOffset += size
-        return reference
-    }
-
-    /// Makes a record's memory reusable; readers still in it will fail their sequence check.
-    mutating func release(_ reference: UInt32, size: Int) {
-        freeBySize[size, default: []].append(reference)
-    }
-
-    /// After every record is gone: shared chunks are filled again from the first, and each chunk
-    /// of its own becomes a free record of its size.
-    mutating func reuseAllChunks(of directory: ChunkDirectory) {
-        freeBySize = [:]
-        for index in ownChunks { freeBySize[directory.chunk(index).size, default: []].append(UInt32(index) << 15) }
-        let own = Set(ownChunks)
-        reusableChunks = (0..<directory.count).reversed().filter { !own.contains($0) }
-        fillingChunk = -1
-        count = 0
-    }
-
-    /// Appends a chunk of `size` bytes to the directory (replacing a full directory with a
-    /// larger copy) and returns its index.
-    private mutating func addChunk(size: Int, header: ShardHeader, memory: ArenaMemory) -> Int {
-        var directory = header.directory
-        precondition(directory.count < ChunkDirectory.maximumChunks, "a key table shard is full (131072 arena chunks)")
-        if directory.count == directory.capacity {
-            let larger = ChunkDirectory.allocate(capacity: directory.capacity * 2, in: memory)
-            (larger.base + 16).copyMemory(from: directory.base + 16, byteCount: directory.count * 16)
-            larger.storeCount(directory.count)
-            header.directory = larger
-            directory = larger
-        }
-        let pointer = memory.allocate(byteCount: size)
-        directory.append(pointer, size: size)
-        return directory.count - 1
     }
 }
 

@@ -230,6 +230,120 @@ final class AtomicFlag: Sendable {
         #expect(table.count == model.count)
     }
 
+    /// Custom-parameter lengths that matter to the arena: empty, small, and those that put a
+    /// record (about twice the length plus 140 bytes) on both sides of every chunk size, the
+    /// largest record that shares a chunk (64 KiB) among them.
+    static let interestingBlobSizes: [Int] = {
+        var sizes = [0, 1, 7, 8, 100, 200, 1_000, 2_000, 3_000]
+        for boundary in [4096, 8192, 16384, 32768, 65536, 131072] {
+            sizes += [boundary / 2 - 90, boundary / 2 - 70, boundary / 2 - 50]
+        }
+        return sizes
+    }()
+
+    /// A record for `key` whose config holds a custom parameter of `blobSize` characters, so the
+    /// record takes about twice that in the arena.
+    static func record(_ key: String, order: Int64, client: Int64, blobSize: Int, round: Int) -> KeyRecord {
+        let letter = String(UnicodeScalar(UInt8(97 + round % 26)))
+        return KeyRecord(
+            orderID: order, clientID: client, apiKey: key,
+            config: .object([
+                JSONMember("custom_blob", .string(String(repeating: letter, count: blobSize))),
+                JSONMember("custom_round", .integer(Int64(round))),
+            ]),
+            status: KeyStatus.allCases[round % 3], expiresAt: round % 2 == 0 ? nil : Int64(round),
+            createdAt: Int64(round), updatedAt: Int64(round) + 1)
+    }
+
+    /// Random inserts, replacements and removals of records of every size, against a dictionary
+    /// of whole records: after every step every record reads back byte for byte (config and
+    /// custom text included), the structure checks out, and every shard's arena stays within its
+    /// bound; at the end a copy of the table (what a snapshot takes) rebuilds the same table.
+    @Test(arguments: [0, 1])
+    func matchesAModelAcrossEveryRecordSize(_ shardCountLog2: Int) async {
+        let sizes = Self.interestingBlobSizes
+        let runs = FuzzBudget.scaled(25)
+        await propertyCheck(count: runs, input: Gen.uint64(in: 0...UInt64.max).array(of: 1...100)) { operations in
+            let table = KeyTable(shardCountLog2: shardCountLog2, hashFunction: SeededXXH3(seed: operations[0]))
+            var model: [String: KeyRecord] = [:]
+            let pool = (0..<24).map { "key-\($0)" }
+            for (step, operation) in operations.enumerated() {
+                let key = pool[Int(operation >> 8 % UInt64(pool.count)) % pool.count]
+                let blobSize = sizes[Int((operation >> 16) % UInt64(sizes.count))]
+                let candidate = Self.record(
+                    key, order: model[key]?.orderID ?? Int64(step + 1), client: Int64(step % 5 + 1),
+                    blobSize: blobSize, round: step)
+                switch operation % 8 {
+                case 0, 1, 2:
+                    let inserted = table.insert(candidate)
+                    #expect(inserted == (model[key] == nil))
+                    if inserted { model[key] = candidate }
+                case 3, 4, 5:
+                    let oldClient = table.replace(candidate)
+                    #expect(oldClient == model[key]?.clientID)
+                    if oldClient != nil { model[key] = candidate }
+                default:
+                    let removed = table.remove(orderID: model[key]?.orderID ?? 0, hash: table.hash(key))
+                    #expect(removed == model.removeValue(forKey: key))
+                }
+                for key in pool { #expect(table.record(key) == model[key], "step \(step), \(key)") }
+                #expect(table.structuralProblems() == [], "step \(step)")
+                Self.expectArenaWithinBound(table)
+            }
+            let copy = table.copyRecords()
+            let rebuilt = KeyTable(shardCountLog2: 3, hashFunction: SeededXXH3(seed: 5))
+            copy.forEach { view in #expect(rebuilt.insert(view.record)) }
+            for key in pool { #expect(rebuilt.record(key) == model[key]) }
+            #expect(rebuilt.count == model.count)
+            #expect(rebuilt.structuralProblems() == [])
+        }
+    }
+
+    /// The documented bound: a shard's shared chunks hold at most six times its live bytes or
+    /// 24 KiB, whichever is more; a chunk of its own is at most twice its record.
+    static func expectArenaWithinBound<Hash>(_ table: KeyTable<Hash>, _ comment: Comment? = nil) {
+        for (shard, usage) in table.arenaUsage().enumerated() {
+            #expect(
+                usage.sharedChunkBytes <= 6 * max(usage.liveBytes, 4096),
+                "shard \(shard): \(usage.sharedChunkBytes) bytes of chunks for \(usage.liveBytes) live \(comment ?? "")"
+            )
+        }
+    }
+
+    /// Records of 2 KiB to 64 KiB among small ones: each lands whole in a chunk at least its size
+    /// (an arena that put them in a smaller chunk wrote past its end into other records).
+    @Test func largeRecordsAmongSmallOnesStayExact() {
+        let table = KeyTable(shardCountLog2: 0, hashFunction: SeededXXH3(seed: 8))
+        var expected: [KeyRecord] = []
+        for index in 0..<600 {
+            let blob = index % 25 == 0 ? 3_000 + index * 20 : 0
+            let record = Self.record("mixed-\(index)", order: Int64(index + 1), client: 1, blobSize: blob, round: index)
+            #expect(table.insert(record))
+            expected.append(record)
+        }
+        #expect(expected.allSatisfy { table.record($0.apiKey) == $0 })
+        #expect(table.structuralProblems() == [])
+    }
+
+    /// Churn that changes every record's size again and again: the arena compacts, so its memory
+    /// stays within the bound instead of growing with every size ever written.
+    @Test func churnAcrossSizesStaysBounded() {
+        let table = KeyTable(shardCountLog2: 2, hashFunction: SeededXXH3(seed: 12))
+        let keys = (0..<200).map { "churn-\($0)" }
+        for (index, key) in keys.enumerated() {
+            _ = table.insert(Self.record(key, order: Int64(index + 1), client: 1, blobSize: 100, round: 0))
+        }
+        for round in 1...FuzzBudget.scaled(60) {
+            for (index, key) in keys.enumerated() {
+                let blob = (round * 37 + index * 11) % 16_000
+                _ = table.replace(Self.record(key, order: Int64(index + 1), client: 1, blobSize: blob, round: round))
+            }
+            Self.expectArenaWithinBound(table, "round \(round)")
+        }
+        #expect(table.structuralProblems() == [])
+        #expect(table.memoryUsage.pooledBytes > 0, "compaction handed chunks back")
+    }
+
     @Test func growsFarBeyondItsInitialCapacity() {
         let table = KeyTable(shardCountLog2: 1, hashFunction: SeededXXH3(seed: 3))
         for index in 0..<20_000 { #expect(table.insert(record("grow-\(index)", order: Int64(index + 1)))) }
