@@ -169,7 +169,16 @@ public final class Engine: Sendable {
         }
         let engine = Engine(configuration: configuration, clock: clock, random: random)
         let report = try Recovery.recover(directory: directory, files: files, into: engine)
+        var verifiedSnapshots = Set<UInt64>()
+        if let loaded = report.snapshot.flatMap(SnapshotFile.names.sequence(of:)) { verifiedSnapshots.insert(loaded) }
         for rejected in report.rejectedSnapshots { logger.critical("snapshot rejected: \(rejected)") }
+        // A snapshot that fails verification is set aside, so it is never again taken for one
+        // that a fallback could use, and kept for inspection.
+        for name in report.rejectedSnapshotNames {
+            let path = directory + "/" + name
+            try files.rename(path, to: path + ".corrupt-\(clock.nowSeconds())")
+            logger.critical("set aside rejected snapshot \(name)")
+        }
         if let corruption = report.corruption {
             logger.critical("journal corruption, replay stopped: \(corruption)")
             if options.strictRecovery {
@@ -179,6 +188,7 @@ public final class Engine: Sendable {
             // crash in between never leaves a journal that starts after a gap.
             let contents = engine.state.withLock { engine.snapshotContents(lastSequence: report.lastSequence, $0) }
             _ = try SnapshotFile.write(contents, directory: directory, files: files)
+            verifiedSnapshots.insert(report.lastSequence)
             for name in report.unreplayedSegments {
                 let path = directory + "/" + name
                 try files.rename(path, to: path + ".corrupt-\(clock.nowSeconds())")
@@ -196,7 +206,7 @@ public final class Engine: Sendable {
         )
         let storage = try Storage(
             directory: directory, files: files, options: options, lock: lock, lastSequence: report.lastSequence,
-            nowSeconds: clock.nowSeconds(), logger: logger)
+            verifiedSnapshots: verifiedSnapshots, nowSeconds: clock.nowSeconds(), logger: logger)
         engine.storage = storage
         engine.recoveryReport = report
         storage.startBackgroundWork(clock: clock) { [weak engine] in
@@ -211,13 +221,78 @@ public final class Engine: Sendable {
         return engine
     }
 
-    /// What recovery would find in `directory`, without changing anything there.
+    /// What recovery would find in `directory`, without changing anything there: the state is
+    /// loaded as a server would load it, then every record is checked
+    /// (``RecoveryReport/integrityProblems``).
     public static func verifyData(
         directory: String, files: any FileLayer = PosixFileLayer()
     )
         throws(StorageError) -> RecoveryReport
     {
-        try Recovery.recover(directory: directory, files: files, into: Engine())
+        let engine = Engine()
+        var report = try Recovery.recover(directory: directory, files: files, into: engine)
+        report.integrityProblems = engine.integrityProblems()
+        return report
+    }
+
+    /// What is wrong with the loaded state; empty when all is well. Checks the key table's
+    /// structure, and that the order index, the key index, the index by client and every
+    /// record's bytes agree: each indexed order's record is found by its key, its config text is
+    /// a JSON object as the encoder writes it, and its custom-parameter text is the one that
+    /// config gives. Takes the write lock; reads every record.
+    public func integrityProblems(limit: Int = 100) -> [String] {
+        var problems = table.structuralProblems()
+        state.withLock { state in
+            if state.orders.count != table.count {
+                problems.append("the order index holds \(state.orders.count) orders, the key table \(table.count) keys")
+            }
+            var highestOrder: Int64 = 0
+            for entry in state.orders.entries where problems.count < limit {
+                let orderID = entry.orderID
+                highestOrder = max(highestOrder, orderID)
+                guard let record = table.record(orderID: orderID, hash: entry.keyHash) else {
+                    problems.append("order \(orderID) is indexed but its record is not in the key table")
+                    continue
+                }
+                if table.record(record.apiKey) != record {
+                    problems.append("order \(orderID): a lookup by its key finds another record")
+                }
+                if state.ordersByClient[record.clientID]?.contains(orderID) != true {
+                    problems.append("order \(orderID) is missing from client \(record.clientID)'s index")
+                }
+                guard orderID > 0, record.clientID > 0, !record.apiKey.isEmpty else {
+                    problems.append("order \(orderID): order, client or key out of range")
+                    continue
+                }
+                guard let config = try? JSONValue.parse(record.configJSON), case .object = config,
+                    config.encoded[...] == record.configJSON
+                else {
+                    problems.append("order \(orderID): the config text is not a JSON object as written")
+                    continue
+                }
+                if CustomParameters.encodedObject(of: config)[...] != record.customParametersJSON {
+                    problems.append("order \(orderID): the custom parameters do not match the config")
+                }
+                if let expiresAt = record.expiresAt,
+                    !(Timestamp.minimumSeconds...Timestamp.maximumSeconds).contains(expiresAt)
+                {
+                    problems.append("order \(orderID): expires_at \(expiresAt) is out of range")
+                }
+            }
+            let clientIndexed = state.ordersByClient.values.reduce(0) { $0 + $1.count }
+            if clientIndexed != state.orders.count {
+                problems.append(
+                    "the index by client holds \(clientIndexed) orders, the order index \(state.orders.count)")
+            }
+            if highestOrder != .max, state.nextOrderID <= highestOrder {
+                problems.append("the next order ID \(state.nextOrderID) is not above the highest, \(highestOrder)")
+            }
+            for (clientID, token) in state.tokenByClient where state.clientByTokenDigest[tokenDigest(token)] != clientID
+            {
+                problems.append("client \(clientID)'s token is not indexed")
+            }
+        }
+        return Array(problems.prefix(limit))
     }
 
     /// Writes a snapshot of the whole state now, then removes what it makes redundant. Checks go
@@ -246,6 +321,7 @@ public final class Engine: Sendable {
             let (path, header) = try SnapshotFile.write(
                 contents, directory: storage.directory, files: storage.files,
                 compressionLevel: storage.options.compressionLevel, afterStep: storage.snapshotStepHook)
+            storage.snapshotWritten(header.lastSequence)
             try storage.pruneAfterSnapshot()
             return SnapshotSummary(
                 path: path, lastSequence: header.lastSequence, entries: header.entryCount,
@@ -264,18 +340,32 @@ public final class Engine: Sendable {
     }
 
     /// Stops background work, writes a final snapshot (when configured), fsyncs the journal,
-    /// releases the data directory and refuses writes from then on. Reads keep working.
+    /// releases the data directory and refuses writes from then on. Reads keep working. A final
+    /// snapshot that fails (a full disk) still leaves the journal fsynced and closed, then throws:
+    /// nothing is lost, the next start replays the journal.
     public func close() throws(EngineError) {
         guard let storage else { return }
         storage.stopBackgroundWork()
-        if storage.options.snapshotOnClose, storage.journal.latchedFailure == nil { try snapshot() }
         defer { storage.abandon() }
+        var snapshotFailure: EngineError?
+        if storage.options.snapshotOnClose, storage.journal.latchedFailure == nil {
+            do {
+                try snapshot()
+            } catch {
+                storage.logger.error("final snapshot failed, the journal keeps everything: \(error.message)")
+                snapshotFailure = error
+            }
+        }
         do {
             try storage.journal.close()
         } catch {
             throw EngineError.writesStopped(error)
         }
+        if let snapshotFailure { throw snapshotFailure }
     }
+
+    /// The key table, for tests of its memory.
+    var tableForTesting: KeyTable<SeededXXH3> { table }
 
     /// The storage half, for tests that simulate crashes inside it.
     var storageForTesting: Storage? { storage }
@@ -426,6 +516,9 @@ public final class Engine: Sendable {
             }
             guard state.orders.count < configuration.maximumKeys else {
                 throw EngineError("The engine holds its maximum of \(configuration.maximumKeys) keys")
+            }
+            if request.orderID == nil, state.orders[state.nextOrderID] != nil {
+                throw EngineError("No order ID is left to assign after \(Int64.max); give order_id")
             }
             let options = try validatedOptions(request.config)
             try validateExpiry(request.expiresAt)
@@ -592,7 +685,31 @@ public final class Engine: Sendable {
             }
         }
         apply(mutation, to: &state)
+        assert(appliedProblems(mutation, state) == nil, appliedProblems(mutation, state) ?? "")
         return sequence
+    }
+
+    /// Why the state does not hold exactly what `mutation` stores, as the journal stores it (its
+    /// encoded form decoded again); nil when it does. Checked after every commit in debug builds.
+    private func appliedProblems(_ mutation: KeyMutation, _ state: borrowing WriteState) -> String? {
+        var payload: [UInt8] = []
+        MutationCodec.encodePayload(mutation, into: &payload)
+        guard let journaled = MutationCodec.decode(type: MutationCodec.type(of: mutation), payload: payload[...]),
+            journaled == mutation
+        else { return "the journal's form of \(mutation) decodes to something else" }
+        switch journaled {
+        case .put(let record):
+            let stored = state.orders[record.orderID].flatMap { table.record(orderID: record.orderID, hash: $0) }
+            guard stored == record, table.record(record.apiKey) == record else {
+                return
+                    "order \(record.orderID) was journaled as \(record) but the table holds \(String(describing: stored))"
+            }
+        case .delete(let orderID):
+            guard state.orders[orderID] == nil else { return "order \(orderID) was deleted but is still indexed" }
+        case .setClientToken(let clientID, let token):
+            guard state.tokenByClient[clientID] == token else { return "client \(clientID) token not applied" }
+        }
+        return nil
     }
 
     /// Applies a mutation to the table and the indexes; deterministic.
@@ -626,7 +743,7 @@ public final class Engine: Sendable {
                 state.orders.set(record.orderID, keyHash: table.hash(record.apiKey))
                 state.addToClient(record.clientID, record.orderID)
             }
-            if record.orderID >= state.nextOrderID { state.nextOrderID = record.orderID + 1 }
+            state.raiseNextOrderID(past: record.orderID)
         case .delete(let orderID):
             guard let hash = state.orders.remove(orderID) else { return }
             if let old = table.remove(orderID: orderID, hash: hash) { state.removeFromClient(old.clientID, orderID) }
@@ -760,6 +877,8 @@ private struct TokenDigest: Hashable {
 private struct WriteState: ~Copyable {
     var orders = OrderIndex()
     var ordersByClient: [Int64: [Int64]] = [:]
+    /// The order ID `create` assigns when none is given: one past the highest ever used, or
+    /// `Int64.max` once that is used (then assigning fails with a clear error).
     var nextOrderID: Int64 = 1
     var tokenByClient: [Int64: String] = [:]
     var clientByTokenDigest: [TokenDigest: Int64] = [:]
@@ -772,6 +891,12 @@ private struct WriteState: ~Copyable {
         isBulkLoading = false
         orders.sortAfterLoading()
         for clientID in ordersByClient.keys { ordersByClient[clientID]!.sort() }
+    }
+
+    /// Makes the next assigned order ID follow `orderID`; saturates, never traps.
+    mutating func raiseNextOrderID(past orderID: Int64) {
+        let (next, overflow) = orderID.addingReportingOverflow(1)
+        nextOrderID = max(nextOrderID, overflow ? Int64.max : next)
     }
 
     mutating func addToClient(_ clientID: Int64, _ orderID: Int64) {

@@ -15,7 +15,12 @@ public struct RecoveryReport: Hashable, Sendable, CustomStringConvertible {
     public var tornTail: String?
     /// Damage before the end of the journal, where replay stopped: where and why.
     public var corruption: String?
+    /// What a check of every loaded record found wrong (``Engine/integrityProblems(limit:)``);
+    /// filled by ``Engine/verifyData(directory:files:)`` only.
+    public var integrityProblems: [String] = []
 
+    /// The file names of the rejected snapshots.
+    var rejectedSnapshotNames: [String] = []
     /// The last segment's name and the length of its intact part, when its tail is torn.
     var tornSegment: TornSegment?
     /// The damaged segment and every later one, when replay stopped at corruption.
@@ -29,6 +34,7 @@ public struct RecoveryReport: Hashable, Sendable, CustomStringConvertible {
         for rejected in rejectedSnapshots { lines.append("rejected snapshot: \(rejected)") }
         if let tornTail { lines.append("torn tail dropped: \(tornTail)") }
         if let corruption { lines.append("CORRUPTION, replay stopped: \(corruption)") }
+        for problem in integrityProblems { lines.append("BAD RECORD: \(problem)") }
         return lines.joined(separator: "\n")
     }
 }
@@ -87,6 +93,7 @@ enum Recovery {
                 break
             } catch {
                 report.rejectedSnapshots.append("\(name): \(error.message)")
+                report.rejectedSnapshotNames.append(name)
             }
         }
         if report.snapshot == nil { target.reset() }

@@ -38,13 +38,37 @@ enum SnapshotFile {
     }
 
     /// Writes `contents` to a temporary file, fsyncs it, renames it into place and fsyncs the
-    /// directory. Returns the final path and header.
+    /// directory. Returns the final path and header. A snapshot that fails before the rename
+    /// removes its temporary file, so a failure (a full disk) costs no space.
     static func write(
         _ contents: Contents, directory: String, files: any FileLayer, compressionLevel: Int32 = 1,
         afterStep: (Step) throws(StorageError) -> Void = { _ throws(StorageError) in }
     ) throws(StorageError) -> (path: String, header: Header) {
         let finalPath = directory + "/" + names.name(contents.lastSequence)
         let temporaryPath = finalPath + ".tmp"
+        let header: Header
+        do {
+            header = try writeTemporary(
+                contents, to: temporaryPath, files: files, compressionLevel: compressionLevel, afterStep: afterStep)
+            try files.rename(temporaryPath, to: finalPath)
+        } catch {
+            do {
+                try files.remove(temporaryPath)
+            } catch let removal {
+                throw StorageError("\(error.message); and removing \(temporaryPath) failed: \(removal.message)")
+            }
+            throw error
+        }
+        try files.syncDirectory(directory)
+        try afterStep(.renamed)
+        return (finalPath, header)
+    }
+
+    /// Writes and fsyncs the temporary file of a snapshot and returns its header.
+    private static func writeTemporary(
+        _ contents: Contents, to temporaryPath: String, files: any FileLayer, compressionLevel: Int32,
+        afterStep: (Step) throws(StorageError) -> Void
+    ) throws(StorageError) -> Header {
         try files.remove(temporaryPath)
         let file = try files.openForAppend(temporaryPath)
         try file.write(magic)
@@ -95,10 +119,7 @@ enum SnapshotFile {
         try afterStep(.temporaryWritten)
         try file.sync()
         try afterStep(.temporarySynced)
-        try files.rename(temporaryPath, to: finalPath)
-        try files.syncDirectory(directory)
-        try afterStep(.renamed)
-        return (finalPath, header)
+        return header
     }
 
     /// Verifies a snapshot, tells `verified` its header, then hands every entry to `apply`;

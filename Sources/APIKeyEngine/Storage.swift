@@ -53,13 +53,17 @@ final class Storage: @unchecked Sendable {
     let lastSnapshot: Mutex<(bytes: Int, seconds: Int64)>
     private let timer: any DispatchSourceTimer
     private let snapshotQueue = DispatchQueue(label: "apikeyd.snapshot")
+    /// Sequence numbers of the snapshots known to be good: the one recovery loaded and those this
+    /// process wrote. Only these count when pruning decides what a fallback still needs.
+    private let verifiedSnapshots: Mutex<Set<UInt64>>
     /// Where tests stop a snapshot half-way to simulate a crash.
     var snapshotStepHook: (SnapshotFile.Step) throws(StorageError) -> Void = { _ throws(StorageError) in }
 
     init(
         directory: String, files: any FileLayer, options: StorageOptions, lock: DirectoryLock, lastSequence: UInt64,
-        nowSeconds: Int64, logger: Logger
+        verifiedSnapshots: Set<UInt64>, nowSeconds: Int64, logger: Logger
     ) throws(StorageError) {
+        self.verifiedSnapshots = Mutex(verifiedSnapshots)
         self.directory = directory
         self.files = files
         self.options = options
@@ -109,14 +113,23 @@ final class Storage: @unchecked Sendable {
         lock.release()
     }
 
-    /// Removes snapshots but the two newest, and journal segments whose every record is covered by
-    /// the older of the two (so a corrupt newest snapshot can still fall back without loss).
+    /// Records that the snapshot covering `sequence` was written and fsynced by this process.
+    func snapshotWritten(_ sequence: UInt64) {
+        verifiedSnapshots.withLock { _ = $0.insert(sequence) }
+    }
+
+    /// Keeps the two newest verified snapshots and removes every older snapshot and every journal
+    /// segment whose records the older of the two covers, so that a corrupt newest snapshot can
+    /// still fall back without loss. A snapshot that never verified counts for nothing: with
+    /// fewer than two verified, nothing is removed.
     func pruneAfterSnapshot() throws(StorageError) {
         let names = try files.list(directory)
-        let snapshots = Array(SnapshotFile.names.files(in: names).reversed())
-        for (name, _) in snapshots.dropFirst(2) { try files.remove(directory + "/" + name) }
-        guard snapshots.count >= 2 else { return }
-        let floor = snapshots[1].sequence
+        let snapshots = SnapshotFile.names.files(in: names)
+        let verified = verifiedSnapshots.withLock { $0 }
+        let kept = snapshots.filter { verified.contains($0.sequence) }.suffix(2)
+        guard kept.count == 2, let floor = kept.first?.sequence else { return }
+        for (name, sequence) in snapshots where sequence < floor { try files.remove(directory + "/" + name) }
+        verifiedSnapshots.withLock { $0 = $0.filter { $0 >= floor } }
         let segments = JournalFormat.segmentNames.files(in: names)
         for index in segments.indices.dropLast() where segments[index + 1].sequence <= floor + 1 {
             try files.remove(directory + "/" + segments[index].name)

@@ -206,7 +206,9 @@ struct VerifyData: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify-data",
         abstract: "Report what recovery would do with a data directory, changing nothing.",
-        discussion: "Exits with status 1 when replay would stop at corruption or no snapshot verifies.")
+        discussion:
+            "Loads the state as the server would and checks every record. Exits with status 1 when a snapshot is rejected, replay would stop at corruption, or a record is damaged."
+    )
 
     @Option(help: "The data directory.")
     var dataDir = "data/store"
@@ -214,7 +216,9 @@ struct VerifyData: ParsableCommand {
     func run() throws {
         let report = try Engine.verifyData(directory: dataDir)
         print(report.description)
-        if report.corruption != nil || !report.rejectedSnapshots.isEmpty { throw ExitCode(1) }
+        if report.corruption != nil || !report.rejectedSnapshots.isEmpty || !report.integrityProblems.isEmpty {
+            throw ExitCode(1)
+        }
     }
 }
 

@@ -19,6 +19,8 @@ final class FaultyFileLayer: FileLayer, @unchecked Sendable {
         var crashed = false
         var failSyncs = false
         var failWrites = false
+        /// Writes and fsyncs of files whose path ends so fail as on a full disk (ENOSPC).
+        var noSpaceSuffix: String?
         /// Operations (writes and syncs) left before a crash; nil for never.
         var operationsBeforeCrash: Int?
         var syncCount = 0
@@ -37,9 +39,10 @@ final class FaultyFileLayer: FileLayer, @unchecked Sendable {
     func setFailSyncs(_ fail: Bool) { state.withLock { $0.failSyncs = fail } }
     func setFailWrites(_ fail: Bool) { state.withLock { $0.failWrites = fail } }
     func crash(afterOperations count: Int) { state.withLock { $0.operationsBeforeCrash = count } }
+    func setNoSpace(forPathsEnding suffix: String?) { state.withLock { $0.noSpaceSuffix = suffix } }
 
-    /// Counts one write or sync; crashes when the countdown runs out.
-    fileprivate func tick(_ kind: String) throws(StorageError) {
+    /// Counts one write or sync of `path`; crashes when the countdown runs out.
+    fileprivate func tick(_ kind: String, path: String = "") throws(StorageError) {
         let crashNow = state.withLock { state -> Bool in
             if state.crashed { return false }
             guard let left = state.operationsBeforeCrash else { return false }
@@ -51,6 +54,9 @@ final class FaultyFileLayer: FileLayer, @unchecked Sendable {
         let failure = state.withLock { state -> StorageError? in
             if kind == "sync" && state.failSyncs { return StorageError("injected fsync failure") }
             if kind == "write" && state.failWrites { return StorageError("injected write failure") }
+            if let suffix = state.noSpaceSuffix, path.hasSuffix(suffix) {
+                return .system("cannot write", path, errno: ENOSPC)
+            }
             if kind == "sync" { state.syncCount += 1 }
             return nil
         }
@@ -73,7 +79,7 @@ final class FaultyFileLayer: FileLayer, @unchecked Sendable {
 
     func openForAppend(_ path: String) throws(StorageError) -> any AppendFile {
         try checkAlive()
-        let file = FaultyAppendFile(layer: self, real: try real.openForAppend(path))
+        let file = FaultyAppendFile(layer: self, path: path, real: try real.openForAppend(path))
         state.withLock { $0.files.append(file) }
         return file
     }
@@ -112,21 +118,23 @@ final class FaultyFileLayer: FileLayer, @unchecked Sendable {
 /// An append file whose writes wait in memory until `sync`.
 final class FaultyAppendFile: AppendFile, @unchecked Sendable {
     private unowned let layer: FaultyFileLayer
+    private let path: String
     private let real: any AppendFile
     private let pending = Mutex<[UInt8]>([])
 
-    init(layer: FaultyFileLayer, real: any AppendFile) {
+    init(layer: FaultyFileLayer, path: String, real: any AppendFile) {
         self.layer = layer
+        self.path = path
         self.real = real
     }
 
     func write(_ bytes: UnsafeRawBufferPointer) throws(StorageError) {
-        try layer.tick("write")
+        try layer.tick("write", path: path)
         pending.withLock { $0.append(contentsOf: bytes) }
     }
 
     func sync() throws(StorageError) {
-        try layer.tick("sync")
+        try layer.tick("sync", path: path)
         let bytes = pending.withLock { pending in
             defer { pending.removeAll() }
             return pending
