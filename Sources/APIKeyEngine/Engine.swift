@@ -191,8 +191,21 @@ public final class Engine: Sendable {
             verifiedSnapshots.insert(report.lastSequence)
             for name in report.unreplayedSegments {
                 let path = directory + "/" + name
-                try files.rename(path, to: path + ".corrupt-\(clock.nowSeconds())")
+                let setAside = path + ".corrupt-\(clock.nowSeconds())"
+                try files.rename(path, to: setAside)
                 logger.critical("set aside unreadable journal segment \(name)")
+                // The intact start of the damaged segment goes back in its place, so the journal
+                // still reaches from older snapshots to the one just written: if that one is ever
+                // corrupt too, a fallback replays through here instead of stopping at a gap.
+                if let intact = report.corruptSegment, intact.name == name,
+                    intact.validLength > JournalFormat.segmentHeaderSize
+                {
+                    let bytes = try files.read(setAside)
+                    let file = try files.openForAppend(path)
+                    try file.write(Array(bytes[0..<intact.validLength]))
+                    try file.sync()
+                    logger.critical("kept the intact start of \(name) (\(intact.validLength) bytes) in the journal")
+                }
             }
         }
         if let torn = report.tornSegment {
@@ -339,16 +352,16 @@ public final class Engine: Sendable {
             clientTokens: state.tokenByClient.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
     }
 
-    /// Stops background work, writes a final snapshot (when configured), fsyncs the journal,
-    /// releases the data directory and refuses writes from then on. Reads keep working. A final
-    /// snapshot that fails (a full disk) still leaves the journal fsynced and closed, then throws:
-    /// nothing is lost, the next start replays the journal.
+    /// Stops background work, writes a final snapshot (when configured and anything was written
+    /// since the newest one), fsyncs the journal, releases the data directory and refuses writes
+    /// from then on. Reads keep working. A final snapshot that fails (a full disk) still leaves the
+    /// journal fsynced and closed, then throws: nothing is lost, the next start replays the journal.
     public func close() throws(EngineError) {
         guard let storage else { return }
         storage.stopBackgroundWork()
         defer { storage.abandon() }
         var snapshotFailure: EngineError?
-        if storage.options.snapshotOnClose, storage.journal.latchedFailure == nil {
+        if storage.options.snapshotOnClose, storage.journal.latchedFailure == nil, !storage.isCoveredBySnapshot {
             do {
                 try snapshot()
             } catch {

@@ -67,6 +67,9 @@ final class Journal: @unchecked Sendable {
         return (file, header.count)
     }
 
+    /// The sequence number of the last record appended.
+    var lastAppendedSequence: UInt64 { monitor.withLock { lastSequence } }
+
     /// Bytes appended since this journal was opened.
     var appendedBytes: Int { monitor.withLock { bytesAppended } }
 

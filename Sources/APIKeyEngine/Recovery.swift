@@ -25,6 +25,8 @@ public struct RecoveryReport: Hashable, Sendable, CustomStringConvertible {
     var tornSegment: TornSegment?
     /// The damaged segment and every later one, when replay stopped at corruption.
     var unreplayedSegments: [String] = []
+    /// The segment where replay stopped at corruption, and the length of its intact start.
+    var corruptSegment: TornSegment?
 
     public var description: String {
         var lines = [
@@ -39,7 +41,8 @@ public struct RecoveryReport: Hashable, Sendable, CustomStringConvertible {
     }
 }
 
-/// A journal segment whose tail a crash cut short, and how much of it is intact.
+/// A journal segment whose tail a crash cut short (or that is damaged further in), and how much
+/// of it is intact.
 struct TornSegment: Hashable, Sendable {
     var name: String
     var validLength: Int
@@ -127,6 +130,7 @@ enum Recovery {
                             validLength: damage.offset < JournalFormat.segmentHeaderSize ? 0 : scan.validLength)
                     } else {
                         report.corruption = place
+                        report.corruptSegment = TornSegment(name: name, validLength: scan.validLength)
                     }
                 }
                 if report.corruption != nil {

@@ -118,6 +118,12 @@ final class Storage: @unchecked Sendable {
         verifiedSnapshots.withLock { _ = $0.insert(sequence) }
     }
 
+    /// Whether a verified snapshot already holds every record the journal has.
+    var isCoveredBySnapshot: Bool {
+        let newest = verifiedSnapshots.withLock { $0.max() }
+        return newest == journal.lastAppendedSequence
+    }
+
     /// Keeps the two newest verified snapshots and removes every older snapshot and every journal
     /// segment whose records the older of the two covers, so that a corrupt newest snapshot can
     /// still fall back without loss. A snapshot that never verified counts for nothing: with

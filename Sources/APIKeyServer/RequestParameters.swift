@@ -169,7 +169,12 @@ struct RequestParameters: Sendable {
             if let value = Int64(text.utf8.first == UInt8(ascii: "+") ? String(text.dropFirst()) : text) {
                 return value
             }
-            if let double = Double(text), double.isFinite, double == double.rounded(), abs(double) < 9e18 {
+            // Whole numbers written as decimals (`16.0`, `1e3`); `Double` alone would also take
+            // hexadecimal (`0x10`), `inf` and `nan`.
+            let decimal = text.utf8.allSatisfy { byte in
+                (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || Array("+-.eE".utf8).contains(byte)
+            }
+            if decimal, let double = Double(text), double.isFinite, double == double.rounded(), abs(double) < 9e18 {
                 return Int64(double)
             }
             throw EngineError("\(name) must be an integer")

@@ -201,6 +201,52 @@ import Testing
         try engine.close()
     }
 
+    /// Damage inside the journal, then damage to the snapshot written when recovering from it:
+    /// the fallback to an older snapshot replays through the intact start of the damaged
+    /// segment (kept in the chain) and then the journal written since, so nothing read or
+    /// written after the first recovery is lost.
+    @Test func aCorruptRecoverySnapshotFallsBackThroughTheDamagedSegment() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        var small = options(.no)
+        small.segmentBytes = 8192
+        let engine = try Engine.open(directory: directory.path, options: small)
+        try populate(engine, count: 50)
+        try engine.snapshot()
+        for record in engine.allRecords() {
+            try engine.update(
+                KeyChanges(orderID: record.orderID, config: .object([JSONMember("custom_v", .integer(2))])))
+        }
+        try engine.snapshot()
+        for record in engine.allRecords() {
+            try engine.update(
+                KeyChanges(orderID: record.orderID, config: .object([JSONMember("custom_v", .integer(3))])))
+        }
+        engine.abandonForTesting()
+        let segments = directory.names().filter { $0.hasPrefix("journal-") && directory.read($0).count > 4096 }
+        let damaged = try #require(segments.last)
+        var bytes = directory.read(damaged)
+        bytes[bytes.count / 2] ^= 0x20
+        directory.write(damaged, bytes)
+
+        let recovered = try Engine.open(directory: directory.path, options: small)
+        #expect(recovered.recoveryReport?.corruption != nil)
+        #expect(directory.names().contains(damaged), "the intact start stays in the chain: \(directory.names())")
+        for client in 1...100 { try recovered.create(NewKey(clientID: Int64(client))) }
+        let expected = recovered.allRecords()
+        recovered.abandonForTesting()
+        let newest = try #require(directory.names().filter { $0.hasSuffix(".snap") }.last)
+        var snapshot = directory.read(newest)
+        snapshot[snapshot.count / 2] ^= 0x01
+        directory.write(newest, snapshot)
+
+        let reopened = try Engine.open(directory: directory.path, options: small)
+        #expect(reopened.recoveryReport?.corruption == nil, "\(reopened.recoveryReport!)")
+        #expect(reopened.allRecords() == expected)
+        #expect(reopened.integrityProblems() == [])
+        try reopened.close()
+    }
+
     /// A record that passes every checksum yet is not what the engine writes (a config that is
     /// no JSON object, custom parameters that do not follow from the config, an order ID out of
     /// range) loads without a trap, and verify-data reports it.

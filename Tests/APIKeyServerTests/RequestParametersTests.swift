@@ -71,4 +71,18 @@ import Testing
         #expect(try parameters.time("unix") == .some(100))
         #expect(throws: EngineError.self) { try parameters.time("bad") }
     }
+
+    /// Integers as decimal text only: whole decimals (`16.0`, `1e3`) are taken, hexadecimal and
+    /// the special floating-point words are not.
+    @Test(arguments: [
+        ("16.0", 16), ("1e3", 1000), ("+7", 7), ("-2", -2), ("0x10", nil), ("inf", nil), ("nan", nil), ("1.5", nil),
+    ])
+    func integersAreDecimal(_ text: String, _ expected: Int64?) throws {
+        let parameters = RequestParameters(.object([JSONMember("n", .string(text))]))
+        if let expected {
+            #expect(try parameters.integer("n") == expected)
+        } else {
+            #expect(throws: EngineError("n must be an integer")) { try parameters.integer("n") }
+        }
+    }
 }
