@@ -53,22 +53,25 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // What the test targets share: running heavy work off the cooperative pool.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(
             name: "APIKeyEngineTests",
             dependencies: [
-                "APIKeyEngine",
+                "APIKeyEngine", "TestSupport",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),
         .testTarget(
             name: "apikeydTests",
-            dependencies: ["apikeyd", "APIKeyEngine"]
+            dependencies: ["apikeyd", "APIKeyEngine", "TestSupport"]
         ),
         .testTarget(
             name: "APIKeyServerTests",
             dependencies: [
                 "APIKeyEngine",
                 "APIKeyServer",
+                "TestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

@@ -1,4 +1,5 @@
 import PropertyBased
+import TestSupport
 import Testing
 
 @testable import APIKeyEngine
@@ -34,8 +35,10 @@ import Testing
 
     @Test func matchesADictionaryAcrossRestarts() async throws {
         let runs = FuzzBudget.scaled(20)
-        try await propertyCheck(count: runs, input: Gen.uint64(in: 0...UInt64.max).array(of: 20...70)) { operations in
-            try Self.run(operations)
+        await HeavyWork.run {
+            await propertyCheck(count: runs, input: Gen.uint64(in: 0...UInt64.max).array(of: 20...70)) { operations in
+                try Self.run(operations)
+            }
         }
     }
 

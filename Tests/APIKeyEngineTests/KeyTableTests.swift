@@ -1,6 +1,7 @@
 import Foundation
 import PropertyBased
 import Synchronization
+import TestSupport
 import Testing
 
 @testable import APIKeyEngine
@@ -263,39 +264,41 @@ final class AtomicFlag: Sendable {
     func matchesAModelAcrossEveryRecordSize(_ shardCountLog2: Int) async {
         let sizes = Self.interestingBlobSizes
         let runs = FuzzBudget.scaled(25)
-        await propertyCheck(count: runs, input: Gen.uint64(in: 0...UInt64.max).array(of: 1...100)) { operations in
-            let table = KeyTable(shardCountLog2: shardCountLog2, hashFunction: SeededXXH3(seed: operations[0]))
-            var model: [String: KeyRecord] = [:]
-            let pool = (0..<24).map { "key-\($0)" }
-            for (step, operation) in operations.enumerated() {
-                let key = pool[Int(operation >> 8 % UInt64(pool.count)) % pool.count]
-                let blobSize = sizes[Int((operation >> 16) % UInt64(sizes.count))]
-                let candidate = Self.record(
-                    key, order: model[key]?.orderID ?? Int64(step + 1), client: Int64(step % 5 + 1),
-                    blobSize: blobSize, round: step)
-                switch operation % 8 {
-                case 0, 1, 2:
-                    let inserted = table.insert(candidate)
-                    #expect(inserted == (model[key] == nil))
-                    if inserted { model[key] = candidate }
-                case 3, 4, 5:
-                    let oldClient = table.replace(candidate)
-                    #expect(oldClient == model[key]?.clientID)
-                    if oldClient != nil { model[key] = candidate }
-                default:
-                    let removed = table.remove(orderID: model[key]?.orderID ?? 0, hash: table.hash(key))
-                    #expect(removed == model.removeValue(forKey: key))
+        await HeavyWork.run {
+            await propertyCheck(count: runs, input: Gen.uint64(in: 0...UInt64.max).array(of: 1...100)) { operations in
+                let table = KeyTable(shardCountLog2: shardCountLog2, hashFunction: SeededXXH3(seed: operations[0]))
+                var model: [String: KeyRecord] = [:]
+                let pool = (0..<24).map { "key-\($0)" }
+                for (step, operation) in operations.enumerated() {
+                    let key = pool[Int(operation >> 8 % UInt64(pool.count)) % pool.count]
+                    let blobSize = sizes[Int((operation >> 16) % UInt64(sizes.count))]
+                    let candidate = Self.record(
+                        key, order: model[key]?.orderID ?? Int64(step + 1), client: Int64(step % 5 + 1),
+                        blobSize: blobSize, round: step)
+                    switch operation % 8 {
+                    case 0, 1, 2:
+                        let inserted = table.insert(candidate)
+                        #expect(inserted == (model[key] == nil))
+                        if inserted { model[key] = candidate }
+                    case 3, 4, 5:
+                        let oldClient = table.replace(candidate)
+                        #expect(oldClient == model[key]?.clientID)
+                        if oldClient != nil { model[key] = candidate }
+                    default:
+                        let removed = table.remove(orderID: model[key]?.orderID ?? 0, hash: table.hash(key))
+                        #expect(removed == model.removeValue(forKey: key))
+                    }
+                    for key in pool { #expect(table.record(key) == model[key], "step \(step), \(key)") }
+                    #expect(table.structuralProblems() == [], "step \(step)")
+                    Self.expectArenaWithinBound(table)
                 }
-                for key in pool { #expect(table.record(key) == model[key], "step \(step), \(key)") }
-                #expect(table.structuralProblems() == [], "step \(step)")
-                Self.expectArenaWithinBound(table)
+                let copy = table.copyRecords()
+                let rebuilt = KeyTable(shardCountLog2: 3, hashFunction: SeededXXH3(seed: 5))
+                copy.forEach { view in #expect(rebuilt.insert(view.record)) }
+                for key in pool { #expect(rebuilt.record(key) == model[key]) }
+                #expect(rebuilt.count == model.count)
+                #expect(rebuilt.structuralProblems() == [])
             }
-            let copy = table.copyRecords()
-            let rebuilt = KeyTable(shardCountLog2: 3, hashFunction: SeededXXH3(seed: 5))
-            copy.forEach { view in #expect(rebuilt.insert(view.record)) }
-            for key in pool { #expect(rebuilt.record(key) == model[key]) }
-            #expect(rebuilt.count == model.count)
-            #expect(rebuilt.structuralProblems() == [])
         }
     }
 
@@ -327,21 +330,24 @@ final class AtomicFlag: Sendable {
 
     /// Churn that changes every record's size again and again: the arena compacts, so its memory
     /// stays within the bound instead of growing with every size ever written.
-    @Test func churnAcrossSizesStaysBounded() {
-        let table = KeyTable(shardCountLog2: 2, hashFunction: SeededXXH3(seed: 12))
-        let keys = (0..<200).map { "churn-\($0)" }
-        for (index, key) in keys.enumerated() {
-            _ = table.insert(Self.record(key, order: Int64(index + 1), client: 1, blobSize: 100, round: 0))
-        }
-        for round in 1...FuzzBudget.scaled(60) {
+    @Test func churnAcrossSizesStaysBounded() async {
+        await HeavyWork.run {
+            let table = KeyTable(shardCountLog2: 2, hashFunction: SeededXXH3(seed: 12))
+            let keys = (0..<200).map { "churn-\($0)" }
             for (index, key) in keys.enumerated() {
-                let blob = (round * 37 + index * 11) % 16_000
-                _ = table.replace(Self.record(key, order: Int64(index + 1), client: 1, blobSize: blob, round: round))
+                _ = table.insert(Self.record(key, order: Int64(index + 1), client: 1, blobSize: 100, round: 0))
             }
-            Self.expectArenaWithinBound(table, "round \(round)")
+            for round in 1...FuzzBudget.scaled(60) {
+                for (index, key) in keys.enumerated() {
+                    let blob = (round * 37 + index * 11) % 16_000
+                    _ = table.replace(
+                        Self.record(key, order: Int64(index + 1), client: 1, blobSize: blob, round: round))
+                }
+                Self.expectArenaWithinBound(table, "round \(round)")
+            }
+            #expect(table.structuralProblems() == [])
+            #expect(table.memoryUsage.pooledBytes > 0, "compaction handed chunks back")
         }
-        #expect(table.structuralProblems() == [])
-        #expect(table.memoryUsage.pooledBytes > 0, "compaction handed chunks back")
     }
 
     @Test func growsFarBeyondItsInitialCapacity() {

@@ -4,6 +4,8 @@
     import Darwin
 #endif
 
+import TestSupport
+
 /// An HTTP response as the test client read it off the socket.
 struct RawResponse {
     var status: Int
@@ -28,30 +30,8 @@ struct TestHTTPClient {
 
     /// A connected socket from `sourceAddress` to the server.
     func connectSocket(timeoutSeconds: Int = 10) throws -> Int32 {
-        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard socket >= 0 else { throw Failure(description: "socket failed") }
-        var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
-        setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var source = sockaddr_in()
-        source.sin_family = sa_family_t(AF_INET)
-        source.sin_addr.s_addr = inet_addr(sourceAddress)
-        let bound = withUnsafePointer(to: &source) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        guard bound == 0, connected == 0 else {
-            close(socket)
-            throw Failure(description: "bind or connect failed: errno \(errno)")
+        guard let socket = LoopbackSocket.connect(port: port, from: sourceAddress, timeoutSeconds: timeoutSeconds) else {
+            throw Failure(description: "socket, bind or connect failed: errno \(errno)")
         }
         return socket
     }
