@@ -41,11 +41,16 @@ bench: deps
 	  | tee results/latest.txt
 	Benchmarks/check-allocations.sh results/latest.txt
 
-## fuzz: the seeded mutator over Tests/APIKeyServerTests/Corpus for FUZZ_SECONDS per target;
-## inputs reaching a new kind of answer are kept there as found-*.txt
+## fuzz: the long runs of the randomised tests. The seeded mutator over
+## Tests/APIKeyServerTests/Corpus runs FUZZ_SECONDS per target (inputs reaching a new kind of
+## answer are kept there as found-*.txt); the model-based tests of the key table and the engine,
+## the extreme-value write fuzz and the churn soak run FUZZ_SCALE times their `make test` length.
 FUZZ_SECONDS ?= 30
+FUZZ_SCALE ?= 20
+FUZZ_TESTS := FuzzTests|KeyTableTests|EngineModelTests|RouterTests|ChurnSoakTests
 fuzz: deps
-	set -o pipefail && FUZZ_SECONDS=$(FUZZ_SECONDS) $(SWIFT) test --filter FuzzTests 2>&1 | grep -E "^fuzz |Test run|✘|error"
+	set -o pipefail && FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_SCALE=$(FUZZ_SCALE) $(SWIFT) test --filter '$(FUZZ_TESTS)' 2>&1 \
+	  | grep -E "^fuzz |passed after|Test run|✘|error"
 
 ## lint: swift-format in strict mode, as CI would
 lint:

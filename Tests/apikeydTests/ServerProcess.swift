@@ -1,0 +1,109 @@
+import APIKeyEngine
+import Foundation
+import TestSupport
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A real `apikeyd serve` process on a free loopback port, and plain HTTP/1.1 requests to it
+/// over fresh sockets.
+struct ServerProcess {
+    static let adminToken = "process-test-token"
+
+    let process: Process
+    let port: Int
+
+    /// Starts the server on `dataDirectory` with `arguments` after the defaults (a free port,
+    /// the admin token, two event loops, no rate limit) and waits until it listens.
+    static func start(dataDirectory: String, arguments: [String] = []) throws -> ServerProcess {
+        let process = Process()
+        process.executableURL = try KillNineTests.binary()
+        process.arguments =
+            [
+                "serve", "--port", "0", "--data-dir", dataDirectory, "--admin-token", adminToken, "--event-loops", "2",
+                "--no-rate-limit",
+            ] + arguments
+        let errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        var log = ""
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            let chunk = errors.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            log += String(decoding: chunk, as: UTF8.self)
+            if let range = log.range(of: #"listening on http://127\.0\.0\.1:(\d+)"#, options: .regularExpression) {
+                let port = Int(log[range].split(separator: ":").last!)!
+                // Keep draining the server's log so it never blocks on a full pipe.
+                Thread.detachNewThread { while !errors.fileHandleForReading.availableData.isEmpty {} }
+                return ServerProcess(process: process, port: port)
+            }
+        }
+        process.terminate()
+        throw KillNineTests.Failure("the server did not report its port: \(log)")
+    }
+
+    /// Sends SIGTERM (orderly shutdown: final snapshot) or SIGKILL and waits until the process is dead.
+    func stop(signal: Int32 = SIGTERM) throws {
+        kill(process.processIdentifier, signal)
+        guard KillNineTests.waitForDeath(of: process.processIdentifier, seconds: 60) else {
+            throw KillNineTests.Failure("apikeyd \(process.processIdentifier) still runs 60 s after signal \(signal)")
+        }
+    }
+
+    /// Whether the process is still running.
+    var isAlive: Bool { !KillNineTests.waitForDeath(of: process.processIdentifier, seconds: 0) }
+
+    /// One request; the status and the parsed JSON body, nil when no answer came.
+    func request(
+        _ method: String, _ target: String, form: String? = nil, admin: Bool = true
+    ) -> (status: Int, body: JSONValue?)? {
+        var head = "\(method) \(target) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        if admin {
+            head += "Authorization: Basic \(Data("admin:\(Self.adminToken)".utf8).base64EncodedString())\r\n"
+        }
+        if let form {
+            head += "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: \(form.utf8.count)\r\n"
+        }
+        guard let response = Self.exchange(port: port, Array((head + "\r\n" + (form ?? "")).utf8)) else { return nil }
+        let text = String(decoding: response, as: UTF8.self)
+        guard text.hasPrefix("HTTP/1.1 "), let status = Int(text.dropFirst(9).prefix(3)),
+            let bodyStart = text.range(of: "\r\n\r\n")
+        else { return nil }
+        return (status, try? JSONValue.parse(String(text[bodyStart.upperBound...])))
+    }
+
+    /// The `result` of an admin call that must succeed; throws with the answer otherwise.
+    func result(_ method: String, _ target: String, form: String? = nil) throws -> JSONValue {
+        guard let answer = request(method, target, form: form), answer.status == 200,
+            let result = answer.body?["result"], result != .null
+        else {
+            throw KillNineTests.Failure("\(method) \(target) failed: \(String(describing: request(method, target)))")
+        }
+        return result
+    }
+
+    /// Sends `bytes` on a new connection and reads until the server closes it.
+    static func exchange(port: Int, _ bytes: [UInt8]) -> [UInt8]? {
+        guard let descriptor = LoopbackSocket.connect(port: port, timeoutSeconds: 30) else { return nil }
+        defer { close(descriptor) }
+        var sent = 0
+        while sent < bytes.count {
+            let count = bytes.withUnsafeBytes {
+                send(descriptor, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL))
+            }
+            guard count > 0 else { return nil }
+            sent += count
+        }
+        var response: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
+            if count <= 0 { break }
+            response += buffer[0..<count]
+        }
+        return response
+    }
+}
