@@ -1,10 +1,10 @@
+import TestSupport
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
     import Darwin
 #endif
-
-import TestSupport
 
 /// An HTTP response as the test client read it off the socket.
 struct RawResponse {
@@ -30,7 +30,8 @@ struct TestHTTPClient {
 
     /// A connected socket from `sourceAddress` to the server.
     func connectSocket(timeoutSeconds: Int = 10) throws -> Int32 {
-        guard let socket = LoopbackSocket.connect(port: port, from: sourceAddress, timeoutSeconds: timeoutSeconds) else {
+        guard let socket = LoopbackSocket.connect(port: port, from: sourceAddress, timeoutSeconds: timeoutSeconds)
+        else {
             throw Failure(description: "socket, bind or connect failed: errno \(errno)")
         }
         return socket

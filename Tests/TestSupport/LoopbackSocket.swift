@@ -6,7 +6,8 @@
 public enum LoopbackSocket {
     /// A socket connected to 127.0.0.1:`port` from `sourceAddress` (any 127.x.y.z, so tests can act
     /// as distinct clients), with a receive timeout; nil when the socket cannot be set up.
-    public static func connect(port: Int, from sourceAddress: String = "127.0.0.1", timeoutSeconds: Int = 10) -> Int32? {
+    public static func connect(port: Int, from sourceAddress: String = "127.0.0.1", timeoutSeconds: Int = 10) -> Int32?
+    {
         let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard socket >= 0 else { return nil }
         var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)

@@ -7,8 +7,15 @@ import Testing
 /// The real thing: `apikeyd serve --fsync always` as a process, concurrent HTTP clients creating
 /// keys, `kill -9` at a random moment, and a check that every acknowledged key survived.
 @Suite struct KillNineTests {
-    /// The `apikeyd` binary built beside the test bundle.
+    /// The `apikeyd` binary built beside the test bundle, or the one `APIKEYD_BINARY` names (to run
+    /// these tests against a release build: `APIKEYD_BINARY=.build/release/apikeyd swift test`).
     static func binary() throws -> URL {
+        if let path = ProcessInfo.processInfo.environment["APIKEYD_BINARY"] {
+            guard FileManager.default.isExecutableFile(atPath: path) else {
+                throw Failure("APIKEYD_BINARY=\(path) is no executable")
+            }
+            return URL(fileURLWithPath: path)
+        }
         let bundleDirectory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
         for candidate in [
             bundleDirectory.appendingPathComponent("apikeyd"), URL(fileURLWithPath: ".build/debug/apikeyd"),
