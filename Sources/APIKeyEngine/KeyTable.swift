@@ -23,11 +23,11 @@ import CXXHash
 /// number (a seqlock) that a writer makes odd while it changes what readers can reach and bumps
 /// again when done; a reader notes it, reads, and keeps what it read only if the number is still
 /// the same even value, else retries, and takes the mutex after ``optimisticAttempts`` tries.
-/// Memory a reader may still be reading is never returned while the table lives (``ArenaMemory``):
-/// arena chunks are reused through free lists, and replaced slot tables and chunk directories
-/// are kept (they total less than the live ones). Every length read without the lock is checked
-/// against its chunk, so a torn read yields an answer that is thrown away, never a read out of
-/// bounds.
+/// Memory a reader may still be reading is never unmapped while the table lives (``ArenaMemory``):
+/// a compacted shard's old chunks are handed back for reuse (their pages read as zeros meanwhile),
+/// and replaced slot tables and chunk directories are kept (they total less than the live ones).
+/// Every length read without the lock is read once and checked against its chunk before use, so a
+/// torn read yields an answer that is thrown away, never a read out of bounds.
 final class KeyTable<Hash: KeyHashFunction>: @unchecked Sendable {
     /// Per shard, 64 bytes (a cache line of its own): sequence, slot table, chunk directory.
     private let headers: UnsafeMutableRawPointer
