@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import TestSupport
 import Testing
 
 @testable import APIKeyEngine
@@ -66,21 +67,23 @@ import Testing
         return (report, target.mutations)
     }
 
-    @Test func everyTruncationRecoversExactlyTheWholeRecordsBeforeIt() throws {
-        let (source, segment, mutations) = try writeJournal()
-        defer { source.remove() }
-        let bytes = source.read(segment)
-        let ends = recordEnds(bytes)
-        let scratch = TemporaryDirectory()
-        defer { scratch.remove() }
-        for cut in 0...bytes.count {
-            scratch.write(segment, Array(bytes[0..<cut]))
-            let (report, recovered) = try recover(scratch)
-            let whole = ends.filter { $0 <= cut }.count
-            #expect(recovered == Array(mutations.prefix(whole)), "cut at \(cut)")
-            #expect(report.corruption == nil, "cut at \(cut)")
-            let atBoundary = cut == bytes.count || ends.contains(cut) || cut == JournalFormat.segmentHeaderSize
-            #expect((report.tornTail == nil) == atBoundary, "cut at \(cut): \(report)")
+    @Test func everyTruncationRecoversExactlyTheWholeRecordsBeforeIt() async throws {
+        try await HeavyWork.run {
+            let (source, segment, mutations) = try writeJournal()
+            defer { source.remove() }
+            let bytes = source.read(segment)
+            let ends = recordEnds(bytes)
+            let scratch = TemporaryDirectory()
+            defer { scratch.remove() }
+            for cut in 0...bytes.count {
+                scratch.write(segment, Array(bytes[0..<cut]))
+                let (report, recovered) = try recover(scratch)
+                let whole = ends.filter { $0 <= cut }.count
+                #expect(recovered == Array(mutations.prefix(whole)), "cut at \(cut)")
+                #expect(report.corruption == nil, "cut at \(cut)")
+                let atBoundary = cut == bytes.count || ends.contains(cut) || cut == JournalFormat.segmentHeaderSize
+                #expect((report.tornTail == nil) == atBoundary, "cut at \(cut): \(report)")
+            }
         }
     }
 
@@ -108,45 +111,47 @@ import Testing
         }
     }
 
-    @Test func aFlippedByteStopsReplayAtThatRecord() throws {
-        let (source, segment, mutations) = try writeJournal()
-        defer { source.remove() }
-        let bytes = source.read(segment)
-        let ends = recordEnds(bytes)
-        let scratch = TemporaryDirectory()
-        defer { scratch.remove() }
-        let damaged = 5
-        let start = ends[damaged - 1]
-        // Every header byte (length, sequence, type, payload checksum, header checksum) and a
-        // spread of payload bytes.
-        let positions =
-            Array(start..<(start + JournalFormat.recordHeaderSize))
-            + Array(
-                stride(
-                    from: start + JournalFormat.recordHeaderSize, to: ends[damaged], by: 7))
-        for position in positions {
+    @Test func aFlippedByteStopsReplayAtThatRecord() async throws {
+        try await HeavyWork.run {
+            let (source, segment, mutations) = try writeJournal()
+            defer { source.remove() }
+            let bytes = source.read(segment)
+            let ends = recordEnds(bytes)
+            let scratch = TemporaryDirectory()
+            defer { scratch.remove() }
+            let damaged = 5
+            let start = ends[damaged - 1]
+            // Every header byte (length, sequence, type, payload checksum, header checksum) and a
+            // spread of payload bytes.
+            let positions =
+                Array(start..<(start + JournalFormat.recordHeaderSize))
+                + Array(
+                    stride(
+                        from: start + JournalFormat.recordHeaderSize, to: ends[damaged], by: 7))
+            for position in positions {
+                var copy = bytes
+                copy[position] ^= 0x5A
+                scratch.write(segment, copy)
+                let (report, recovered) = try recover(scratch)
+                #expect(recovered == Array(mutations.prefix(damaged)), "flip at \(position)")
+                #expect(report.corruption != nil, "flip at \(position): \(report)")
+                #expect(report.tornTail == nil)
+            }
+            // The same damage in the last record is a torn tail: dropped quietly.
             var copy = bytes
-            copy[position] ^= 0x5A
+            copy[ends[ends.count - 2] + 30] ^= 0x01
             scratch.write(segment, copy)
             let (report, recovered) = try recover(scratch)
-            #expect(recovered == Array(mutations.prefix(damaged)), "flip at \(position)")
-            #expect(report.corruption != nil, "flip at \(position): \(report)")
-            #expect(report.tornTail == nil)
+            #expect(recovered == Array(mutations.dropLast()))
+            #expect(report.tornTail != nil && report.corruption == nil)
+            // A damaged segment header is corruption, not a torn tail.
+            copy = bytes
+            copy[2] ^= 0xFF
+            scratch.write(segment, copy)
+            let (headerReport, none) = try recover(scratch)
+            #expect(none.isEmpty)
+            #expect(headerReport.corruption != nil)
         }
-        // The same damage in the last record is a torn tail: dropped quietly.
-        var copy = bytes
-        copy[ends[ends.count - 2] + 30] ^= 0x01
-        scratch.write(segment, copy)
-        let (report, recovered) = try recover(scratch)
-        #expect(recovered == Array(mutations.dropLast()))
-        #expect(report.tornTail != nil && report.corruption == nil)
-        // A damaged segment header is corruption, not a torn tail.
-        copy = bytes
-        copy[2] ^= 0xFF
-        scratch.write(segment, copy)
-        let (headerReport, none) = try recover(scratch)
-        #expect(none.isEmpty)
-        #expect(headerReport.corruption != nil)
     }
 
     @Test func strictRecoveryRefusesCorruptionAndLenientRecoverySetsItAside() throws {

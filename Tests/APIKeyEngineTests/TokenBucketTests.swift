@@ -1,4 +1,5 @@
 import PropertyBased
+import TestSupport
 import Testing
 
 @testable import APIKeyEngine
@@ -74,13 +75,15 @@ import Testing
 }
 
 @Suite struct AddressLimiterTests {
-    @Test func aMillionDistinctAddressesStayUnderTheCap() {
-        let limiter = AddressLimiter(rate: TokenBucket.Rate(capacity: 5, refillPerSecond: 1), capacity: 10_000)
-        for index in 0..<1_000_000 {
-            _ = limiter.take(IPAddress(ipv4: UInt32(index)), nowNanoseconds: Int64(index))
+    @Test func aMillionDistinctAddressesStayUnderTheCap() async {
+        await HeavyWork.run {
+            let limiter = AddressLimiter(rate: TokenBucket.Rate(capacity: 5, refillPerSecond: 1), capacity: 10_000)
+            for index in 0..<1_000_000 {
+                _ = limiter.take(IPAddress(ipv4: UInt32(index)), nowNanoseconds: Int64(index))
+            }
+            #expect(limiter.count <= limiter.capacity)
+            #expect(limiter.count >= limiter.capacity - 16)
         }
-        #expect(limiter.count <= limiter.capacity)
-        #expect(limiter.count >= limiter.capacity - 16)
     }
 
     @Test func limitsOneAddressWithoutTouchingAnother() {

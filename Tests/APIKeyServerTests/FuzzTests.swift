@@ -2,6 +2,7 @@ import APIKeyEngine
 import NIOCore
 import NIOEmbedded
 import NIOPosix
+import TestSupport
 import Testing
 
 @testable import APIKeyServer
@@ -95,36 +96,44 @@ import Testing
         return count
     }
 
-    @Test func formBodies() throws {
-        let count = try Self.run(prefix: "form", iterations: 3000, seed: 1) { input in
-            do {
-                let parameters = try RequestParameters.decodeForm(input)
-                // What decoded is a JSON object that survives encoding and parsing again.
-                #expect(try JSONValue.parse(parameters.object.encoded) == parameters.object)
-                return "ok"
-            } catch let error as MalformedRequest {
-                #expect(error.message.hasPrefix("Malformed"))
-                return String(error.message.prefix(30))
+    @Test func formBodies() async throws {
+        try await HeavyWork.run {
+            let count = try Self.run(prefix: "form", iterations: 3000, seed: 1) { input in
+                do {
+                    let parameters = try RequestParameters.decodeForm(input)
+                    // What decoded is a JSON object that survives encoding and parsing again.
+                    #expect(try JSONValue.parse(parameters.object.encoded) == parameters.object)
+                    return "ok"
+                } catch let error as MalformedRequest {
+                    #expect(error.message.hasPrefix("Malformed"))
+                    return String(error.message.prefix(30))
+                }
             }
+            #expect(count >= 3000 || Self.keepFindings)
         }
-        #expect(count >= 3000 || Self.keepFindings)
     }
 
-    @Test func jsonBodies() throws {
-        let count = try Self.run(prefix: "json", iterations: 3000, seed: 2) { input in
-            do {
-                let parameters = try RequestParameters.decodeJSON(input)
-                #expect(try JSONValue.parse(parameters.object.encoded) == parameters.object)
-                return "ok"
-            } catch let error as MalformedRequest {
-                #expect(error.message.hasPrefix("Malformed JSON body"))
-                return String(error.message.prefix(40))
+    @Test func jsonBodies() async throws {
+        try await HeavyWork.run {
+            let count = try Self.run(prefix: "json", iterations: 3000, seed: 2) { input in
+                do {
+                    let parameters = try RequestParameters.decodeJSON(input)
+                    #expect(try JSONValue.parse(parameters.object.encoded) == parameters.object)
+                    return "ok"
+                } catch let error as MalformedRequest {
+                    #expect(error.message.hasPrefix("Malformed JSON body"))
+                    return String(error.message.prefix(40))
+                }
             }
+            #expect(count >= 3000 || Self.keepFindings)
         }
-        #expect(count >= 3000 || Self.keepFindings)
     }
 
-    @Test func rawHTTPThroughTheServerPipeline() throws {
+    @Test func rawHTTPThroughTheServerPipeline() async throws {
+        try await HeavyWork.run { try Self.fuzzTheServerPipeline() }
+    }
+
+    private static func fuzzTheServerPipeline() throws {
         let engine = Engine()
         let router = APIRouter(engine: engine, adminToken: "fuzz-token")
         let threadPool = NIOThreadPool(numberOfThreads: 1)
