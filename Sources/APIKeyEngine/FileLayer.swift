@@ -171,10 +171,16 @@ final class DirectoryLock: Sendable {
         self.descriptor = Mutex(descriptor)
     }
 
-    /// Gives the directory up now rather than when the last reference goes.
+    /// Gives the directory up now rather than when the last reference goes. Unlocks before
+    /// closing: a child process forked meanwhile (by an embedder, or by tests) holds a duplicate
+    /// of the descriptor until it execs, and the lock belongs to the open file, so closing alone
+    /// would leave the directory locked until then.
     func release() {
         descriptor.withLock { descriptor in
-            if descriptor >= 0 { close(descriptor) }
+            if descriptor >= 0 {
+                flock(descriptor, LOCK_UN)
+                close(descriptor)
+            }
             descriptor = -1
         }
     }

@@ -315,6 +315,30 @@ import Testing
         try engine.close()
     }
 
+    /// A child forked while the engine holds the directory keeps a duplicate of the lock's
+    /// descriptor until it execs or exits; closing the engine must free the directory anyway, so
+    /// the next open does not find it "in use by another process".
+    @Test func closingFreesTheDirectoryWhileAForkedChildHoldsTheLock() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let engine = try Engine.open(directory: directory.path)
+        let child = fork()
+        if child == 0 {
+            // Only async-signal-safe calls in the child: it holds the duplicate, then leaves.
+            usleep(3_000_000)
+            _exit(0)
+        }
+        try #require(child > 0)
+        defer {
+            kill(child, SIGKILL)
+            var status: Int32 = 0
+            waitpid(child, &status, 0)
+        }
+        try engine.close()
+        let reopened = try Engine.open(directory: directory.path)
+        try reopened.close()
+    }
+
     @Test func dataFilesAreOwnerOnly() throws {
         let directory = TemporaryDirectory()
         defer { directory.remove() }
