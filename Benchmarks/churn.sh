@@ -17,7 +17,8 @@ swift build -c release --product apikeyd
 mkdir -p Benchmarks/results
 exec > >(tee Benchmarks/results/churn.txt) 2>&1
 work=$(mktemp -d /tmp/apikeyd-churn.XXXXXX)
-trap 'pkill -f "apikeyd serve --port 1819" || true; rm -rf "$work"' EXIT
+server=""
+trap '[ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$work"' EXIT
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem:/{print $2}') GiB; $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "$KEYS keys; every key updated, then reset, $ROUNDS times with small configs, $LARGE_ROUNDS times with large ones"
 
@@ -26,6 +27,7 @@ run() {
   "$binary" serve --port "$port" --data-dir "$work/$name" --admin-token churn --no-rate-limit \
     --snapshot-journal-bytes 1073741824 --snapshot-interval-seconds 0 2>/dev/null &
   local pid=$!
+  server=$pid
   until curl -sf "http://127.0.0.1:$port/health" >/dev/null; do sleep 0.02; done
   python3 - "$port" "$pid" "$KEYS" "$ROUNDS" "$LARGE_ROUNDS" "$name" <<'EOF'
 import base64, http.client, json, random, sys
@@ -57,6 +59,7 @@ for label, low, high, rounds in (("configs of 150-249 bytes", 150, 249, small_ro
     print(f"{name}: after {rounds * keys} resets: RSS {rss():.1f} MB", flush=True)
 EOF
   kill "$pid"; wait "$pid" 2>/dev/null || true
+  server=""
 }
 
 run this .build/release/apikeyd 18190
