@@ -1,3 +1,4 @@
+import TestSupport
 import Testing
 
 @testable import APIKeyEngine
@@ -24,7 +25,7 @@ import Testing
     private func run(seed: UInt64, policy: FsyncPolicy) throws {
         let directory = TemporaryDirectory()
         defer { directory.remove() }
-        var random = SplitMix(seed: seed)
+        var random = SplitMix64(seed: seed)
         let files = FaultyFileLayer(seed: seed)
         var options = StorageOptions()
         options.fsync = policy

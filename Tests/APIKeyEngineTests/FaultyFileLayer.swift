@@ -1,4 +1,5 @@
 import Synchronization
+import TestSupport
 
 @testable import APIKeyEngine
 
@@ -24,14 +25,14 @@ final class FaultyFileLayer: FileLayer, @unchecked Sendable {
         /// Operations (writes and syncs) left before a crash; nil for never.
         var operationsBeforeCrash: Int?
         var syncCount = 0
-        var generator: SplitMix
+        var generator: SplitMix64
     }
 
     let real = PosixFileLayer()
     let state: Mutex<State>
 
     init(seed: UInt64) {
-        state = Mutex(State(generator: SplitMix(seed: seed)))
+        state = Mutex(State(generator: SplitMix64(seed: seed)))
     }
 
     var syncCount: Int { state.withLock { $0.syncCount } }
@@ -69,7 +70,7 @@ final class FaultyFileLayer: FileLayer, @unchecked Sendable {
 
     /// The power cut: every file's unsynced bytes are kept, dropped, cut or garbled.
     func simulatePowerCut() {
-        let (files, generator) = state.withLock { state -> ([FaultyAppendFile], SplitMix) in
+        let (files, generator) = state.withLock { state -> ([FaultyAppendFile], SplitMix64) in
             state.crashed = true
             return (state.files, state.generator)
         }
@@ -143,7 +144,7 @@ final class FaultyAppendFile: AppendFile, @unchecked Sendable {
         try real.sync()
     }
 
-    fileprivate func applyCrash(_ random: inout SplitMix) {
+    fileprivate func applyCrash(_ random: inout SplitMix64) {
         var bytes = pending.withLock { $0 }
         guard !bytes.isEmpty else { return }
         switch random.next() % 4 {
@@ -157,21 +158,6 @@ final class FaultyAppendFile: AppendFile, @unchecked Sendable {
         }
         try? real.write(bytes)
         try? real.sync()
-    }
-}
-
-/// A small seeded generator (SplitMix64), so crash choices repeat for a seed.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var value = state
-        value = (value ^ (value >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        value = (value ^ (value >> 27)) &* 0x94D0_49BB_1331_11EB
-        return value ^ (value >> 31)
     }
 }
 
