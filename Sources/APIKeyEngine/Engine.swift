@@ -921,30 +921,3 @@ private struct WriteState: ~Copyable {
         if ordersByClient[clientID]?.isEmpty == true { ordersByClient[clientID] = nil }
     }
 }
-
-extension Array where Element == Int64 {
-    /// The index of the first element not less than `value` (the array is sorted).
-    fileprivate func lowerBound(_ value: Int64) -> Int {
-        var low = 0
-        var high = count
-        while low < high {
-            let middle = (low + high) / 2
-            if self[middle] < value { low = middle + 1 } else { high = middle }
-        }
-        return low
-    }
-
-    fileprivate mutating func insertSorted(_ value: Int64) {
-        if let last, last < value {
-            append(value)
-            return
-        }
-        let index = lowerBound(value)
-        if index == count || self[index] != value { insert(value, at: index) }
-    }
-
-    fileprivate mutating func removeSorted(_ value: Int64) {
-        let index = lowerBound(value)
-        if index < count, self[index] == value { remove(at: index) }
-    }
-}

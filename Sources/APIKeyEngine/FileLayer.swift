@@ -2,8 +2,11 @@ import Synchronization
 
 #if canImport(Glibc)
     import Glibc
+    /// The system's `write`, by a name no `write` method hides.
+    private let systemWrite = Glibc.write
 #elseif canImport(Darwin)
     import Darwin
+    private let systemWrite = Darwin.write
 #endif
 
 /// A failure of the storage layer: what was being done, to which path, and the system's reason.
@@ -133,7 +136,7 @@ final class PosixAppendFile: AppendFile {
     func write(_ bytes: UnsafeRawBufferPointer) throws(StorageError) {
         var offset = 0
         while offset < bytes.count {
-            let count = Glibc.write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
+            let count = systemWrite(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
             if count < 0 {
                 if errno == EINTR { continue }
                 throw .system("cannot write", path)

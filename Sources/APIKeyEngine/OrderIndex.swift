@@ -17,13 +17,7 @@ struct OrderIndex {
 
     /// The index of the first entry whose order ID is not less than `orderID`.
     private func position(_ orderID: Int64) -> Int {
-        var low = 0
-        var high = entries.count
-        while low < high {
-            let middle = (low + high) / 2
-            if entries[middle].orderID < orderID { low = middle + 1 } else { high = middle }
-        }
-        return low
+        entries.partitionIndex { $0.orderID < orderID }
     }
 
     /// The key hash of `orderID`; nil when there is no such order.

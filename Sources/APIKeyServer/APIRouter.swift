@@ -68,8 +68,10 @@ public struct APIRouter: Sendable {
 
     /// The answer to `request`, with an envelope for every failure, and what must be durable
     /// before the answer may be sent: nil for reads, errors, and writes under `everysec` or `no`.
-    /// A write is applied when this returns; under `always` its answer waits for
-    /// ``Engine/waitUntilDurable(_:)``, which the server does once for a whole batch.
+    /// A write is applied when this returns; under `always` its answer waits until the write is
+    /// durable: the server hands it to ``Engine/whenDurable(_:_:)`` (the journal's syncer answers
+    /// it with the next fsync), or blocks in ``Engine/waitUntilDurable(_:)`` on its blocking pool
+    /// for a call that may block anyway.
     ///
     /// `client` is the address the request is charged to (see ``clientAddress(peer:forwardedFor:)``);
     /// nil leaves it unlimited. API requests take a token from the client's general bucket, and
@@ -381,15 +383,5 @@ public struct APIRouter: Sendable {
     private static func requiredKey(_ parameters: RequestParameters) throws(EngineError) -> String {
         guard let key = try parameters.string("key"), !key.isEmpty else { throw EngineError.missingKey }
         return key
-    }
-}
-
-extension Substring {
-    /// The text without leading and trailing `characters`.
-    func trimmingCharacters(in characters: String) -> Substring {
-        var text = self
-        while let first = text.first, characters.contains(first) { text.removeFirst() }
-        while let last = text.last, characters.contains(last) { text.removeLast() }
-        return text
     }
 }

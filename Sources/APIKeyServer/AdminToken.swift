@@ -2,8 +2,13 @@ import APIKeyEngine
 
 #if canImport(Glibc)
     import Glibc
+    /// The system's `read` and `write`, by names nothing in scope hides.
+    private let systemRead = Glibc.read
+    private let systemWrite = Glibc.write
 #elseif canImport(Darwin)
     import Darwin
+    private let systemRead = Darwin.read
+    private let systemWrite = Darwin.write
 #endif
 
 /// Where the admin token comes from when neither `--admin-token` nor `APIKEYD_ADMIN_TOKEN` gives
@@ -30,7 +35,7 @@ public enum AdminTokenFile {
         }
         defer { close(descriptor) }
         let bytes = Array((token + "\n").utf8)
-        let written = bytes.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
+        let written = bytes.withUnsafeBytes { systemWrite(descriptor, $0.baseAddress, $0.count) }
         guard written == bytes.count, fsync(descriptor) == 0 else {
             throw StorageError("cannot write \(path): \(String(cString: strerror(errno)))")
         }
@@ -45,7 +50,7 @@ public enum AdminTokenFile {
         }
         defer { close(descriptor) }
         var bytes = [UInt8](repeating: 0, count: 4096)
-        let count = bytes.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress, $0.count) }
+        let count = bytes.withUnsafeMutableBytes { systemRead(descriptor, $0.baseAddress, $0.count) }
         guard count >= 0 else { throw StorageError("cannot read \(path): \(String(cString: strerror(errno)))") }
         let text = String(decoding: bytes[0..<count], as: UTF8.self)
         return String(text.split(whereSeparator: { $0 == "\n" || $0 == "\r" || $0 == " " }).first ?? "")

@@ -340,8 +340,8 @@ struct ChunkedBodyDecoder {
             var size = 0
             var digits = 0
             for byte in line {
-                guard let digit = Self.hexValue(byte) else { break }
-                size = size * 16 + digit
+                guard let digit = ASCII.hexDigitValue(byte) else { break }
+                size = size * 16 + Int(digit)
                 digits += 1
                 if digits > 8 { throw .malformed("chunk size too large") }
             }
@@ -361,15 +361,6 @@ struct ChunkedBodyDecoder {
             if line.isEmpty { state = .done }
         case .data, .done:
             break
-        }
-    }
-
-    private static func hexValue(_ byte: UInt8) -> Int? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): Int(byte - UInt8(ascii: "0"))
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): Int(byte - UInt8(ascii: "a") + 10)
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): Int(byte - UInt8(ascii: "A") + 10)
-        default: nil
         }
     }
 }

@@ -66,7 +66,8 @@ struct RequestParameters: Sendable {
             } else if byte == UInt8(ascii: "%") {
                 let high = bytes.index(after: index)
                 guard high != bytes.endIndex, bytes.index(after: high) != bytes.endIndex,
-                    let highValue = hexValue(bytes[high]), let lowValue = hexValue(bytes[bytes.index(after: high)])
+                    let highValue = ASCII.hexDigitValue(bytes[high]),
+                    let lowValue = ASCII.hexDigitValue(bytes[bytes.index(after: high)])
                 else { throw MalformedRequest("Malformed form encoding: '%' must be followed by two hex digits") }
                 decoded.append(highValue << 4 | lowValue)
                 index = bytes.index(after: high)
@@ -79,15 +80,6 @@ struct RequestParameters: Sendable {
             throw MalformedRequest("Malformed form encoding: invalid UTF-8")
         }
         return text
-    }
-
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
-        default: return nil
-        }
     }
 
     private enum PathStep: Hashable {
