@@ -160,7 +160,7 @@ public final class Engine: Sendable {
         directory: String, options: StorageOptions = StorageOptions(),
         configuration: EngineConfiguration = EngineConfiguration(), clock: any EngineClock = SystemClock(),
         random: any RandomSource = SystemRandomSource(), files: any FileLayer = PosixFileLayer(),
-        logger: Logger = Logger(label: "apikeyd.engine")
+        logger: Logger = Logger(label: "APIKeyEngine")
     ) throws(StorageError) -> Engine {
         try createDirectory(directory)
         let lock = try DirectoryLock(directory: directory)

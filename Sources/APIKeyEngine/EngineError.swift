@@ -52,7 +52,7 @@ extension EngineError {
     public static func writesStopped(_ failure: StorageError) -> EngineError {
         EngineError(
             "Writes are stopped: \(failure.message). This call is not acknowledged; reads go on. "
-                + "Restart apikeyd once the cause is fixed.",
+                + "Restart once the cause is fixed.",
             code: unavailableCode)
     }
 }

@@ -169,7 +169,7 @@ final class DirectoryLock: Sendable {
         guard descriptor >= 0 else { throw .system("cannot open", path) }
         guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
             close(descriptor)
-            throw StorageError("the data directory \(directory) is in use by another apikeyd process")
+            throw StorageError("the data directory \(directory) is in use by another process (it holds \(path))")
         }
         self.descriptor = Mutex(descriptor)
     }

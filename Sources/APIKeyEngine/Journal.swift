@@ -155,7 +155,7 @@ final class Journal: @unchecked Sendable {
         callbacks.append((sequence, callback))
         if !syncerRunning {
             syncerRunning = true
-            DispatchQueue(label: "apikeyd.journal-syncer").async { [self] in runSyncer() }
+            DispatchQueue(label: "APIKeyEngine.journal-syncer").async { [self] in runSyncer() }
         } else if callbacks.count == 1 {
             monitor.broadcast()
         }

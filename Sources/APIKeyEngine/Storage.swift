@@ -52,7 +52,7 @@ final class Storage: @unchecked Sendable {
     /// Journal bytes appended when the last snapshot started, and when (seconds on the clock).
     let lastSnapshot: Mutex<(bytes: Int, seconds: Int64)>
     private let timer: any DispatchSourceTimer
-    private let snapshotQueue = DispatchQueue(label: "apikeyd.snapshot")
+    private let snapshotQueue = DispatchQueue(label: "APIKeyEngine.snapshot")
     /// Sequence numbers of the snapshots known to be good: the one recovery loaded and those this
     /// process wrote. Only these count when pruning decides what a fallback still needs.
     private let verifiedSnapshots: Mutex<Set<UInt64>>
@@ -73,7 +73,7 @@ final class Storage: @unchecked Sendable {
             directory: directory, files: files, policy: options.fsync, segmentBytesLimit: options.segmentBytes,
             lastSequence: lastSequence)
         self.lastSnapshot = Mutex((0, nowSeconds))
-        self.timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "apikeyd.storage-timer"))
+        self.timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "APIKeyEngine.storage-timer"))
     }
 
     /// Starts the once-a-second tick: the `everysec` fsync and the snapshot triggers.
