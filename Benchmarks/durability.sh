@@ -20,7 +20,8 @@ swift build -c release --product apikeyd
 mkdir -p Benchmarks/results
 exec > >(tee Benchmarks/results/durability.txt) 2>&1
 work=$(mktemp -d /tmp/apikeyd-durability.XXXXXX)
-trap 'pkill -f "apikeyd serve --port 1809" || true; redis-cli -p 6390 shutdown nosave >/dev/null 2>&1 || true; redis-cli -p 6391 shutdown nosave >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+pid=""
+trap '[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; redis-cli -p 6390 shutdown nosave >/dev/null 2>&1 || true; redis-cli -p 6391 shutdown nosave >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem:/{print $2}') GiB; $(date -u '+%Y-%m-%d %H:%M UTC')"
 
 echo "== 1. in-process: $KEYS keys, snapshot, $JOURNAL journal records, cold start =="
@@ -37,6 +38,7 @@ for run in 1 2 3; do
   end=$(now)
   rss=$(awk '/VmRSS/{print $2}' /proc/$pid/status)
   kill -9 $pid; wait $pid 2>/dev/null || true
+  pid=""
   echo "apikeyd start-up $run: $(( (end - start) / 1000000 )) ms (RSS ${rss} kB)"
 done
 mkdir -p "$work/redis"
@@ -57,6 +59,7 @@ for run in 1 2 3; do
   echo "redis start-up $run: $(( (end - start) / 1000000 )) ms (RSS ${rss} kB, $(redis-cli -p 6390 dbsize) keys)"
   redis-cli -p 6390 shutdown nosave >/dev/null 2>&1 || true
   wait $pid 2>/dev/null || true
+  pid=""
 done
 
 echo "== 3. durable writes, $CLIENTS clients, ${DURATION}s =="
@@ -66,6 +69,7 @@ until curl -sf http://127.0.0.1:18091/health >/dev/null; do sleep 0.01; done
 APIKEYD_AUTH=$(printf 'admin:bench' | base64) wrk -t2 -c$CLIENTS -d${DURATION}s --latency -s Benchmarks/wrk/create.lua http://127.0.0.1:18091 \
   | grep -E "Requests/sec|Latency |50%|99%|failures|requests in"
 kill $pid; wait $pid 2>/dev/null || true
+pid=""
 mkdir -p "$work/redis-aof"
 redis-server --port 6391 --dir "$work/redis-aof" --save "" --appendonly yes --appendfsync always --daemonize yes --logfile "$work/redis-aof.log"
 until redis-cli -p 6391 ping >/dev/null 2>&1; do sleep 0.01; done

@@ -22,7 +22,8 @@ swift build -c release --product apikeyd
 mkdir -p Benchmarks/results
 exec > >(tee Benchmarks/results/http.txt) 2>&1
 work=$(mktemp -d /tmp/apikeyd-http.XXXXXX)
-trap 'pkill -f "apikeyd serve --port 18092" || true; [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" || true; redis-cli -p 6392 shutdown nosave >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+pid=""
+trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" || true; redis-cli -p 6392 shutdown nosave >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem:/{print $2}') GiB; $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s, $ROUNDS rounds, apikeyd --event-loops $EVENT_LOOPS, nginx worker_processes 1"
 Benchmarks/.build/release/DurabilityBenchmark "$work/store" "$KEYS" 0 "$work/records.resp" "$work/keys.txt" 2>/dev/null | head -2
@@ -45,8 +46,8 @@ CONF
 nginx -c "$work/nginx.conf"
 .build/release/apikeyd serve --port 18092 --data-dir "$work/store" --admin-token bench --event-loops "$EVENT_LOOPS" \
   --rate-burst 1000000000 --rate-per-second 1000000000 2>/dev/null &
+pid=$!
 until curl -sf http://127.0.0.1:18092/health >/dev/null; do sleep 0.05; done
-pid=$(pgrep -f "apikeyd serve --port 18092")
 nginx_worker=$(pgrep -P "$(cat "$work/nginx.pid")")
 ticks=$(getconf CLK_TCK)
 echo "apikeyd RSS with $KEYS keys: $(awk '/VmRSS/{print $2}' /proc/$pid/status) kB"
@@ -90,8 +91,9 @@ for path in check get_info; do
 done
 echo "get_info / check (apikeyd): $(awk -v a="$get_info_apikeyd" -v b="$check_apikeyd" 'BEGIN {printf "%.2f", a / b}')"
 kill $pid
+pid=""
 redis-server --port 6392 --save "" --appendonly no --daemonize yes --logfile "$work/redis.log" --dir "$work"
 until redis-cli -p 6392 ping >/dev/null 2>&1; do sleep 0.01; done
 redis-cli -p 6392 --pipe < "$work/records.resp" | tail -1
-rpid=$(pgrep -f "redis-server.*6392")
+rpid=$(redis-cli -p 6392 info server | awk -F: '/^process_id:/{print $2}' | tr -d '\r')
 echo "redis with the same records: used_memory $(redis-cli -p 6392 info memory | awk -F: '/^used_memory:/{print $2}' | tr -d '\r') bytes, RSS $(awk '/VmRSS/{print $2}' /proc/$rpid/status) kB"
