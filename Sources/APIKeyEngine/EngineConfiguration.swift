@@ -1,0 +1,16 @@
+/// Limits and sizes of an engine.
+public struct EngineConfiguration: Hashable, Sendable {
+    /// The most keys the engine holds; `create` fails beyond it.
+    public var maximumKeys: Int = 10_000_000
+    /// The largest config, as JSON text, in bytes.
+    public var maximumConfigBytes: Int = 16 * 1024
+    /// The key table has `1 << shardCountLog2` lock shards.
+    public var shardCountLog2: Int = 8
+    /// The most records one `list` page returns.
+    public var maximumPageSize: Int = 1000
+    /// The page size of `list` when none is asked for.
+    public var defaultPageSize: Int = 100
+
+    /// The defaults: 10,000,000 keys, 16 KiB configs, 256 shards, pages of 100 (at most 1000).
+    public init() {}
+}

@@ -1,0 +1,41 @@
+/// A keyed 128-bit hash of a client token: the index of tokens, never compared in place of them.
+struct TokenDigest: Hashable {
+    var low: UInt64
+    var high: UInt64
+}
+
+/// Everything the write lock guards besides the table: indexes by order and client, and tokens.
+struct WriteState: ~Copyable {
+    var orders = OrderIndex()
+    var ordersByClient: [Int64: [Int64]] = [:]
+    /// The order ID `create` assigns when none is given: one past the highest ever used, or
+    /// `Int64.max` once that is used (then assigning fails with a clear error).
+    var nextOrderID: Int64 = 1
+    var tokenByClient: [Int64: String] = [:]
+    var clientByTokenDigest: [TokenDigest: Int64] = [:]
+    /// While a snapshot loads, new orders are appended to the indexes unsorted (a snapshot lists
+    /// them shard by shard, and sorted insertion would make loading quadratic); `endBulkLoad`
+    /// sorts once.
+    var isBulkLoading = false
+
+    mutating func endBulkLoad() {
+        isBulkLoading = false
+        orders.sortAfterLoading()
+        for clientID in ordersByClient.keys { ordersByClient[clientID]!.sort() }
+    }
+
+    /// Makes the next assigned order ID follow `orderID`; saturates, never traps.
+    mutating func raiseNextOrderID(past orderID: Int64) {
+        let (next, overflow) = orderID.addingReportingOverflow(1)
+        nextOrderID = max(nextOrderID, overflow ? Int64.max : next)
+    }
+
+    mutating func addToClient(_ clientID: Int64, _ orderID: Int64) {
+        ordersByClient[clientID, default: []].insertSorted(orderID)
+    }
+
+    mutating func removeFromClient(_ clientID: Int64, _ orderID: Int64) {
+        ordersByClient[clientID]?.removeSorted(orderID)
+        if ordersByClient[clientID]?.isEmpty == true { ordersByClient[clientID] = nil }
+    }
+}
