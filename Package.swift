@@ -53,8 +53,9 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // What the test targets share: running heavy work off the cooperative pool.
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        // What the test targets share: heavy work off the cooperative pool, loopback sockets, a
+        // seeded generator, whole-engine comparisons.
+        .target(name: "TestSupport", dependencies: ["APIKeyEngine"], path: "Tests/TestSupport"),
         .testTarget(
             name: "APIKeyEngineTests",
             dependencies: [

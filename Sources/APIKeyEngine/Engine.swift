@@ -151,10 +151,8 @@ public final class Engine: Sendable {
             if state.orders.count != table.count {
                 problems.append("the order index holds \(state.orders.count) orders, the key table \(table.count) keys")
             }
-            var highestOrder: Int64 = 0
             for entry in state.orders.entries where problems.count < limit {
                 let orderID = entry.orderID
-                highestOrder = max(highestOrder, orderID)
                 guard let record = table.record(orderID: orderID, hash: entry.keyHash) else {
                     problems.append("order \(orderID) is indexed but its record is not in the key table")
                     continue
@@ -189,6 +187,7 @@ public final class Engine: Sendable {
                 problems.append(
                     "the index by client holds \(clientIndexed) orders, the order index \(state.orders.count)")
             }
+            let highestOrder = state.orders.entries.last?.orderID ?? 0
             if highestOrder != .max, state.nextOrderID <= highestOrder {
                 problems.append("the next order ID \(state.nextOrderID) is not above the highest, \(highestOrder)")
             }

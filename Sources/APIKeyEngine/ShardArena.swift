@@ -162,16 +162,12 @@ struct ShardArena {
 
     /// Hands every chunk back, after every record is gone (no slot reaches any).
     mutating func releaseAll(header: ShardHeader, memory: ArenaMemory) {
+        releaseChunks(setSharedChunksAside(), header: header, memory: memory)
+        // What the directory still holds are the chunks of records too big to share.
         let directory = header.directory
         for index in 0..<directory.count where directory.chunk(index) != nil {
-            releaseChunk(index, header: header, memory: memory)
+            ownChunkBytes -= releaseChunk(index, header: header, memory: memory)
         }
-        sharedChunkBytes = 0
-        ownChunkBytes = 0
-        sharedChunks = []
-        filling = nil
-        liveBytes = 0
-        garbageBytes = 0
         count = 0
     }
 

@@ -207,18 +207,6 @@ final class CollectingTarget: RecoveryTarget {
 }
 
 extension Engine {
-    /// Every record, by order ID, for comparing whole states.
-    func allRecords() -> [KeyRecord] {
-        var records: [KeyRecord] = []
-        var page = 1
-        while true {
-            let batch = try! list(page: page, perPage: 1000)
-            records += batch.list
-            if records.count >= batch.total || batch.list.isEmpty { return records }
-            page += 1
-        }
-    }
-
     /// What a crash leaves: background work stopped, the directory lock dropped, nothing synced.
     func abandonForTesting() {
         storageForTesting?.abandon()

@@ -104,6 +104,10 @@ final class AtomicFlag: Sendable {
         #expect(table.record("BIG") == large)
         table.removeAll()
         #expect(table.count == 0)
+        // Every chunk, shared or a big record's own, went back: the shard holds nothing.
+        #expect(
+            table.arenaUsage().allSatisfy { $0.liveBytes == 0 && $0.sharedChunkBytes == 0 && $0.ownChunkBytes == 0 })
+        #expect(table.structuralProblems() == [])
         #expect(table.record("BIG") == nil)
         #expect(table.record("small-5") == nil)
         #expect(table.insert(large))

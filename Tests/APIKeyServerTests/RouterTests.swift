@@ -180,10 +180,3 @@ import Testing
         return "{" + parts.joined(separator: ", ") + "}"
     }
 }
-
-extension Engine {
-    /// Every record, by order ID.
-    fileprivate func allRecords() -> [KeyRecord] {
-        (1...).lazy.map { try! self.list(page: $0, perPage: 1000).list }.prefix { !$0.isEmpty }.flatMap { $0 }
-    }
-}

@@ -30,11 +30,11 @@ import Testing
 
     private static func create(_ server: ServerProcess, client: Int, blob: String? = nil) throws -> Created {
         let form = "client_id=\(client)" + (blob.map { "&config[custom_blob]=\($0)" } ?? "")
-        let result = try server.result("POST", "/api/admin/serviceapikey/create", form: form)
-        guard case .number(let order) = result["order_id"], case .string(let key) = result["api_key"] else {
-            throw KillNineTests.Failure("create answered \(result)")
+        let answer = server.request("POST", "/api/admin/serviceapikey/create", form: form)
+        guard let created = ServerProcess.created(by: answer) else {
+            throw KillNineTests.Failure("create was not acknowledged: \(String(describing: answer).prefix(300))")
         }
-        return Created(orderID: Int64(order)!, key: key, blob: blob)
+        return Created(orderID: created.orderID, key: created.key, blob: blob)
     }
 
     /// Every record reads back exactly, by order ID and by key, and get_info shows its blob.

@@ -50,17 +50,6 @@ import Testing
         return false
     }
 
-    /// One `create`; the record when the server acknowledged it.
-    static func create(_ server: ServerProcess, clientID: Int) -> (orderID: Int64, key: String)? {
-        guard
-            let answer = server.request(
-                "POST", "/api/admin/serviceapikey/create", form: "client_id=\(clientID)&config[custom_n]=\(clientID)"),
-            answer.status == 200, let result = answer.body?["result"],
-            case .number(let order) = result["order_id"], case .string(let key) = result["api_key"]
-        else { return nil }
-        return (Int64(order)!, key)
-    }
-
     @Test(.timeLimit(.minutes(5)))
     func everyAcknowledgedWriteSurvivesKillNine() async throws {
         try await HeavyWork.run {
@@ -80,7 +69,8 @@ import Testing
                     Thread.detachNewThread {
                         defer { finished.leave() }
                         while !stop.load(ordering: .relaxed) {
-                            if let record = Self.create(server, clientID: round * 100 + client + 1) {
+                            let clientID = round * 100 + client + 1
+                            if let record = server.create(form: "client_id=\(clientID)&config[custom_n]=\(clientID)") {
                                 acknowledged.withLock { $0.append(record) }
                             }
                         }

@@ -85,6 +85,21 @@ struct ServerProcess {
         return result
     }
 
+    /// One admin `create` with this form body; the new record's order ID and key, nil when the
+    /// server did not acknowledge it.
+    func create(form: String) -> (orderID: Int64, key: String)? {
+        Self.created(by: request("POST", "/api/admin/serviceapikey/create", form: form))
+    }
+
+    /// The order ID and key a `create` answer acknowledges; nil for any other answer.
+    static func created(by answer: (status: Int, body: JSONValue?)?) -> (orderID: Int64, key: String)? {
+        guard let answer, answer.status == 200, let result = answer.body?["result"],
+            case .number(let order) = result["order_id"], case .string(let key) = result["api_key"],
+            let orderID = Int64(order)
+        else { return nil }
+        return (orderID, key)
+    }
+
     /// Sends `bytes` on a new connection and reads until the server closes it.
     static func exchange(port: Int, _ bytes: [UInt8]) -> [UInt8]? {
         guard let descriptor = LoopbackSocket.connect(port: port, timeoutSeconds: 30) else { return nil }
