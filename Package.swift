@@ -61,7 +61,8 @@ let package = Package(
             dependencies: [
                 "APIKeyEngine", "TestSupport",
                 .product(name: "PropertyBased", package: "swift-property-based"),
-            ]
+            ],
+            exclude: ["Fixtures"]
         ),
         .testTarget(
             name: "apikeydTests",
