@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "APIKeyEngine", targets: ["APIKeyEngine"]),
+        .library(name: "APIKeyAPI", targets: ["APIKeyAPI"]),
         .library(name: "APIKeyServer", targets: ["APIKeyServer"]),
         .executable(name: "apikeyd", targets: ["apikeyd"]),
     ],
@@ -36,10 +37,16 @@ let package = Package(
                 .product(name: "Atomics", package: "swift-atomics"),
             ]
         ),
+        // Per-address token buckets: what the server limits requests with; no engine inside.
+        .target(name: "APIKeyLimiter"),
+        // The API without a transport: routing, parameters, answers, authentication, limits.
+        // Imports no NIO, so it is tested without sockets and a second transport could reuse it.
+        .target(name: "APIKeyAPI", dependencies: ["APIKeyEngine", "APIKeyLimiter"]),
+        // HTTP/1.1 over SwiftNIO: the server, the connection handler, the parser, the guard.
         .target(
             name: "APIKeyServer",
             dependencies: [
-                "APIKeyEngine",
+                "APIKeyEngine", "APIKeyAPI", "APIKeyLimiter",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
@@ -47,15 +54,23 @@ let package = Package(
         .executableTarget(
             name: "apikeyd",
             dependencies: [
-                "APIKeyEngine",
-                "APIKeyServer",
+                "APIKeyEngine", "APIKeyAPI", "APIKeyLimiter", "APIKeyServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // What the test targets share: heavy work off the cooperative pool, loopback sockets, a
-        // seeded generator, whole-engine comparisons.
+        // What the test targets share: heavy work off the cooperative pool, loopback sockets and a
+        // raw HTTP client, a seeded generator, temporary directories, the fault-injecting file
+        // layer, whole-engine comparisons.
         .target(name: "TestSupport", dependencies: ["APIKeyEngine"], path: "Tests/TestSupport"),
+        .testTarget(
+            name: "APIKeyLimiterTests",
+            dependencies: [
+                "APIKeyLimiter", "TestSupport", .product(name: "PropertyBased", package: "swift-property-based"),
+            ]
+        ),
+        .testTarget(
+            name: "APIKeyAPITests", dependencies: ["APIKeyEngine", "APIKeyAPI", "APIKeyLimiter", "TestSupport"]),
         .testTarget(
             name: "APIKeyEngineTests",
             dependencies: [
@@ -71,8 +86,7 @@ let package = Package(
         .testTarget(
             name: "APIKeyServerTests",
             dependencies: [
-                "APIKeyEngine",
-                "APIKeyServer",
+                "APIKeyEngine", "APIKeyAPI", "APIKeyLimiter", "APIKeyServer",
                 "TestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

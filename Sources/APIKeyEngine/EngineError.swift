@@ -1,58 +1,109 @@
-/// An error the engine reports to its caller: a message for people and a numeric code for programs.
+/// An error the engine reports to its caller: a ``Code`` for programs, a message for people, and,
+/// for a storage failure, the ``StorageError`` that caused it.
 ///
-/// Engine errors map one to one onto FOSSBilling's error envelope
-/// (`{"result": null, "error": {"message": ..., "code": ...}}`). Module errors, the ones a caller
-/// can fix by changing its input, carry ``EngineError/moduleErrorCode`` (9999).
+/// Two errors are equal when their codes are: the message explains, the code decides. How a
+/// transport shows an error (FOSSBilling's envelope, an HTTP status) is the transport's business.
 public struct EngineError: Error, Hashable, Sendable, CustomStringConvertible {
-    /// The code FOSSBilling gives every error raised by a service module.
-    public static let moduleErrorCode = 9999
+    /// What kind of failure this is.
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        private let name: String
 
-    /// The numeric code of the error envelope.
-    public var code: Int
-    /// The human-readable message of the error envelope.
-    public var message: String
+        private init(_ name: String) { self.name = name }
 
-    /// Creates an error with a message and a code (9999 unless told otherwise).
-    public init(_ message: String, code: Int = EngineError.moduleErrorCode) {
-        self.message = message
-        self.code = code
+        public var description: String { name }
+
+        /// `check`, `get_info` and friends were called without a key.
+        public static let missingKey = Code("missingKey")
+        /// No key with these bytes exists (or, for a client, none of theirs does).
+        public static let keyNotFound = Code("keyNotFound")
+        /// A call that needs `order_id` was called without one.
+        public static let missingOrderID = Code("missingOrderID")
+        /// No record carries the given `order_id`.
+        public static let orderNotFound = Code("orderNotFound")
+        /// `create` was called without `client_id`.
+        public static let missingClientID = Code("missingClientID")
+        /// `reset` or `get` was called with neither `order_id` nor `key`.
+        public static let missingReference = Code("missingReference")
+        /// `update` was given an `api_key` that differs from the stored one.
+        public static let keyChangeRefused = Code("keyChangeRefused")
+        /// Ten freshly drawn keys all collided with existing ones.
+        public static let generationExhausted = Code("generationExhausted")
+        /// A value is out of range or of the wrong kind (the message names it).
+        public static let invalidArgument = Code("invalidArgument")
+        /// The order already has a key.
+        public static let orderExists = Code("orderExists")
+        /// The key's status does not allow this lifecycle step.
+        public static let invalidTransition = Code("invalidTransition")
+        /// The engine holds as many keys as it may, or has no order ID left to assign.
+        public static let capacityReached = Code("capacityReached")
+        /// A journal write or fsync failed, or the engine is closed: writes are refused.
+        public static let writesStopped = Code("writesStopped")
+        /// Writing a snapshot failed.
+        public static let snapshotFailed = Code("snapshotFailed")
+        /// A snapshot was asked for while one runs.
+        public static let snapshotRunning = Code("snapshotRunning")
+        /// A storage operation was asked of an engine that keeps its state in memory only.
+        public static let noDataDirectory = Code("noDataDirectory")
     }
 
-    public var description: String { "\(message) (code \(code))" }
+    /// What kind of failure this is.
+    public var code: Code
+    /// The human-readable message.
+    public var message: String
+    /// The storage failure behind ``Code/writesStopped`` and ``Code/snapshotFailed``.
+    public var cause: StorageError?
+
+    /// An error with a code, a message and (for storage failures) the cause.
+    public init(_ code: Code, _ message: String, cause: StorageError? = nil) {
+        self.code = code
+        self.message = message
+        self.cause = cause
+    }
+
+    /// A value out of range or of the wrong kind.
+    static func invalid(_ message: String) -> EngineError { EngineError(.invalidArgument, message) }
+
+    public static func == (left: EngineError, right: EngineError) -> Bool { left.code == right.code }
+
+    public func hash(into hasher: inout Hasher) { hasher.combine(code) }
+
+    public var description: String { "\(message) (\(code))" }
 }
 
 extension EngineError {
     /// `check`, `get_info` and friends were called without a key.
-    public static let missingKey = EngineError("You must provide an API key to check it's validity.")
+    public static let missingKey = EngineError(.missingKey, "You must provide an API key to check it's validity.")
     /// No key with these bytes exists (or, for a client, none of theirs does).
-    public static let keyNotFound = EngineError("API key does not exist")
+    public static let keyNotFound = EngineError(.keyNotFound, "API key does not exist")
     /// `update` was called without `order_id`.
     public static let missingOrderIDForUpdate = EngineError(
-        "You must provide the API key order ID in order to update it.")
+        .missingOrderID, "You must provide the API key order ID in order to update it.")
     /// No record carries the given `order_id`.
-    public static let orderNotFound = EngineError("Order not found")
+    public static let orderNotFound = EngineError(.orderNotFound, "Order not found")
     /// `update` was given an `api_key` that differs from the stored one.
     public static let keyChangeRefused = EngineError(
-        "To change the API key, please use the reset function rather than updating it.")
+        .keyChangeRefused, "To change the API key, please use the reset function rather than updating it.")
     /// `reset` was called with neither `order_id` nor `key`.
     public static let missingResetTarget = EngineError(
-        "You must provide either the API key or API key order ID in order to reset it.")
+        .missingReference, "You must provide either the API key or API key order ID in order to reset it.")
+    /// `get` was called with neither `order_id` nor `key`.
+    public static let missingGetTarget = EngineError(
+        .missingReference, "You must provide either the API key or API key order ID.")
     /// Ten freshly drawn keys all collided with existing ones.
     public static let generationExhausted = EngineError(
-        "Maximum number of iterations reached while generating API key")
+        .generationExhausted, "Maximum number of iterations reached while generating API key")
     /// A lifecycle or admin call that needs `order_id` was called without one.
-    public static let missingOrderID = EngineError("You must provide the API key order ID.")
+    public static let missingOrderID = EngineError(.missingOrderID, "You must provide the API key order ID.")
     /// `create` was called without `client_id`.
-    public static let missingClientID = EngineError("You must provide the client ID that owns the API key.")
-
-    /// The code of errors that mean the engine cannot take writes (HTTP 503).
-    public static let unavailableCode = 503
+    public static let missingClientID = EngineError(
+        .missingClientID, "You must provide the client ID that owns the API key.")
 
     /// A write or fsync of the journal failed, or the engine is closed: nothing more is accepted.
     public static func writesStopped(_ failure: StorageError) -> EngineError {
         EngineError(
+            .writesStopped,
             "Writes are stopped: \(failure.message). This call is not acknowledged; reads go on. "
                 + "Restart once the cause is fixed.",
-            code: unavailableCode)
+            cause: failure)
     }
 }

@@ -91,13 +91,33 @@ public struct KeyPage: Hashable, Sendable {
     public var perPage: Int
 }
 
-/// Writes that are applied but not yet acknowledged: pass to ``Engine/waitUntilDurable(_:)``.
-/// Waiting for a later one covers every earlier one.
+/// Writes that are applied but not yet acknowledged: pass to ``Engine/waitUntilDurable(_:)`` or
+/// ``Engine/whenDurable(_:_:)``. Waiting for a later one covers every earlier one.
 public struct PendingDurability: Hashable, Comparable, Sendable {
     /// The journal sequence number that must be durable.
     public var sequence: UInt64
 
     public static func < (left: PendingDurability, right: PendingDurability) -> Bool {
         left.sequence < right.sequence
+    }
+}
+
+/// What a write through ``Engine/deferred`` gives back: its result, already applied and visible
+/// to reads, and what must become durable before it may be acknowledged.
+public struct Written<Value: Sendable>: Sendable {
+    /// The write's result.
+    public var value: Value
+    /// What to wait for before acknowledging; nil when nothing needs waiting for (fsync policy
+    /// `everysec` or `no`, or an engine without a data directory).
+    public var pending: PendingDurability?
+
+    public init(_ value: Value, pending: PendingDurability? = nil) {
+        self.value = value
+        self.pending = pending
+    }
+
+    /// The same wait around `transform(value)`.
+    public func map<T: Sendable, E: Error>(_ transform: (Value) throws(E) -> T) throws(E) -> Written<T> {
+        Written<T>(try transform(value), pending: pending)
     }
 }

@@ -13,13 +13,16 @@ public enum FsyncPolicy: String, Hashable, Sendable, CaseIterable {
 
 /// The write-ahead journal: append-only segment files of checksummed, numbered records.
 ///
-/// Appends happen under the engine's write lock, in sequence order. Durability waits happen
+/// The journal owns the fsync policy: ``append(_:)`` returns what the caller must wait for
+/// before acknowledging (something only under `always`), and ``secondElapsed()`` is the
+/// `everysec` fsync. Appends happen under the engine's write lock, in sequence order. Durability
+/// waits happen
 /// outside it: the first waiter becomes the leader, fsyncs everything written so far and wakes
 /// the others (group commit). The first failed write or fsync latches: from then on every append
 /// and every wait fails, because nothing after it can be promised to be on disk.
 final class Journal: @unchecked Sendable {
     let directory: String
-    let policy: FsyncPolicy
+    private let policy: FsyncPolicy
     private let files: any FileLayer
     private let segmentBytesLimit: Int
     private let monitor = Monitor()
@@ -76,9 +79,10 @@ final class Journal: @unchecked Sendable {
     /// The latched failure, if a write or fsync has failed.
     var latchedFailure: StorageError? { monitor.withLock { failure } }
 
-    /// Writes one record (not yet necessarily durable) and returns its sequence number.
-    func append(_ mutation: KeyMutation) throws(StorageError) -> UInt64 {
-        try monitor.withLock { () throws(StorageError) -> UInt64 in
+    /// Writes one record (not yet necessarily durable) and returns what must become durable
+    /// before the write may be acknowledged: the record under `always`, nil otherwise.
+    func append(_ mutation: KeyMutation) throws(StorageError) -> PendingDurability? {
+        try monitor.withLock { () throws(StorageError) -> PendingDurability? in
             if let failure { throw failure }
             let sequence = lastSequence + 1
             let record = JournalFormat.record(sequence: sequence, mutation: mutation)
@@ -95,7 +99,7 @@ final class Journal: @unchecked Sendable {
             segmentBytes += record.count
             bytesAppended += record.count
             lastSequence = sequence
-            return sequence
+            return policy == .always ? PendingDurability(sequence: sequence) : nil
         }
     }
 
@@ -182,6 +186,11 @@ final class Journal: @unchecked Sendable {
         }
         syncerRunning = false
         monitor.unlock()
+    }
+
+    /// The once-a-second tick: under `everysec`, fsyncs what has been written.
+    func secondElapsed() throws(StorageError) {
+        if policy == .everysec { try sync() }
     }
 
     /// Fsyncs what has been written, if anything is not durable yet (the `everysec` tick, and

@@ -66,15 +66,15 @@ public struct KeyGenerationOptions: Hashable, Sendable {
     }
 
     private static func badLength(_ given: String) -> EngineError {
-        EngineError("Invalid API key length '\(given)'. The length must be an integer from 1 to 255.")
+        EngineError.invalid("Invalid API key length '\(given)'. The length must be an integer from 1 to 255.")
     }
 
     private static func badSplitInterval(_ given: String) -> EngineError {
-        EngineError("Invalid split_interval '\(given)'. The split interval must be an integer of at least 1.")
+        EngineError.invalid("Invalid split_interval '\(given)'. The split interval must be an integer of at least 1.")
     }
 
     private static func badCase(_ given: String) -> EngineError {
-        EngineError(
+        EngineError.invalid(
             "Unknown uppercase option '\(given)'. API generator only accepts 'lower', 'upper', or 'mixed'.")
     }
 
@@ -102,7 +102,7 @@ public struct KeyGenerationOptions: Hashable, Sendable {
         case .null, .string(""): return nil
         case .bool(let flag): return flag ? 1 : 0
         case .number(let text), .string(let text):
-            let trimmed = text.trimmingASCIISpaces()
+            let trimmed = text.trimmingCharacters(in: " \t")
             if let integer = Int(trimmed) { return integer }
             if let double = Double(trimmed), double.isFinite, double == double.rounded(),
                 abs(double) < 1e15
@@ -113,16 +113,6 @@ public struct KeyGenerationOptions: Hashable, Sendable {
         case .array, .object:
             throw error(describe(value))
         }
-    }
-}
-
-extension String {
-    /// The text without leading and trailing ASCII spaces and tabs.
-    func trimmingASCIISpaces() -> String {
-        let scalars = unicodeScalars
-        guard let first = scalars.firstIndex(where: { $0 != " " && $0 != "\t" }) else { return "" }
-        let last = scalars.lastIndex(where: { $0 != " " && $0 != "\t" })!
-        return String(scalars[first...last])
     }
 }
 

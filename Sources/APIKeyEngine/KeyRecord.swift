@@ -105,10 +105,4 @@ public struct KeyRecord: Hashable, Sendable {
         texts.append(contentsOf: config)
         return (texts, Int32(custom.count))
     }
-
-    /// The validity rule: active, and either no expiry or an expiry later than `nowNanoseconds`.
-    @inline(__always)
-    public func isValid(atNanoseconds nowNanoseconds: Int64) -> Bool {
-        KeyValidity(status: status, expiresAt: expiresAt).isValid { nowNanoseconds }
-    }
 }

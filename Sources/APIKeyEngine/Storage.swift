@@ -38,19 +38,25 @@ public struct SnapshotSummary: Hashable, Sendable {
     public var nanoseconds: Int64
 }
 
-/// The engine's durable half: the data directory, its lock, the journal, and the background work
-/// (the `everysec` fsync, snapshot triggers).
+/// The engine's durable half: the data directory, its lock, the journal, snapshots and the
+/// background work (the once-a-second journal tick, snapshot triggers).
+///
+/// ``open(directory:options:into:clock:files:logger:)`` is where recovery's findings are acted
+/// on: ``Recovery`` only reads and reports; this removes temporary files, sets rejected
+/// snapshots and unreadable segments aside, cuts a torn tail, and only then starts the journal.
 final class Storage: @unchecked Sendable {
     let directory: String
     let files: any FileLayer
     let options: StorageOptions
     let journal: Journal
     let logger: Logger
+    private let state: EngineState
+    private let clock: any EngineClock
     private let lock: DirectoryLock
     /// Held while a snapshot runs: one at a time.
-    let snapshotGate = Mutex(false)
+    private let snapshotGate = Mutex(false)
     /// Journal bytes appended when the last snapshot started, and when (seconds on the clock).
-    let lastSnapshot: Mutex<(bytes: Int, seconds: Int64)>
+    private let lastSnapshot: Mutex<(bytes: Int, seconds: Int64)>
     private let timer: any DispatchSourceTimer
     private let snapshotQueue = DispatchQueue(label: "APIKeyEngine.snapshot")
     /// Sequence numbers of the snapshots known to be good: the one recovery loaded and those this
@@ -59,33 +65,131 @@ final class Storage: @unchecked Sendable {
     /// Where tests stop a snapshot half-way to simulate a crash.
     var snapshotStepHook: (SnapshotFile.Step) throws(StorageError) -> Void = { _ throws(StorageError) in }
 
-    init(
-        directory: String, files: any FileLayer, options: StorageOptions, lock: DirectoryLock, lastSequence: UInt64,
-        verifiedSnapshots: Set<UInt64>, nowSeconds: Int64, logger: Logger
+    private init(
+        directory: String, files: any FileLayer, options: StorageOptions, state: EngineState, clock: any EngineClock,
+        lock: DirectoryLock, lastSequence: UInt64, verifiedSnapshots: Set<UInt64>, logger: Logger
     ) throws(StorageError) {
         self.verifiedSnapshots = Mutex(verifiedSnapshots)
         self.directory = directory
         self.files = files
         self.options = options
+        self.state = state
+        self.clock = clock
         self.lock = lock
         self.logger = logger
         self.journal = try Journal(
             directory: directory, files: files, policy: options.fsync, segmentBytesLimit: options.segmentBytes,
             lastSequence: lastSequence)
-        self.lastSnapshot = Mutex((0, nowSeconds))
+        self.lastSnapshot = Mutex((0, clock.nowSeconds()))
         self.timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "APIKeyEngine.storage-timer"))
     }
 
-    /// Starts the once-a-second tick: the `everysec` fsync and the snapshot triggers.
-    func startBackgroundWork(clock: any EngineClock, snapshot: @escaping @Sendable () -> Void) {
+    // MARK: - Opening
+
+    /// Locks (creating when missing) the data directory, recovers the newest snapshot and the
+    /// journal after it into `state`, repairs what recovery found, and starts the journal and
+    /// the background work.
+    ///
+    /// A torn last journal record is dropped (and cut off the file). Damage before the end stops
+    /// replay there; with ``StorageOptions/strictRecovery`` that refuses to start, otherwise what
+    /// was read becomes a snapshot and the unreadable segments are renamed `*.corrupt-<seconds>`.
+    static func open(
+        directory: String, options: StorageOptions, into state: EngineState, clock: any EngineClock,
+        files: any FileLayer, logger: Logger
+    ) throws(StorageError) -> (Storage, RecoveryReport) {
+        try createDirectory(directory)
+        let lock = try DirectoryLock(directory: directory)
+        for name in try files.list(directory) where name.hasSuffix(".snap.tmp") {
+            try files.remove(directory + "/" + name)
+        }
+        let report = try Recovery.recover(directory: directory, files: files, into: state)
+        var verifiedSnapshots = Set<UInt64>()
+        if let loaded = report.snapshot.flatMap(SnapshotFile.names.sequence(of:)) { verifiedSnapshots.insert(loaded) }
+        let repair = Repair(directory: directory, files: files, nowSeconds: clock.nowSeconds(), logger: logger)
+        try repair.setAsideRejectedSnapshots(report)
+        if let corruption = report.corruption {
+            logger.critical("journal corruption, replay stopped: \(corruption)")
+            if options.strictRecovery {
+                throw StorageError("refusing to start (strict recovery): journal corruption at \(corruption)")
+            }
+            // What was read becomes a snapshot before the damaged segments are set aside, so a
+            // crash in between never leaves a journal that starts after a gap.
+            let contents = state.withLock { state.snapshotContents(lastSequence: report.lastSequence, $0) }
+            _ = try SnapshotFile.write(contents, directory: directory, files: files)
+            verifiedSnapshots.insert(report.lastSequence)
+            try repair.setAsideUnreadableSegments(report)
+        }
+        try repair.cutTornTail(report)
+        try files.syncDirectory(directory)
+        logger.info(
+            "recovered \(state.table.count) keys: \(report.snapshot ?? "no snapshot") (\(report.snapshotEntries) entries), \(report.replayedRecords) journal records, last sequence \(report.lastSequence)"
+        )
+        let storage = try Storage(
+            directory: directory, files: files, options: options, state: state, clock: clock, lock: lock,
+            lastSequence: report.lastSequence, verifiedSnapshots: verifiedSnapshots, logger: logger)
+        storage.startBackgroundWork()
+        return (storage, report)
+    }
+
+    /// The repairs recovery's findings call for.
+    private struct Repair {
+        let directory: String
+        let files: any FileLayer
+        let nowSeconds: Int64
+        let logger: Logger
+
+        /// A snapshot that fails verification is set aside, so it is never again taken for one
+        /// that a fallback could use, and kept for inspection.
+        func setAsideRejectedSnapshots(_ report: RecoveryReport) throws(StorageError) {
+            for rejected in report.rejectedSnapshots { logger.critical("snapshot rejected: \(rejected)") }
+            for name in report.rejectedSnapshotNames {
+                let path = directory + "/" + name
+                try files.rename(path, to: path + ".corrupt-\(nowSeconds)")
+                logger.critical("set aside rejected snapshot \(name)")
+            }
+        }
+
+        /// Renames the segments replay could not read. The intact start of the damaged one goes
+        /// back in its place, so the journal still reaches from older snapshots to the one just
+        /// written: if that one is ever corrupt too, a fallback replays through here instead of
+        /// stopping at a gap.
+        func setAsideUnreadableSegments(_ report: RecoveryReport) throws(StorageError) {
+            for name in report.unreplayedSegments {
+                let path = directory + "/" + name
+                let setAside = path + ".corrupt-\(nowSeconds)"
+                try files.rename(path, to: setAside)
+                logger.critical("set aside unreadable journal segment \(name)")
+                if let intact = report.corruptSegment, intact.name == name,
+                    intact.validLength > JournalFormat.segmentHeaderSize
+                {
+                    let bytes = try files.read(setAside)
+                    let file = try files.openForAppend(path)
+                    try file.write(Array(bytes[0..<intact.validLength]))
+                    try file.sync()
+                    logger.critical("kept the intact start of \(name) (\(intact.validLength) bytes) in the journal")
+                }
+            }
+        }
+
+        /// Cuts a torn last record (a write a crash cut short) off its segment.
+        func cutTornTail(_ report: RecoveryReport) throws(StorageError) {
+            guard let torn = report.tornSegment else { return }
+            logger.warning("dropped a torn journal record (a write cut short by a crash): \(report.tornTail ?? "")")
+            let path = directory + "/" + torn.name
+            if torn.validLength == 0 { try files.remove(path) } else { try files.truncate(path, to: torn.validLength) }
+        }
+    }
+
+    // MARK: - Background work
+
+    /// Starts the once-a-second tick: the journal's `everysec` fsync and the snapshot triggers.
+    private func startBackgroundWork() {
         timer.schedule(deadline: .now() + 1, repeating: 1)
         timer.setEventHandler { [self] in
-            if options.fsync == .everysec {
-                do {
-                    try journal.sync()
-                } catch {
-                    logger.critical("journal fsync failed, writes are stopped: \(error)")
-                }
+            do {
+                try journal.secondElapsed()
+            } catch {
+                logger.critical("journal fsync failed, writes are stopped: \(error)")
             }
             let (bytes, seconds) = lastSnapshot.withLock { $0 }
             let grown = journal.appendedBytes - bytes
@@ -94,7 +198,14 @@ final class Storage: @unchecked Sendable {
                 || (options.snapshotIntervalSeconds > 0 && grown > 0
                     && clock.nowSeconds() - seconds >= Int64(options.snapshotIntervalSeconds))
             if due && !snapshotGate.withLock({ $0 }) {
-                snapshotQueue.async(execute: snapshot)
+                snapshotQueue.async { [self] in
+                    do throws(SnapshotFailure) {
+                        let summary = try snapshot()
+                        logger.info("snapshot \(summary.path): \(summary.entries) entries, \(summary.bytes) bytes")
+                    } catch {
+                        logger.error("background snapshot failed: \(error)")
+                    }
+                }
             }
         }
         timer.resume()
@@ -106,20 +217,62 @@ final class Storage: @unchecked Sendable {
         snapshotQueue.sync {}
     }
 
-    /// Stops background work and gives the directory up, syncing nothing (after ``Journal/close()``
-    /// that is a clean close; alone it is what a crash leaves behind).
-    func abandon() {
-        stopBackgroundWork()
-        lock.release()
+    // MARK: - Snapshots
+
+    /// Why a snapshot was not written.
+    enum SnapshotFailure: Error, CustomStringConvertible {
+        /// Another snapshot is running.
+        case running
+        /// The journal could not be rotated: writes are stopped.
+        case journal(StorageError)
+        /// Writing, fsyncing or pruning failed.
+        case write(StorageError)
+
+        var description: String {
+            switch self {
+            case .running: "a snapshot is already running"
+            case .journal(let error), .write(let error): error.message
+            }
+        }
     }
 
-    /// Records that the snapshot covering `sequence` was written and fsynced by this process.
-    func snapshotWritten(_ sequence: UInt64) {
-        verifiedSnapshots.withLock { _ = $0.insert(sequence) }
+    /// Writes a snapshot of the whole state now, then removes what it makes redundant. Checks go
+    /// on meanwhile; writes pause only while the shards are copied.
+    func snapshot() throws(SnapshotFailure) -> SnapshotSummary {
+        let started = snapshotGate.withLock { running in
+            defer { running = true }
+            return !running
+        }
+        guard started else { throw .running }
+        defer { snapshotGate.withLock { $0 = false } }
+        let startNanoseconds = SystemClock.monotonicNanoseconds()
+        let contents = try state.withLock { (writeState) throws(SnapshotFailure) -> SnapshotFile.Contents in
+            let lastSequence: UInt64
+            do throws(StorageError) {
+                lastSequence = try journal.rotate()
+            } catch {
+                throw .journal(error)
+            }
+            return state.snapshotContents(lastSequence: lastSequence, writeState)
+        }
+        lastSnapshot.withLock { $0 = (journal.appendedBytes, clock.nowSeconds()) }
+        do throws(StorageError) {
+            let (path, header) = try SnapshotFile.write(
+                contents, directory: directory, files: files, compressionLevel: options.compressionLevel,
+                afterStep: snapshotStepHook)
+            verifiedSnapshots.withLock { _ = $0.insert(header.lastSequence) }
+            try pruneAfterSnapshot()
+            return SnapshotSummary(
+                path: path, lastSequence: header.lastSequence, entries: header.entryCount,
+                bytes: header.compressedBytes + UInt64(SnapshotFile.magic.count + SnapshotFile.trailerSize),
+                nanoseconds: SystemClock.monotonicNanoseconds() - startNanoseconds)
+        } catch {
+            throw .write(error)
+        }
     }
 
     /// Whether a verified snapshot already holds every record the journal has.
-    var isCoveredBySnapshot: Bool {
+    private var isCoveredBySnapshot: Bool {
         let newest = verifiedSnapshots.withLock { $0.max() }
         return newest == journal.lastAppendedSequence
     }
@@ -128,7 +281,7 @@ final class Storage: @unchecked Sendable {
     /// segment whose records the older of the two covers, so that a corrupt newest snapshot can
     /// still fall back without loss. A snapshot that never verified counts for nothing: with
     /// fewer than two verified, nothing is removed.
-    func pruneAfterSnapshot() throws(StorageError) {
+    private func pruneAfterSnapshot() throws(StorageError) {
         let names = try files.list(directory)
         let snapshots = SnapshotFile.names.files(in: names)
         let verified = verifiedSnapshots.withLock { $0 }
@@ -141,5 +294,35 @@ final class Storage: @unchecked Sendable {
             try files.remove(directory + "/" + segments[index].name)
         }
         try files.syncDirectory(directory)
+    }
+
+    // MARK: - Closing
+
+    /// Stops background work, writes a final snapshot (when configured and anything was written
+    /// since the newest one), fsyncs and closes the journal, and releases the directory. A final
+    /// snapshot that fails (a full disk) still leaves the journal fsynced and closed; its failure
+    /// is returned: nothing is lost, the next start replays the journal. Throws when the journal
+    /// itself cannot be closed.
+    func close() throws(StorageError) -> SnapshotFailure? {
+        stopBackgroundWork()
+        defer { abandon() }
+        var snapshotFailure: SnapshotFailure?
+        if options.snapshotOnClose, journal.latchedFailure == nil, !isCoveredBySnapshot {
+            do throws(SnapshotFailure) {
+                _ = try snapshot()
+            } catch {
+                logger.error("final snapshot failed, the journal keeps everything: \(error)")
+                snapshotFailure = error
+            }
+        }
+        try journal.close()
+        return snapshotFailure
+    }
+
+    /// Stops background work and gives the directory up, syncing nothing (after ``Journal/close()``
+    /// that is a clean close; alone it is what a crash leaves behind).
+    func abandon() {
+        stopBackgroundWork()
+        lock.release()
     }
 }

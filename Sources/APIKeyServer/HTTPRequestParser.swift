@@ -1,3 +1,5 @@
+import APIKeyAPI
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)

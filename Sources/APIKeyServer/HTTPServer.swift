@@ -1,3 +1,4 @@
+import APIKeyAPI
 import APIKeyEngine
 import NIOCore
 import NIOPosix
@@ -52,7 +53,7 @@ public final class APIServer: Sendable {
     public static func start(router: APIRouter, configuration: ServerConfiguration) async throws -> APIServer {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.eventLoopCount))
         let connections = ConnectionCounter(limit: configuration.maximumConnections)
-        let limits = HTTPConnectionHandler.Limits(
+        let limits = RequestAssembler.Limits(
             maximumBodyBytes: configuration.maximumBodyBytes, maximumTargetBytes: configuration.maximumTargetBytes,
             maximumHeaderBytes: configuration.maximumHeaderBytes, maximumHeaderCount: configuration.maximumHeaderCount)
         let requestTimeout = TimeAmount.seconds(configuration.requestTimeoutSeconds)

@@ -1,4 +1,6 @@
+import APIKeyAPI
 import APIKeyEngine
+import APIKeyLimiter
 import APIKeyServer
 import ArgumentParser
 import Dispatch

@@ -130,7 +130,10 @@ import Testing
         for (orderID, expected) in model {
             #expect(try engine.get(.orderID(orderID)) == expected, "\(when): order \(orderID)")
             #expect(try engine.get(.key(expected.apiKey)) == expected, "\(when): key of order \(orderID)")
-            let valid = expected.isValid(atNanoseconds: clock.nowNanoseconds())
+            // SPEC: valid when active and either without expiry or expiring after now.
+            let valid =
+                expected.status == .active
+                && (expected.expiresAt.map { $0 > clock.nowNanoseconds() / 1_000_000_000 } ?? true)
             #expect(try engine.check(key: expected.apiKey) == valid, "\(when): check of order \(orderID)")
             let info = try engine.getInfo(key: expected.apiKey)
             #expect(info.valid == valid && info.customParametersJSON == expected.customParametersJSON, "\(when)")

@@ -1,4 +1,5 @@
 import Synchronization
+import TestSupport
 import Testing
 
 @testable import APIKeyEngine
@@ -56,13 +57,15 @@ import Testing
         let (engine, _) = Engine.testing()
         #expect(try engine.create(NewKey(orderID: 41, clientID: 1)).orderID == 41)
         #expect(try engine.create(NewKey(clientID: 1)).orderID == 42)
-        #expect(throws: EngineError("Order 41 already has an API key")) {
+        expectEngineError(.orderExists, "Order 41 already has an API key") {
             try engine.create(NewKey(orderID: 41, clientID: 2))
         }
-        #expect(throws: EngineError("order_id must be a positive integer")) {
+        expectEngineError(.invalidArgument, "order_id must be a positive integer") {
             try engine.create(NewKey(orderID: 0, clientID: 2))
         }
-        #expect(throws: EngineError("client_id must be a positive integer")) { try engine.create(NewKey(clientID: -1)) }
+        expectEngineError(.invalidArgument, "client_id must be a positive integer") {
+            try engine.create(NewKey(clientID: -1))
+        }
     }
 
     @Test func createRefusesBadOptionsAndOversizedConfigs() throws {
@@ -72,7 +75,7 @@ import Testing
         #expect(throws: EngineError.self) {
             try engine.create(NewKey(clientID: 1, config: .object([JSONMember("case", .string("X"))])))
         }
-        #expect(throws: EngineError("config must be a JSON object")) {
+        expectEngineError(.invalidArgument, "config must be a JSON object") {
             try engine.create(NewKey(clientID: 1, config: .array([])))
         }
         let big = JSONValue.object([JSONMember("custom_note", .string(String(repeating: "x", count: 100)))])
@@ -86,7 +89,7 @@ import Testing
         let (engine, _) = Engine.testing(configuration: configuration)
         try engine.create(NewKey(clientID: 1))
         try engine.create(NewKey(clientID: 1))
-        #expect(throws: EngineError("The engine holds its maximum of 2 keys")) {
+        expectEngineError(.capacityReached, "The engine holds its maximum of 2 keys") {
             try engine.create(NewKey(clientID: 1))
         }
         try engine.delete(orderID: 1)
@@ -115,7 +118,7 @@ import Testing
         #expect(try engine.get(.orderID(5)).status == .suspended)
         try engine.update(KeyChanges(orderID: 5, valid: true))
         #expect(try engine.get(.orderID(5)).status == .active)
-        #expect(throws: EngineError("valid and status disagree; give one of them")) {
+        expectEngineError(.invalidArgument, "valid and status disagree; give one of them") {
             try engine.update(KeyChanges(orderID: 5, valid: true, status: .canceled))
         }
 
@@ -177,18 +180,22 @@ import Testing
     @Test func lifecycleTransitions() throws {
         let (engine, _) = Engine.testing()
         let record = try engine.create(NewKey(orderID: 1, clientID: 1))
-        #expect(throws: EngineError("Only suspended orders can be unsuspended")) { try engine.unsuspend(orderID: 1) }
+        expectEngineError(.invalidTransition, "Only suspended orders can be unsuspended") {
+            try engine.unsuspend(orderID: 1)
+        }
         try engine.suspend(orderID: 1)
         #expect(try engine.check(key: record.apiKey) == false)
-        #expect(throws: EngineError("Only active orders can be suspended")) { try engine.suspend(orderID: 1) }
+        expectEngineError(.invalidTransition, "Only active orders can be suspended") { try engine.suspend(orderID: 1) }
         try engine.unsuspend(orderID: 1)
         #expect(try engine.check(key: record.apiKey))
         try engine.cancel(orderID: 1)
         #expect(try engine.check(key: record.apiKey) == false)
-        #expect(throws: EngineError("The order is already canceled")) { try engine.cancel(orderID: 1) }
+        expectEngineError(.invalidTransition, "The order is already canceled") { try engine.cancel(orderID: 1) }
         try engine.uncancel(orderID: 1)
         #expect(try engine.check(key: record.apiKey))
-        #expect(throws: EngineError("Only canceled orders can be uncanceled")) { try engine.uncancel(orderID: 1) }
+        expectEngineError(.invalidTransition, "Only canceled orders can be uncanceled") {
+            try engine.uncancel(orderID: 1)
+        }
         #expect(throws: EngineError.orderNotFound) { try engine.suspend(orderID: 2) }
     }
 

@@ -187,10 +187,10 @@ import Testing
         let (engine, files, _) = try openFaulty(directory, seed: 1, fsync: .always)
         let kept = try engine.create(NewKey(clientID: 1))
         files.setFailSyncs(true)
-        #expect { try engine.create(NewKey(clientID: 2)) } throws: { ($0 as? EngineError)?.code == 503 }
+        #expect { try engine.create(NewKey(clientID: 2)) } throws: { ($0 as? EngineError)?.code == .writesStopped }
         files.setFailSyncs(false)
-        #expect { try engine.create(NewKey(clientID: 3)) } throws: { ($0 as? EngineError)?.code == 503 }
-        #expect { try engine.delete(orderID: kept.orderID) } throws: { ($0 as? EngineError)?.code == 503 }
+        #expect { try engine.create(NewKey(clientID: 3)) } throws: { ($0 as? EngineError)?.code == .writesStopped }
+        #expect { try engine.delete(orderID: kept.orderID) } throws: { ($0 as? EngineError)?.code == .writesStopped }
         #expect(try engine.check(key: kept.apiKey))
         engine.abandonForTesting()
     }
@@ -200,10 +200,10 @@ import Testing
         defer { directory.remove() }
         let (engine, files, _) = try openFaulty(directory, seed: 2, fsync: .everysec)
         files.setFailWrites(true)
-        #expect { try engine.create(NewKey(clientID: 2)) } throws: { ($0 as? EngineError)?.code == 503 }
+        #expect { try engine.create(NewKey(clientID: 2)) } throws: { ($0 as? EngineError)?.code == .writesStopped }
         #expect(engine.keyCount == 0)
         files.setFailWrites(false)
-        #expect { try engine.create(NewKey(clientID: 2)) } throws: { ($0 as? EngineError)?.code == 503 }
+        #expect { try engine.create(NewKey(clientID: 2)) } throws: { ($0 as? EngineError)?.code == .writesStopped }
         engine.abandonForTesting()
     }
 
@@ -238,11 +238,9 @@ import Testing
         defer { directory.remove() }
         let (engine, files, _) = try openFaulty(directory, seed: 4, fsync: .always)
         let syncsBefore = files.syncCount
-        let (result, pending) = engine.deferringDurability { () throws(EngineError) in
-            try engine.create(NewKey(clientID: 1))
-        }
-        let record = try result.get()
-        let waiting = try #require(pending)
+        let written = try engine.deferred.create(NewKey(clientID: 1))
+        let record = written.value
+        let waiting = try #require(written.pending)
         #expect(files.syncCount == syncsBefore, "a deferred write does not fsync by itself")
         let outcome = Mutex<[EngineError?]>([])
         let done = DispatchSemaphore(value: 0)
@@ -253,19 +251,16 @@ import Testing
         done.wait()
         #expect(outcome.withLock { $0 } == [nil])
         #expect(files.syncCount > syncsBefore)
-        #expect(
-            engine.deferringDurability { () throws(EngineError) in try engine.check(key: record.apiKey) }.pending == nil
-        )
+        #expect(try engine.check(key: record.apiKey))
 
         files.setFailSyncs(true)
-        let (_, failing) = engine.deferringDurability { () throws(EngineError) in try engine.create(NewKey(clientID: 2))
-        }
+        let failing = try engine.deferred.create(NewKey(clientID: 2)).pending
         engine.whenDurable(try #require(failing)) { failure in
             outcome.withLock { $0.append(failure) }
             done.signal()
         }
         done.wait()
-        #expect(outcome.withLock { $0.last??.code } == 503)
+        #expect(outcome.withLock { $0.last??.code } == .writesStopped)
         engine.abandonForTesting()
     }
 

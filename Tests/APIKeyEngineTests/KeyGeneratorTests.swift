@@ -1,4 +1,5 @@
 import PropertyBased
+import TestSupport
 import Testing
 
 @testable import APIKeyEngine
@@ -113,7 +114,7 @@ import Testing
         ),
     ])
     func badOptionsGiveClearErrors(_ json: String, _ message: String) {
-        #expect(throws: EngineError(message)) { try options(json) }
+        expectEngineError(.invalidArgument, message) { try options(json) }
     }
 
     @Test func givesUpAfterTenTakenKeys() {

@@ -1,5 +1,8 @@
+import APIKeyAPI
+import APIKeyLimiter
 import NIOCore
 import NIOEmbedded
+import TestSupport
 import Testing
 
 @testable import APIKeyServer

@@ -1,10 +1,12 @@
 import APIKeyEngine
+import APIKeyLimiter
 import NIOCore
 import NIOEmbedded
 import NIOPosix
 import TestSupport
 import Testing
 
+@testable import APIKeyAPI
 @testable import APIKeyServer
 
 #if canImport(Glibc)

@@ -1,10 +1,13 @@
 import APIKeyEngine
+import APIKeyLimiter
 import Foundation
 import NIOCore
 import NIOEmbedded
 import NIOPosix
+import TestSupport
 import Testing
 
+@testable import APIKeyAPI
 @testable import APIKeyServer
 
 @Suite struct HTTPRequestParserTests {
@@ -258,7 +261,7 @@ extension Result {
         for value in 0...255 {
             let byte = UInt8(value)
             for bytes in [[byte], Array("Ab9-._~".utf8) + [byte], [byte] + Array("xyz".utf8)] {
-                let accepted = bytes.withUnsafeBytes { HTTPConnectionHandler.isUnreserved($0) }
+                let accepted = bytes.withUnsafeBytes { KeyLookup.isPlainKey($0) }
                 #expect(accepted == unreserved.contains(byte), "byte \(value)")
             }
         }

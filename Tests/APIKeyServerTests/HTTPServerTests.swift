@@ -1,4 +1,7 @@
+import APIKeyAPI
 import APIKeyEngine
+import APIKeyLimiter
+import TestSupport
 import Testing
 
 @testable import APIKeyServer

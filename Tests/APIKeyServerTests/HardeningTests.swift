@@ -1,4 +1,6 @@
+import APIKeyAPI
 import APIKeyEngine
+import APIKeyLimiter
 import Foundation
 import TestSupport
 import Testing

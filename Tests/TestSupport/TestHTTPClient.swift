@@ -1,5 +1,3 @@
-import TestSupport
-
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
@@ -7,29 +5,37 @@ import TestSupport
 #endif
 
 /// An HTTP response as the test client read it off the socket.
-struct RawResponse {
-    var status: Int
-    var headers: [(String, String)]
-    var body: String
+public struct RawResponse {
+    public var status: Int
+    public var headers: [(String, String)]
+    public var body: String
 
-    func header(_ name: String) -> String? {
+    public func header(_ name: String) -> String? {
         headers.first(where: { $0.0.lowercased() == name.lowercased() })?.1
     }
 }
 
 /// A deliberately plain HTTP/1.1 client over a blocking loopback socket, so the tests exercise
 /// the server with real bytes on a real connection.
-struct TestHTTPClient {
-    let port: Int
+public struct TestHTTPClient {
+    public let port: Int
     /// The loopback address the client connects from (any of 127.0.0.0/8 works on Linux).
-    var sourceAddress = "127.0.0.1"
+    public var sourceAddress = "127.0.0.1"
 
-    struct Failure: Error, CustomStringConvertible {
-        var description: String
+    /// A client of the server on 127.0.0.1:`port`.
+    public init(port: Int, sourceAddress: String = "127.0.0.1") {
+        self.port = port
+        self.sourceAddress = sourceAddress
+    }
+
+    public struct Failure: Error, CustomStringConvertible {
+        public var description: String
+
+        public init(description: String) { self.description = description }
     }
 
     /// A connected socket from `sourceAddress` to the server.
-    func connectSocket(timeoutSeconds: Int = 10) throws -> Int32 {
+    public func connectSocket(timeoutSeconds: Int = 10) throws -> Int32 {
         guard let socket = LoopbackSocket.connect(port: port, from: sourceAddress, timeoutSeconds: timeoutSeconds)
         else {
             throw Failure(description: "socket, bind or connect failed: errno \(errno)")
@@ -38,7 +44,7 @@ struct TestHTTPClient {
     }
 
     /// Reads from `socket` until the server closes it (or the receive timeout passes).
-    static func readToEnd(_ socket: Int32) throws -> [UInt8] {
+    public static func readToEnd(_ socket: Int32) throws -> [UInt8] {
         var received: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
@@ -54,7 +60,7 @@ struct TestHTTPClient {
     }
 
     /// Sends `request` bytes as they are and reads until the server closes the connection.
-    func exchange(_ request: [UInt8], timeoutSeconds: Int = 10) throws -> [UInt8] {
+    public func exchange(_ request: [UInt8], timeoutSeconds: Int = 10) throws -> [UInt8] {
         let socket = try connectSocket(timeoutSeconds: timeoutSeconds)
         defer { close(socket) }
         var sent = 0
@@ -67,7 +73,7 @@ struct TestHTTPClient {
     }
 
     /// Sends one request with `Connection: close` and parses the single response.
-    func request(
+    public func request(
         _ method: String, _ target: String, body: String? = nil, contentType: String? = nil,
         authorization: String? = nil, extraHeaders: [String] = []
     ) throws -> RawResponse {
@@ -83,7 +89,7 @@ struct TestHTTPClient {
     }
 
     /// Splits a byte stream into responses framed by Content-Length.
-    static func parseResponses(_ bytes: [UInt8]) throws -> [RawResponse] {
+    public static func parseResponses(_ bytes: [UInt8]) throws -> [RawResponse] {
         var responses: [RawResponse] = []
         var rest = bytes[...]
         let separator: [UInt8] = Array("\r\n\r\n".utf8)
@@ -117,7 +123,7 @@ struct TestHTTPClient {
 }
 
 /// `Basic base64(user:password)`.
-func basicAuthorization(_ user: String, _ password: String) -> String {
+public func basicAuthorization(_ user: String, _ password: String) -> String {
     let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
     let bytes = Array("\(user):\(password)".utf8)
     var text = ""

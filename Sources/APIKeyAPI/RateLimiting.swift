@@ -1,4 +1,5 @@
 import APIKeyEngine
+import APIKeyLimiter
 
 /// The rate limits of SPEC section 6, as `apikeyd serve` options configure them.
 public struct RateLimitConfiguration: Sendable {
@@ -63,42 +64,24 @@ final class RequestLimiter: Sendable {
         !configuration.isEnabled || configuration.allowList.contains { $0.contains(address) }
     }
 
-    /// A 429 answer when the general bucket of `address` is empty; nil when the request may run.
-    /// Takes nothing: ``charge(_:failed:)`` does, once the outcome is known.
+    /// The address to charge a request from `client` to: nil (never limited) for none or an
+    /// exempt one.
+    func charged(_ client: IPAddress?) -> IPAddress? {
+        client.flatMap { isExempt($0) ? nil : $0 }
+    }
+
+    /// Takes the general token of `address` for a request about to run, with one clock reading
+    /// and one table lookup; a 429 answer (nothing taken) when the bucket is empty. Follow a
+    /// request that failed a key lookup or an authentication with ``chargeFailure(_:)``.
     func admit(_ address: IPAddress) -> APIResponse? {
-        let key = address.limiterKey
-        if case .refused(let wait) = general.check(key, nowNanoseconds: clock.nowNanoseconds()) {
-            return Self.tooManyRequests(wait)
-        }
-        return nil
-    }
-
-    /// Charges a request that ran: one general token, and one failure token when it failed a
-    /// key lookup or an authentication. Returns a 429 answer to send instead when the failure
-    /// bucket was already empty (then nothing is charged).
-    func charge(_ address: IPAddress, failed: Bool) -> APIResponse? {
-        let key = address.limiterKey
-        let now = clock.nowNanoseconds()
-        if failed, case .refused(let wait) = failures.take(key, nowNanoseconds: now) {
-            return Self.tooManyRequests(wait)
-        }
-        general.take(key, nowNanoseconds: now)
-        return nil
-    }
-
-    /// For a request whose outcome is known at once (a key lookup): takes the general token up
-    /// front, with one clock reading and one table lookup; a 429 answer (nothing taken) when the
-    /// bucket is empty. Follow a failed lookup with ``chargeFailure(_:)``. Charges exactly what
-    /// ``admit(_:)`` followed by ``charge(_:failed:)`` would.
-    func admitAndCharge(_ address: IPAddress) -> APIResponse? {
         if case .refused(let wait) = general.take(address.limiterKey, nowNanoseconds: clock.nowNanoseconds()) {
             return Self.tooManyRequests(wait)
         }
         return nil
     }
 
-    /// Charges a failed lookup after ``admitAndCharge(_:)``: one failure token, or, when the
-    /// failure bucket is already empty, a 429 answer and the general token given back.
+    /// Charges a failed request after ``admit(_:)``: one failure token, or, when the failure
+    /// bucket is already empty, a 429 answer to send instead and the general token given back.
     func chargeFailure(_ address: IPAddress) -> APIResponse? {
         let key = address.limiterKey
         if case .refused(let wait) = failures.take(key, nowNanoseconds: clock.nowNanoseconds()) {

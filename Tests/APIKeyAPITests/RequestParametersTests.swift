@@ -1,7 +1,9 @@
 import APIKeyEngine
+import APIKeyLimiter
+import TestSupport
 import Testing
 
-@testable import APIKeyServer
+@testable import APIKeyAPI
 
 @Suite struct RequestParametersTests {
     private func form(_ text: String) throws -> JSONValue {
@@ -56,13 +58,13 @@ import Testing
         #expect(try parameters.positiveInteger("i") == 42)
         #expect(try parameters.positiveInteger("n") == 7)
         #expect(try parameters.positiveInteger("missing") == nil)
-        #expect(throws: EngineError("neg must be a positive integer")) { try parameters.positiveInteger("neg") }
-        #expect(throws: EngineError("bad must be an integer")) { try parameters.integer("bad") }
+        expectEngineError(.invalidArgument, "neg must be a positive integer") { try parameters.positiveInteger("neg") }
+        expectEngineError(.invalidArgument, "bad must be an integer") { try parameters.integer("bad") }
         #expect(try parameters.boolean("t") == true)
         #expect(try parameters.boolean("z") == false)
         #expect(throws: EngineError.self) { try parameters.boolean("bad") }
         #expect(try parameters.config("c") == .object([JSONMember("custom_x", .number("1"))]))
-        #expect(throws: EngineError("bad must be a JSON object")) { try parameters.config("bad") }
+        expectEngineError(.invalidArgument, "bad must be a JSON object") { try parameters.config("bad") }
         #expect(try parameters.status("s") == .suspended)
         #expect(throws: EngineError.self) { try parameters.status("bad") }
         #expect(try parameters.time("when") == .some(Timestamp.parse("2030-01-01")))
@@ -82,7 +84,7 @@ import Testing
         if let expected {
             #expect(try parameters.integer("n") == expected)
         } else {
-            #expect(throws: EngineError("n must be an integer")) { try parameters.integer("n") }
+            expectEngineError(.invalidArgument, "n must be an integer") { try parameters.integer("n") }
         }
     }
 }

@@ -141,7 +141,7 @@ struct RequestParameters: Sendable {
         case nil, .null: return nil
         case .string(let text): return text
         case .number(let text): return text
-        default: throw EngineError("\(name) must be a string")
+        default: throw EngineError(.invalidArgument, "\(name) must be a string")
         }
     }
 
@@ -149,7 +149,7 @@ struct RequestParameters: Sendable {
     /// null or empty.
     func positiveInteger(_ name: String) throws(EngineError) -> Int64? {
         guard let value = try integer(name) else { return nil }
-        guard value > 0 else { throw EngineError("\(name) must be a positive integer") }
+        guard value > 0 else { throw EngineError(.invalidArgument, "\(name) must be a positive integer") }
         return value
     }
 
@@ -169,9 +169,9 @@ struct RequestParameters: Sendable {
             if decimal, let double = Double(text), double.isFinite, double == double.rounded(), abs(double) < 9e18 {
                 return Int64(double)
             }
-            throw EngineError("\(name) must be an integer")
+            throw EngineError(.invalidArgument, "\(name) must be an integer")
         default:
-            throw EngineError("\(name) must be an integer")
+            throw EngineError(.invalidArgument, "\(name) must be an integer")
         }
     }
 
@@ -185,10 +185,10 @@ struct RequestParameters: Sendable {
             switch text.lowercased() {
             case "1", "true": return true
             case "0", "false": return false
-            default: throw EngineError("\(name) must be a boolean (true, false, 1 or 0)")
+            default: throw EngineError(.invalidArgument, "\(name) must be a boolean (true, false, 1 or 0)")
             }
         default:
-            throw EngineError("\(name) must be a boolean (true, false, 1 or 0)")
+            throw EngineError(.invalidArgument, "\(name) must be a boolean (true, false, 1 or 0)")
         }
     }
 
@@ -200,12 +200,12 @@ struct RequestParameters: Sendable {
         case .string(""): return .object([])
         case .string(let text):
             guard let parsed = try? JSONValue.parse(text), case .object = parsed else {
-                throw EngineError("\(name) must be a JSON object")
+                throw EngineError(.invalidArgument, "\(name) must be a JSON object")
             }
             return parsed
         case .array(let elements) where elements.isEmpty: return .object([])
         default:
-            throw EngineError("\(name) must be a JSON object")
+            throw EngineError(.invalidArgument, "\(name) must be a JSON object")
         }
     }
 
@@ -213,7 +213,7 @@ struct RequestParameters: Sendable {
     func status(_ name: String) throws(EngineError) -> KeyStatus? {
         guard let text = try string(name), !text.isEmpty else { return nil }
         guard let status = KeyStatus(rawValue: text) else {
-            throw EngineError("\(name) must be one of active, suspended, canceled")
+            throw EngineError(.invalidArgument, "\(name) must be one of active, suspended, canceled")
         }
         return status
     }
@@ -237,7 +237,8 @@ struct RequestParameters: Sendable {
     }
 
     private func timeError(_ name: String) -> EngineError {
-        EngineError("\(name) must be a time as YYYY-MM-DD HH:MM:SS (UTC), YYYY-MM-DD, or Unix seconds")
+        EngineError(
+            .invalidArgument, "\(name) must be a time as YYYY-MM-DD HH:MM:SS (UTC), YYYY-MM-DD, or Unix seconds")
     }
 }
 

@@ -2,7 +2,7 @@ import PropertyBased
 import TestSupport
 import Testing
 
-@testable import APIKeyEngine
+@testable import APIKeyLimiter
 
 @Suite struct TokenBucketTests {
     private let second: Int64 = 1_000_000_000

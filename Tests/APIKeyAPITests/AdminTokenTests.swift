@@ -1,6 +1,9 @@
+import APIKeyEngine
+import APIKeyLimiter
+import TestSupport
 import Testing
 
-@testable import APIKeyServer
+@testable import APIKeyAPI
 
 #if canImport(Glibc)
     import Glibc

@@ -2,6 +2,12 @@ import Synchronization
 
 @testable import APIKeyEngine
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// A random source that plays back fixed bytes, cycling; it makes generated keys predictable.
 final class ScriptedRandom: RandomSource {
     private let script: [UInt8]
@@ -44,4 +50,37 @@ extension Engine {
         let clock = ManualClock(seconds: 1_767_225_600)
         return (Engine(configuration: configuration, clock: clock, random: random), clock)
     }
+}
+
+/// Collects what recovery hands over, to compare with what was written.
+final class CollectingTarget: RecoveryTarget {
+    var mutations: [KeyMutation] = []
+    var nextOrderID: Int64 = 1
+
+    func reset() {
+        mutations = []
+        nextOrderID = 1
+    }
+
+    func apply(_ mutation: KeyMutation) { mutations.append(mutation) }
+
+    func beginSnapshot(entryCount: Int) {}
+
+    func endSnapshot() {}
+
+    func raiseNextOrderID(to orderID: Int64) { nextOrderID = max(nextOrderID, orderID) }
+}
+
+extension Engine {
+    /// What a crash leaves: background work stopped, the directory lock dropped, nothing synced.
+    func abandonForTesting() {
+        storageForTesting?.abandon()
+    }
+}
+
+/// The permission bits of `path`.
+func fileMode(_ path: String) -> UInt32 {
+    var status = stat()
+    guard stat(path, &status) == 0 else { return 0 }
+    return UInt32(status.st_mode) & 0o777
 }

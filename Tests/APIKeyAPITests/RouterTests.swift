@@ -1,8 +1,10 @@
 import APIKeyEngine
-import APIKeyServer
+import APIKeyLimiter
 import Foundation
 import TestSupport
 import Testing
+
+@testable import APIKeyAPI
 
 /// The write API with every integer parameter at the values that break arithmetic, in every
 /// spelling a client can send, on a real data directory: an accepted write must survive a
@@ -73,7 +75,7 @@ import Testing
                 authorization: "Basic " + Data("admin:fuzz".utf8).base64EncodedString(),
                 contentType: json != nil ? "application/json" : "application/x-www-form-urlencoded",
                 body: Array((json ?? form ?? "").utf8))
-            let response = router.respond(to: request).response
+            let response = router.answer(request)
             return (response.status, try? JSONValue.parse(response.body))
         }
     }
@@ -178,5 +180,24 @@ import Testing
         var parts = top.map { "\"\($0.key)\": \($0.value)" }
         if !config.isEmpty { parts.append("\"config\": {\(config.joined(separator: ", "))}") }
         return "{" + parts.joined(separator: ", ") + "}"
+    }
+}
+
+extension APIRouter {
+    /// The answer to `request` as a transport sends it, waiting on this thread.
+    func answer(_ request: APIRequest) -> APIResponse {
+        switch respond(to: request) {
+        case .now(let response):
+            return response
+        case .afterDurable(let response, let pending):
+            do {
+                try engine.waitUntilDurable(pending)
+                return response
+            } catch {
+                return APIResponse(error)
+            }
+        case .offLoop(let work):
+            return work()
+        }
     }
 }

@@ -1,5 +1,4 @@
 import Synchronization
-import TestSupport
 
 @testable import APIKeyEngine
 
@@ -14,7 +13,7 @@ import TestSupport
 /// garbled (a seeded choice, so a failing seed replays exactly); then every later call fails.
 /// Directory operations (create, rename, remove) take effect at once, as on a filesystem that
 /// journals its metadata in order.
-final class FaultyFileLayer: FileLayer, @unchecked Sendable {
+public final class FaultyFileLayer: FileLayer, @unchecked Sendable {
     struct State {
         var files: [FaultyAppendFile] = []
         var crashed = false
@@ -28,19 +27,19 @@ final class FaultyFileLayer: FileLayer, @unchecked Sendable {
         var generator: SplitMix64
     }
 
-    let real = PosixFileLayer()
+    public let real = PosixFileLayer()
     let state: Mutex<State>
 
-    init(seed: UInt64) {
+    public init(seed: UInt64) {
         state = Mutex(State(generator: SplitMix64(seed: seed)))
     }
 
-    var syncCount: Int { state.withLock { $0.syncCount } }
+    public var syncCount: Int { state.withLock { $0.syncCount } }
 
-    func setFailSyncs(_ fail: Bool) { state.withLock { $0.failSyncs = fail } }
-    func setFailWrites(_ fail: Bool) { state.withLock { $0.failWrites = fail } }
-    func crash(afterOperations count: Int) { state.withLock { $0.operationsBeforeCrash = count } }
-    func setNoSpace(forPathsEnding suffix: String?) { state.withLock { $0.noSpaceSuffix = suffix } }
+    public func setFailSyncs(_ fail: Bool) { state.withLock { $0.failSyncs = fail } }
+    public func setFailWrites(_ fail: Bool) { state.withLock { $0.failWrites = fail } }
+    public func crash(afterOperations count: Int) { state.withLock { $0.operationsBeforeCrash = count } }
+    public func setNoSpace(forPathsEnding suffix: String?) { state.withLock { $0.noSpaceSuffix = suffix } }
 
     /// Counts one write or sync of `path`; crashes when the countdown runs out.
     fileprivate func tick(_ kind: String, path: String = "") throws(StorageError) {
@@ -64,12 +63,12 @@ final class FaultyFileLayer: FileLayer, @unchecked Sendable {
         if let failure { throw failure }
     }
 
-    func checkAlive() throws(StorageError) {
+    public func checkAlive() throws(StorageError) {
         if state.withLock({ $0.crashed }) { throw StorageError("simulated crash") }
     }
 
     /// The power cut: every file's unsynced bytes are kept, dropped, cut or garbled.
-    func simulatePowerCut() {
+    public func simulatePowerCut() {
         let (files, generator) = state.withLock { state -> ([FaultyAppendFile], SplitMix64) in
             state.crashed = true
             return (state.files, state.generator)
@@ -78,63 +77,63 @@ final class FaultyFileLayer: FileLayer, @unchecked Sendable {
         for file in files { file.applyCrash(&random) }
     }
 
-    func openForAppend(_ path: String) throws(StorageError) -> any AppendFile {
+    public func openForAppend(_ path: String) throws(StorageError) -> any AppendFile {
         try checkAlive()
         let file = FaultyAppendFile(layer: self, path: path, real: try real.openForAppend(path))
         state.withLock { $0.files.append(file) }
         return file
     }
 
-    func read(_ path: String) throws(StorageError) -> [UInt8] {
+    public func read(_ path: String) throws(StorageError) -> [UInt8] {
         try checkAlive()
         return try real.read(path)
     }
 
-    func truncate(_ path: String, to length: Int) throws(StorageError) {
+    public func truncate(_ path: String, to length: Int) throws(StorageError) {
         try checkAlive()
         try real.truncate(path, to: length)
     }
 
-    func rename(_ from: String, to: String) throws(StorageError) {
+    public func rename(_ from: String, to: String) throws(StorageError) {
         try checkAlive()
         try real.rename(from, to: to)
     }
 
-    func remove(_ path: String) throws(StorageError) {
+    public func remove(_ path: String) throws(StorageError) {
         try checkAlive()
         try real.remove(path)
     }
 
-    func list(_ directory: String) throws(StorageError) -> [String] {
+    public func list(_ directory: String) throws(StorageError) -> [String] {
         try checkAlive()
         return try real.list(directory)
     }
 
-    func syncDirectory(_ directory: String) throws(StorageError) {
+    public func syncDirectory(_ directory: String) throws(StorageError) {
         try tick("sync")
         try real.syncDirectory(directory)
     }
 }
 
 /// An append file whose writes wait in memory until `sync`.
-final class FaultyAppendFile: AppendFile, @unchecked Sendable {
+public final class FaultyAppendFile: AppendFile, @unchecked Sendable {
     private unowned let layer: FaultyFileLayer
     private let path: String
     private let real: any AppendFile
     private let pending = Mutex<[UInt8]>([])
 
-    init(layer: FaultyFileLayer, path: String, real: any AppendFile) {
+    public init(layer: FaultyFileLayer, path: String, real: any AppendFile) {
         self.layer = layer
         self.path = path
         self.real = real
     }
 
-    func write(_ bytes: UnsafeRawBufferPointer) throws(StorageError) {
+    public func write(_ bytes: UnsafeRawBufferPointer) throws(StorageError) {
         try layer.tick("write", path: path)
         pending.withLock { $0.append(contentsOf: bytes) }
     }
 
-    func sync() throws(StorageError) {
+    public func sync() throws(StorageError) {
         try layer.tick("sync", path: path)
         let bytes = pending.withLock { pending in
             defer { pending.removeAll() }
@@ -159,63 +158,4 @@ final class FaultyAppendFile: AppendFile, @unchecked Sendable {
         try? real.write(bytes)
         try? real.sync()
     }
-}
-
-/// A fresh directory under /tmp, removed (with its flat contents) by `remove()`.
-struct TemporaryDirectory {
-    let path: String
-
-    init() {
-        path = "/tmp/apikeyd-test-\(UInt64.random(in: 0...UInt64.max))"
-        try! createDirectory(path)
-    }
-
-    func remove() {
-        for name in (try? PosixFileLayer().list(path)) ?? [] { unlink(path + "/" + name) }
-        rmdir(path)
-    }
-
-    func write(_ name: String, _ bytes: [UInt8]) {
-        let descriptor = open(path + "/" + name, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        precondition(descriptor >= 0)
-        _ = bytes.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
-        close(descriptor)
-    }
-
-    func read(_ name: String) -> [UInt8] { try! PosixFileLayer().read(path + "/" + name) }
-
-    func names() -> [String] { ((try? PosixFileLayer().list(path)) ?? []).sorted() }
-}
-
-/// Collects what recovery hands over, to compare with what was written.
-final class CollectingTarget: RecoveryTarget {
-    var mutations: [KeyMutation] = []
-    var nextOrderID: Int64 = 1
-
-    func reset() {
-        mutations = []
-        nextOrderID = 1
-    }
-
-    func apply(_ mutation: KeyMutation) { mutations.append(mutation) }
-
-    func beginSnapshot(entryCount: Int) {}
-
-    func endSnapshot() {}
-
-    func raiseNextOrderID(to orderID: Int64) { nextOrderID = max(nextOrderID, orderID) }
-}
-
-extension Engine {
-    /// What a crash leaves: background work stopped, the directory lock dropped, nothing synced.
-    func abandonForTesting() {
-        storageForTesting?.abandon()
-    }
-}
-
-/// The permission bits of `path`.
-func fileMode(_ path: String) -> UInt32 {
-    var status = stat()
-    guard stat(path, &status) == 0 else { return 0 }
-    return UInt32(status.st_mode) & 0o777
 }

@@ -1,0 +1,228 @@
+import APIKeyEngine
+import APIKeyLimiter
+
+/// Maps API requests onto engine operations (SPEC section 5) and engine answers onto FOSSBilling's
+/// envelope, codes and HTTP statuses; decides for each request what the transport must do
+/// (``APIAnswer``). Knows nothing of sockets or HTTP libraries.
+public struct APIRouter: Sendable {
+    /// The engine the router serves.
+    public let engine: Engine
+    private let authenticator: Authenticator
+    let limiter: RequestLimiter
+
+    /// A router over `engine`, authenticating administrators with `adminToken` and limiting
+    /// request rates per client address as `rateLimits` says.
+    public init(
+        engine: Engine, adminToken: String, rateLimits: RateLimitConfiguration = RateLimitConfiguration(),
+        clock: any EngineClock = SystemClock()
+    ) {
+        self.engine = engine
+        self.authenticator = Authenticator(adminToken: adminToken, engine: engine)
+        self.limiter = RequestLimiter(configuration: rateLimits, clock: clock)
+    }
+
+    /// What to answer `request` with, an envelope for every failure, and when: a write is applied
+    /// when this returns, and under `always` its answer waits until the write is durable.
+    ///
+    /// `client` is the address the request is charged to (see ``clientAddress(peer:forwardedFor:)``);
+    /// nil leaves it unlimited. API requests take a token from the client's general bucket, and
+    /// failed key lookups and authentications one from its failure bucket; an empty bucket
+    /// answers 429 with `Retry-After`, and a refused request takes nothing.
+    public func respond(to request: APIRequest, client: IPAddress? = nil) -> APIAnswer {
+        let charged = request.target.hasPrefix("/api/") ? limiter.charged(client) : nil
+        if let charged, let refusal = limiter.admit(charged) { return .now(refusal) }
+        switch route(request) {
+        case .answer(let response):
+            return .now(charging(response, failed: response.status == 401, to: charged))
+        case .run(let endpoint, let parameters, let requester):
+            if endpoint.mayBlock {
+                return .offLoop { [self] in
+                    let (response, pending) = run(endpoint, parameters, requester, charged)
+                    do throws(EngineError) {
+                        try engine.waitUntilDurable(pending)
+                    } catch {
+                        return APIResponse(error)
+                    }
+                    return response
+                }
+            }
+            let (response, pending) = run(endpoint, parameters, requester, charged)
+            guard let pending else { return .now(response) }
+            return .afterDurable(response, pending)
+        }
+    }
+
+    /// Calls `deliver` with `response` once `pending` is durable, or with the error answer when
+    /// the journal failed first. Never blocks: the journal's syncer calls `deliver` (keep it
+    /// short: hand the answer to the connection's thread).
+    public func whenDurable(
+        _ pending: PendingDurability, answering response: APIResponse,
+        _ deliver: @escaping @Sendable (APIResponse) -> Void
+    ) {
+        engine.whenDurable(pending) { failure in deliver(failure.map(APIResponse.init) ?? response) }
+    }
+
+    /// Starts loading the memory a lookup of the key with these bytes reads first: a transport
+    /// that sees the key before it has parsed the whole request calls this, so that parsing
+    /// overlaps the wait for memory. A hint; any bytes are fine.
+    public func prefetch(key: UnsafeRawBufferPointer) {
+        engine.prefetch(keyBytes: key)
+    }
+
+    /// The answer to a ``KeyLookup`` for the key with these bytes, exactly as
+    /// ``respond(to:client:)`` would give it (limits included), without building a request or an
+    /// answer: for transports that write the common answers from ``KeyLookupBodies``.
+    public func respondToKeyLookup(
+        _ lookup: KeyLookup, key: UnsafeRawBufferPointer, client: IPAddress?, _ answer: (KeyLookupAnswer) -> Void
+    ) {
+        let charged = limiter.charged(client)
+        if let charged, let refusal = limiter.admit(charged) { return answer(.response(refusal)) }
+        do throws(EngineError) {
+            try Self.look(lookup, key: key, in: engine, answer)
+        } catch {
+            answer(.response(charging(APIResponse(error), failed: error == .keyNotFound, to: charged)))
+        }
+    }
+
+    /// The address to charge for a request from `peer` with these `X-Forwarded-For` values.
+    public func clientAddress(peer: IPAddress, forwardedFor: [String]) -> IPAddress {
+        limiter.clientAddress(peer: peer, forwardedFor: forwardedFor)
+    }
+
+    /// A key lookup's answer from the engine; both paths come here.
+    private static func look(
+        _ lookup: KeyLookup, key: UnsafeRawBufferPointer, in engine: Engine, _ answer: (KeyLookupAnswer) -> Void
+    ) throws(EngineError) {
+        switch lookup {
+        case .check:
+            answer(.check(try engine.check(keyBytes: key)))
+        case .getInfo:
+            try engine.withInfo(keyBytes: key) { valid, custom in answer(.info(valid: valid, customParameters: custom))
+            }
+        }
+    }
+
+    /// `response`, or the 429 to send instead when it `failed` and the failure bucket of
+    /// `charged` is empty.
+    private func charging(_ response: APIResponse, failed: Bool, to charged: IPAddress?) -> APIResponse {
+        guard failed, let charged, let refusal = limiter.chargeFailure(charged) else { return response }
+        return refusal
+    }
+
+    /// Runs an endpoint: its answer, and what must be durable before it may be sent.
+    private func run(
+        _ endpoint: Endpoint, _ parameters: RequestParameters, _ requester: Requester, _ charged: IPAddress?
+    ) -> (APIResponse, PendingDurability?) {
+        do throws(EngineError) {
+            let written = try endpoint.run(engine, parameters, requester)
+            return (.success(written.value), written.pending)
+        } catch {
+            return (charging(APIResponse(error), failed: error == .keyNotFound, to: charged), nil)
+        }
+    }
+
+    /// What a request comes to: an answer without running anything (an error, or `/health`), or
+    /// an endpoint to run with its parameters and caller.
+    private enum Route {
+        case answer(APIResponse)
+        case run(Endpoint, RequestParameters, Requester)
+    }
+
+    private func route(_ request: APIRequest) -> Route {
+        let target = request.target.utf8
+        let queryStart = target.firstIndex(of: UInt8(ascii: "?"))
+        let path = String(decoding: target[target.startIndex..<(queryStart ?? target.endIndex)], as: UTF8.self)
+
+        if path == "/health" {
+            guard request.method == "GET" || request.method == "HEAD" else {
+                return .answer(methodNotAllowed(request.method))
+            }
+            return .answer(APIResponse(status: 200, body: ResponseEncoding.success(Array(#""ok""#.utf8))))
+        }
+
+        var segments = path.split(separator: "/", omittingEmptySubsequences: true)
+        guard segments.count == 4, segments[0] == "api",
+            let role = ["guest", "admin", "client"].first(where: { $0 == segments[1] })
+        else {
+            return .answer(.failure(status: 404, code: 404, "Not found: \(path) is not an API path"))
+        }
+        guard request.method == "GET" || request.method == "POST" else {
+            return .answer(methodNotAllowed(request.method))
+        }
+        let module = String(segments[2])
+        let method = String(segments.removeLast())
+
+        let requester: Requester
+        if role == "guest" {
+            requester = .admin
+        } else {
+            do {
+                requester = try authenticator.authenticate(
+                    request.authorization, for: role == "admin" ? .admin : .client)
+            } catch {
+                return .answer(
+                    .failure(
+                        status: 401, code: error.rawValue, "Authentication Failed",
+                        headers: [("WWW-Authenticate", #"Basic realm="apikeyd""#)]))
+            }
+        }
+
+        guard let endpoint = Self.endpoints["\(role)/\(module)/\(method)"] else {
+            return .answer(
+                .failure(
+                    status: 404, code: 740,
+                    "\(role.prefix(1).uppercased() + role.dropFirst()) API call \(method) does not exist in module \(module)"
+                ))
+        }
+
+        let parameters: RequestParameters
+        do {
+            parameters = try Self.parameters(of: request, queryStart: queryStart)
+        } catch {
+            return .answer(.failure(status: 400, code: 400, error.message))
+        }
+
+        return .run(endpoint, parameters, requester)
+    }
+
+    private func methodNotAllowed(_ method: String) -> APIResponse {
+        .failure(
+            status: 405, code: 405, "Method \(method) is not allowed; use GET or POST",
+            headers: [("Allow", "GET, POST")])
+    }
+
+    /// Query parameters, then body parameters over them.
+    private static func parameters(
+        of request: APIRequest, queryStart: String.UTF8View.Index?
+    ) throws(MalformedRequest)
+        -> RequestParameters
+    {
+        var parameters = RequestParameters()
+        if let queryStart {
+            let target = request.target.utf8
+            parameters = try RequestParameters.decodeForm(target[target.index(after: queryStart)...])
+        }
+        guard request.method == "POST", !request.body.isEmpty else { return parameters }
+        let mediaType =
+            (request.contentType ?? "").split(separator: ";").first.map {
+                $0.trimmingCharacters(in: " ").lowercased()
+            } ?? ""
+        let body: RequestParameters
+        switch mediaType {
+        case "application/json":
+            body = try RequestParameters.decodeJSON(request.body)
+        case "application/x-www-form-urlencoded", "":
+            body = try RequestParameters.decodeForm(request.body)
+        default:
+            if mediaType.hasSuffix("+json") {
+                body = try RequestParameters.decodeJSON(request.body)
+            } else {
+                throw MalformedRequest(
+                    "Malformed request: unsupported Content-Type '\(mediaType)'; send application/json or application/x-www-form-urlencoded"
+                )
+            }
+        }
+        parameters.merge(body)
+        return parameters
+    }
+}

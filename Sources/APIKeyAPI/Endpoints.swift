@@ -1,0 +1,151 @@
+import APIKeyEngine
+
+/// One API endpoint: what it runs, and whether it may block for long (then the transport runs
+/// it off its event loop).
+struct Endpoint: Sendable {
+    typealias Run = @Sendable (Engine, RequestParameters, Requester) throws(EngineError) -> Written<[UInt8]>
+
+    /// Runs the endpoint: its result as JSON text, and what must be durable before it is sent.
+    let run: Run
+    /// Whether it blocks on the disk for long (a snapshot writes the whole state).
+    let mayBlock: Bool
+
+    init(mayBlock: Bool = false, _ run: @escaping Run) {
+        self.run = run
+        self.mayBlock = mayBlock
+    }
+
+    /// An endpoint that only reads.
+    static func read(
+        _ read: @escaping @Sendable (Engine, RequestParameters, Requester) throws(EngineError) -> [UInt8]
+    ) -> Endpoint {
+        Endpoint { engine, parameters, requester throws(EngineError) in Written(try read(engine, parameters, requester))
+        }
+    }
+}
+
+extension APIRouter {
+    /// Every endpoint by `role/module/method`.
+    static let endpoints: [String: Endpoint] = {
+        var table: [String: Endpoint] = [
+            "admin/serviceapikey/update": Endpoint { engine, parameters, _ throws(EngineError) in
+                guard let orderID = try parameters.positiveInteger("order_id") else {
+                    throw EngineError.missingOrderIDForUpdate
+                }
+                return try engine.deferred.update(
+                    KeyChanges(
+                        orderID: orderID, config: try parameters.config("config"),
+                        valid: try parameters.boolean("valid"), status: try parameters.status("status"),
+                        expiresAt: try parameters.time("expires_at"), apiKey: try parameters.string("api_key"))
+                ).map { _ in ResponseEncoding.boolean(true) }
+            },
+            "admin/serviceapikey/reset": reset,
+            "client/serviceapikey/reset": reset,
+            "admin/serviceapikey/create": Endpoint { engine, parameters, _ throws(EngineError) in
+                guard let clientID = try parameters.positiveInteger("client_id") else {
+                    throw EngineError.missingClientID
+                }
+                return try engine.deferred.create(
+                    NewKey(
+                        orderID: try parameters.positiveInteger("order_id"), clientID: clientID,
+                        config: try parameters.config("config") ?? .object([]),
+                        status: try parameters.status("status") ?? .active,
+                        expiresAt: try parameters.time("expires_at") ?? nil)
+                ).map(ResponseEncoding.record)
+            },
+            "admin/serviceapikey/get": get,
+            "client/serviceapikey/get": get,
+            "admin/serviceapikey/get_list": list,
+            "client/serviceapikey/get_list": list,
+            "admin/serviceapikey/suspend": lifecycle { engine, orderID throws(EngineError) in
+                try engine.deferred.suspend(orderID: orderID)
+            },
+            "admin/serviceapikey/unsuspend": lifecycle { engine, orderID throws(EngineError) in
+                try engine.deferred.unsuspend(orderID: orderID)
+            },
+            "admin/serviceapikey/cancel": lifecycle { engine, orderID throws(EngineError) in
+                try engine.deferred.cancel(orderID: orderID)
+            },
+            "admin/serviceapikey/uncancel": lifecycle { engine, orderID throws(EngineError) in
+                try engine.deferred.uncancel(orderID: orderID)
+            },
+            "admin/serviceapikey/delete": lifecycle { engine, orderID throws(EngineError) in
+                try engine.deferred.delete(orderID: orderID)
+            },
+            "admin/storage/snapshot": .read { engine, _, _ throws(EngineError) in
+                let summary = try engine.snapshot()
+                return JSONValue.object([
+                    JSONMember("path", .string(summary.path)),
+                    JSONMember("last_sequence", .integer(summary.lastSequence)),
+                    JSONMember("entries", .integer(summary.entries)), JSONMember("bytes", .integer(summary.bytes)),
+                    JSONMember("milliseconds", .integer(summary.nanoseconds / 1_000_000)),
+                ]).encoded
+            }.blocking,
+            "admin/client/token_reset": Endpoint { engine, parameters, _ throws(EngineError) in
+                guard let clientID = try parameters.positiveInteger("client_id") else {
+                    throw EngineError.missingClientID
+                }
+                return try engine.deferred.resetClientToken(clientID: clientID).map { token in
+                    JSONValue.object([
+                        JSONMember("client_id", .integer(clientID)), JSONMember("api_token", .string(token)),
+                    ]).encoded
+                }
+            },
+        ]
+        for lookup in KeyLookup.allCases {
+            table[lookup.endpointName] = .read { engine, parameters, _ throws(EngineError) in
+                guard let key = try parameters.string("key"), !key.isEmpty else { throw EngineError.missingKey }
+                switch lookup {
+                case .check:
+                    return ResponseEncoding.boolean(try engine.check(key: key))
+                case .getInfo:
+                    return try engine.withInfo(key: key) { valid, custom in
+                        ResponseEncoding.info(valid: valid, customParameters: custom)
+                    }
+                }
+            }
+        }
+        return table
+    }()
+
+    private static let reset = Endpoint { engine, parameters, requester throws(EngineError) in
+        guard let reference = try reference(parameters) else { throw EngineError.missingResetTarget }
+        return try engine.deferred.reset(reference, as: requester).map { _ in ResponseEncoding.boolean(true) }
+    }
+
+    private static let get = Endpoint.read { engine, parameters, requester throws(EngineError) in
+        guard let reference = try reference(parameters) else { throw EngineError.missingGetTarget }
+        return ResponseEncoding.record(try engine.get(reference, as: requester))
+    }
+
+    private static let list = Endpoint.read { engine, parameters, requester throws(EngineError) in
+        let page = try engine.list(
+            clientID: try parameters.positiveInteger("client_id"), status: try parameters.status("status"),
+            page: Int(try parameters.integer("page") ?? 1), perPage: try parameters.integer("per_page").map { Int($0) },
+            as: requester)
+        return ResponseEncoding.page(page)
+    }
+
+    private static func lifecycle(
+        _ operation: @escaping @Sendable (Engine, Int64) throws(EngineError) -> Written<Void>
+    )
+        -> Endpoint
+    {
+        Endpoint { engine, parameters, _ throws(EngineError) in
+            guard let orderID = try parameters.positiveInteger("order_id") else { throw EngineError.missingOrderID }
+            return try operation(engine, orderID).map { _ in ResponseEncoding.boolean(true) }
+        }
+    }
+
+    /// `order_id` when given (it wins), else `key`; nil when neither is.
+    private static func reference(_ parameters: RequestParameters) throws(EngineError) -> KeyReference? {
+        if let orderID = try parameters.positiveInteger("order_id") { return .orderID(orderID) }
+        if let key = try parameters.string("key"), !key.isEmpty { return .key(key) }
+        return nil
+    }
+}
+
+extension Endpoint {
+    /// The same endpoint, run off the event loop.
+    fileprivate var blocking: Endpoint { Endpoint(mayBlock: true, run) }
+}

@@ -1,0 +1,184 @@
+/// The engine's writes, each returning as soon as it is applied, with what must become durable
+/// before it may be acknowledged (``Written``). For servers on event loops: apply at once, then
+/// answer from ``Engine/whenDurable(_:_:)``, so concurrent writers share fsyncs without a thread
+/// each. ``Engine``'s own write methods are these followed by ``Engine/waitUntilDurable(_:)``.
+///
+/// Every write validates against the current state and turns into one ``KeyMutation``, which is
+/// committed in one place, ``commit(_:to:)``: journal, then apply.
+public struct DeferredWrites: Sendable {
+    let engine: Engine
+
+    private var state: EngineState { engine.state }
+
+    /// Creates a key for an order and returns its record, with the generated `api_key`.
+    public func create(_ request: NewKey) throws(EngineError) -> Written<KeyRecord> {
+        try write { writeState throws(EngineError) in
+            guard request.clientID > 0 else { throw EngineError.invalid("client_id must be a positive integer") }
+            if let orderID = request.orderID {
+                guard orderID > 0 else { throw EngineError.invalid("order_id must be a positive integer") }
+                guard writeState.orders[orderID] == nil else {
+                    throw EngineError(.orderExists, "Order \(orderID) already has an API key")
+                }
+            }
+            let maximumKeys = engine.configuration.maximumKeys
+            guard writeState.orders.count < maximumKeys else {
+                throw EngineError(.capacityReached, "The engine holds its maximum of \(maximumKeys) keys")
+            }
+            if request.orderID == nil, writeState.orders[writeState.nextOrderID] != nil {
+                throw EngineError(.capacityReached, "No order ID is left to assign after \(Int64.max); give order_id")
+            }
+            let options = try validatedOptions(request.config)
+            try validateExpiry(request.expiresAt)
+            let apiKey = try engine.generator.generateUnique(options) { state.table.contains($0) }
+            let now = engine.clock.nowSeconds()
+            let record = KeyRecord(
+                orderID: request.orderID ?? writeState.nextOrderID, clientID: request.clientID, apiKey: apiKey,
+                config: request.config, status: request.status, expiresAt: request.expiresAt, createdAt: now,
+                updatedAt: now)
+            return (record, .put(record))
+        }
+    }
+
+    /// Changes a key's config, status or expiry (SPEC `admin/serviceapikey/update`).
+    public func update(_ changes: KeyChanges) throws(EngineError) -> Written<Void> {
+        try write { writeState throws(EngineError) in
+            var record = try engine.resolve(.orderID(changes.orderID), .admin, writeState)
+            if let apiKey = changes.apiKey, apiKey != record.apiKey { throw EngineError.keyChangeRefused }
+            if let config = changes.config {
+                _ = try validatedOptions(config)
+                record.config = config
+            }
+            let statusFromValid = changes.valid.map { $0 ? KeyStatus.active : KeyStatus.suspended }
+            if let statusFromValid, let status = changes.status, status != statusFromValid {
+                throw EngineError.invalid("valid and status disagree; give one of them")
+            }
+            if let status = changes.status ?? statusFromValid { record.status = status }
+            if let expiresAt = changes.expiresAt {
+                try validateExpiry(expiresAt)
+                record.expiresAt = expiresAt
+            }
+            record.updatedAt = engine.clock.nowSeconds()
+            return ((), .put(record))
+        }
+    }
+
+    /// Replaces a key with a newly generated one; the old key stops existing at once.
+    /// `orderID` wins when a reference names both.
+    public func reset(
+        _ reference: KeyReference, as requester: Requester = .admin
+    ) throws(EngineError) -> Written<
+        KeyRecord
+    > {
+        try write { writeState throws(EngineError) in
+            var record = try engine.resolve(reference, requester, writeState)
+            let options = try validatedOptions(record.config)
+            record.apiKey = try engine.generator.generateUnique(options) { state.table.contains($0) }
+            record.updatedAt = engine.clock.nowSeconds()
+            return (record, .put(record))
+        }
+    }
+
+    /// Suspends an active key.
+    public func suspend(orderID: Int64) throws(EngineError) -> Written<Void> {
+        try transition(orderID, from: [.active], to: .suspended, "Only active orders can be suspended")
+    }
+
+    /// Makes a suspended key active again.
+    public func unsuspend(orderID: Int64) throws(EngineError) -> Written<Void> {
+        try transition(orderID, from: [.suspended], to: .active, "Only suspended orders can be unsuspended")
+    }
+
+    /// Cancels a key that is active or suspended.
+    public func cancel(orderID: Int64) throws(EngineError) -> Written<Void> {
+        try transition(orderID, from: [.active, .suspended], to: .canceled, "The order is already canceled")
+    }
+
+    /// Makes a canceled key active again.
+    public func uncancel(orderID: Int64) throws(EngineError) -> Written<Void> {
+        try transition(orderID, from: [.canceled], to: .active, "Only canceled orders can be uncanceled")
+    }
+
+    /// Deletes a key; it stops existing at once.
+    public func delete(orderID: Int64) throws(EngineError) -> Written<Void> {
+        try write { writeState throws(EngineError) in
+            _ = try engine.resolve(.orderID(orderID), .admin, writeState)
+            return ((), .delete(orderID: orderID))
+        }
+    }
+
+    /// Creates or rotates the API token of `clientID` and returns it.
+    public func resetClientToken(clientID: Int64) throws(EngineError) -> Written<String> {
+        guard clientID > 0 else { throw EngineError.invalid("client_id must be a positive integer") }
+        let token = engine.random.hexToken(byteCount: 32)
+        return try write { _ throws(EngineError) in (token, .setClientToken(clientID: clientID, token: token)) }
+    }
+
+    // MARK: - Commit
+
+    /// The write path: `body` validates against the current state and returns the result and the
+    /// one mutation that achieves it; the mutation is committed under the same lock.
+    private func write<R: Sendable>(
+        _ body: (inout WriteState) throws(EngineError) -> (R, KeyMutation)
+    )
+        throws(EngineError) -> Written<R>
+    {
+        try state.withLock { (writeState) throws(EngineError) -> Written<R> in
+            let (result, mutation) = try body(&writeState)
+            return Written(result, pending: try commit(mutation, to: &writeState))
+        }
+    }
+
+    /// The one place where a mutation takes effect: journal, then apply. Returns what the
+    /// journal says must become durable before the write is acknowledged.
+    private func commit(
+        _ mutation: KeyMutation, to writeState: inout WriteState
+    ) throws(EngineError)
+        -> PendingDurability?
+    {
+        var pending: PendingDurability?
+        if let storage = engine.storage {
+            do {
+                pending = try storage.journal.append(mutation)
+            } catch {
+                storage.logger.critical("journal write failed, writes are stopped: \(error)")
+                throw EngineError.writesStopped(error)
+            }
+        }
+        state.apply(mutation, to: &writeState)
+        assert(state.appliedProblems(mutation, writeState) == nil, state.appliedProblems(mutation, writeState) ?? "")
+        return pending
+    }
+
+    // MARK: - Validation
+
+    private func transition(
+        _ orderID: Int64, from allowed: Set<KeyStatus>, to status: KeyStatus, _ refusal: String
+    )
+        throws(EngineError) -> Written<Void>
+    {
+        try write { writeState throws(EngineError) in
+            var record = try engine.resolve(.orderID(orderID), .admin, writeState)
+            guard allowed.contains(record.status) else { throw EngineError(.invalidTransition, refusal) }
+            record.status = status
+            record.updatedAt = engine.clock.nowSeconds()
+            return ((), .put(record))
+        }
+    }
+
+    private func validatedOptions(_ config: JSONValue) throws(EngineError) -> KeyGenerationOptions {
+        guard case .object = config else { throw EngineError.invalid("config must be a JSON object") }
+        let size = config.encoded.count
+        let limit = engine.configuration.maximumConfigBytes
+        guard size <= limit else {
+            throw EngineError.invalid("config is \(size) bytes as JSON; the limit is \(limit) bytes")
+        }
+        return try KeyGenerationOptions(config: config)
+    }
+
+    private func validateExpiry(_ expiresAt: Int64?) throws(EngineError) {
+        guard let expiresAt else { return }
+        guard (Timestamp.minimumSeconds...Timestamp.maximumSeconds).contains(expiresAt) else {
+            throw EngineError.invalid("expires_at must lie between the years 1 and 9999")
+        }
+    }
+}

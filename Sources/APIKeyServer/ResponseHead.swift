@@ -1,0 +1,124 @@
+import APIKeyAPI
+import NIOCore
+
+/// The status line and headers of every answer the server writes.
+enum ResponseHead {
+    /// Status line and headers: JSON content type, the length, `headers` and `connection`.
+    static func write(
+        status: Int, bodyLength: Int, headers: [(String, String)] = [], connection: StaticString?,
+        into buffer: inout ByteBuffer
+    ) {
+        buffer.writeStaticString("HTTP/1.1 ")
+        buffer.writeString(String(status))
+        buffer.writeStaticString(" ")
+        buffer.writeString(reasonPhrase(status))
+        buffer.writeStaticString("\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ")
+        writeDecimal(bodyLength, into: &buffer)
+        buffer.writeStaticString("\r\n")
+        for (name, value) in headers {
+            buffer.writeString(name)
+            buffer.writeStaticString(": ")
+            buffer.writeString(value)
+            buffer.writeStaticString("\r\n")
+        }
+        if let connection { buffer.writeStaticString(connection) }
+        buffer.writeStaticString("\r\n")
+    }
+
+    /// `Connection: close` when the connection ends after an answer, `Connection: keep-alive`
+    /// when an HTTP/1.0 connection stays open, else none.
+    static func connection(keepAlive: Bool, isHTTP11: Bool) -> StaticString? {
+        keepAlive ? (isHTTP11 ? nil : "Connection: keep-alive\r\n") : "Connection: close\r\n"
+    }
+
+    static func reasonPhrase(_ status: Int) -> String {
+        switch status {
+        case 200: "OK"
+        case 400: "Bad Request"
+        case 401: "Unauthorized"
+        case 404: "Not Found"
+        case 405: "Method Not Allowed"
+        case 413: "Content Too Large"
+        case 414: "URI Too Long"
+        case 429: "Too Many Requests"
+        case 431: "Request Header Fields Too Large"
+        case 500: "Internal Server Error"
+        case 501: "Not Implemented"
+        case 503: "Service Unavailable"
+        default: "Status \(status)"
+        }
+    }
+
+    /// `value` in decimal, without building a string.
+    static func writeDecimal(_ value: Int, into buffer: inout ByteBuffer) {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
+            var rest = value
+            var start = digits.count
+            repeat {
+                start -= 1
+                digits[start] = UInt8(ascii: "0") + UInt8(rest % 10)
+                rest /= 10
+            } while rest > 0
+            buffer.writeBytes(UnsafeRawBufferPointer(UnsafeMutableBufferPointer(rebasing: digits[start...])))
+        }
+    }
+}
+
+/// The found answers of ``KeyLookup`` as whole responses: the heads for an HTTP/1.1 keep-alive
+/// connection (the common case) encoded once, around the bodies of ``KeyLookupBodies``. Each
+/// handler holds the shared instance, so answering reads them without the lazy-initialisation
+/// check a static property costs on every access.
+final class PreEncodedAnswers: Sendable {
+    static let shared = PreEncodedAnswers()
+
+    private let bodies = KeyLookupBodies.shared
+    private let checkValid: [UInt8]
+    private let checkInvalid: [UInt8]
+    /// `get_info`'s head up to the Content-Length value.
+    private let infoHeadStart: [UInt8]
+
+    private init() {
+        func whole(_ body: [UInt8]) -> [UInt8] {
+            var buffer = ByteBufferAllocator().buffer(capacity: 256)
+            ResponseHead.write(status: 200, bodyLength: body.count, connection: nil, into: &buffer)
+            buffer.writeBytes(body)
+            return Array(buffer.readableBytesView)
+        }
+        checkValid = whole(KeyLookupBodies.shared.checkValid)
+        checkInvalid = whole(KeyLookupBodies.shared.checkInvalid)
+        infoHeadStart = Array(whole([]).dropLast("0\r\n\r\n".utf8.count))
+    }
+
+    /// The bytes most a `check` answer needs.
+    static let checkCapacity = 160
+
+    /// A `check` answer with `connection` (nil: HTTP/1.1 keep-alive).
+    func writeCheck(valid: Bool, connection: StaticString?, into buffer: inout ByteBuffer) {
+        guard let connection else {
+            buffer.writeBytes(valid ? checkValid : checkInvalid)
+            return
+        }
+        let body = valid ? bodies.checkValid : bodies.checkInvalid
+        ResponseHead.write(status: 200, bodyLength: body.count, connection: connection, into: &buffer)
+        buffer.writeBytes(body)
+    }
+
+    /// A `get_info` answer with `connection` (nil: HTTP/1.1 keep-alive): head, then the body
+    /// around `custom`.
+    func writeInfo(
+        valid: Bool, custom: UnsafeRawBufferPointer, connection: StaticString?, into buffer: inout ByteBuffer
+    ) {
+        let prefix = valid ? bodies.infoValidPrefix : bodies.infoInvalidPrefix
+        let length = prefix.count + custom.count + bodies.infoSuffix.count
+        if let connection {
+            ResponseHead.write(status: 200, bodyLength: length, connection: connection, into: &buffer)
+        } else {
+            buffer.writeBytes(infoHeadStart)
+            ResponseHead.writeDecimal(length, into: &buffer)
+            buffer.writeStaticString("\r\n\r\n")
+        }
+        buffer.writeBytes(prefix)
+        buffer.writeBytes(custom)
+        buffer.writeBytes(bodies.infoSuffix)
+    }
+}
