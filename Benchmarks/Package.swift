@@ -20,6 +20,16 @@ let package = Package(
             path: "Benchmarks/EngineBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
+        // The HTTP stack over loopback: allocations per request of each way to ask for a key.
+        .executableTarget(
+            name: "HTTPBenchmarks",
+            dependencies: [
+                .product(name: "APIKeyEngine", package: "apikeyd"), .product(name: "APIKeyAPI", package: "apikeyd"),
+                .product(name: "APIKeyServer", package: "apikeyd"), .product(name: "Benchmark", package: "benchmark"),
+            ],
+            path: "Benchmarks/HTTPBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
         // A plain executable, driven by durability.sh: start-up and snapshot figures at scale.
         .executableTarget(
             name: "DurabilityBenchmark",

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # HTTP check and get_info against nginx answering the same fixed JSON for the same paths, with
 # wrk (same threads, connections, duration, keep-alive), keys drawn at random from 1,000,000.
+# check is asked in each way FOSSBilling's documentation allows: GET ...?key=K, POST with the
+# JSON body {"key": "K"}, POST with the form body key=K. With PREVIOUS=<path of an apikeyd
+# binary> (an earlier build), that server answers the same requests too, in the same rounds.
 # Also each server's CPU time per request (user and kernel, from /proc: on two cores wrk needs
 # one of them, so the rates of two fast servers meet at wrk's limit and CPU per request shows the
 # difference), and resident memory of the server holding the keys against Redis holding the same
 # records.
-# Usage: Benchmarks/http.sh   (KEYS, DURATION, THREADS, CONNECTIONS, EVENT_LOOPS, ROUNDS override)
+# Usage: Benchmarks/http.sh   (KEYS, DURATION, THREADS, CONNECTIONS, EVENT_LOOPS, ROUNDS, PREVIOUS)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KEYS=${KEYS:-1000000}
@@ -14,6 +17,7 @@ THREADS=${THREADS:-1}
 CONNECTIONS=${CONNECTIONS:-64}
 EVENT_LOOPS=${EVENT_LOOPS:-1}
 ROUNDS=${ROUNDS:-5}
+PREVIOUS=${PREVIOUS:-}
 for tool in nginx wrk redis-server curl; do
   command -v $tool >/dev/null || { apt-get update -qq && apt-get install -y -qq nginx wrk redis-server curl; break; }
 done
@@ -23,11 +27,14 @@ mkdir -p Benchmarks/results
 exec > >(tee Benchmarks/results/http.txt) 2>&1
 work=$(mktemp -d /tmp/apikeyd-http.XXXXXX)
 pid=""
-trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" || true; redis-cli -p 6392 shutdown nosave >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+previous_pid=""
+trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; [ -n "$previous_pid" ] && kill "$previous_pid" 2>/dev/null; [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" || true; redis-cli -p 6392 shutdown nosave >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem:/{print $2}') GiB; $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s, $ROUNDS rounds, apikeyd --event-loops $EVENT_LOOPS, nginx worker_processes 1"
+[ -n "$PREVIOUS" ] && echo "previous: $PREVIOUS"
 Benchmarks/.build/release/DurabilityBenchmark "$work/store" "$KEYS" 0 "$work/records.resp" "$work/keys.txt" 2>/dev/null | head -2
 shuf "$work/keys.txt" > "$work/keys-shuffled.txt"   # keys.lua takes them in file order
+[ -n "$PREVIOUS" ] && cp -a "$work/store" "$work/store-previous"   # each server locks its own
 
 cat > "$work/nginx.conf" <<CONF
 worker_processes 1;
@@ -48,19 +55,31 @@ nginx -c "$work/nginx.conf"
   --rate-burst 1000000000 --rate-per-second 1000000000 2>/dev/null &
 pid=$!
 until curl -sf http://127.0.0.1:18092/health >/dev/null; do sleep 0.05; done
+servers=("apikeyd http://127.0.0.1:18092 $pid")
+if [ -n "$PREVIOUS" ]; then
+  "$PREVIOUS" serve --port 18094 --data-dir "$work/store-previous" --admin-token bench --event-loops "$EVENT_LOOPS" \
+    --rate-burst 1000000000 --rate-per-second 1000000000 2>/dev/null &
+  previous_pid=$!
+  until curl -sf http://127.0.0.1:18094/health >/dev/null; do sleep 0.05; done
+  servers+=("previous http://127.0.0.1:18094 $previous_pid")
+fi
 nginx_worker=$(pgrep -P "$(cat "$work/nginx.pid")")
 ticks=$(getconf CLK_TCK)
 echo "apikeyd RSS with $KEYS keys: $(awk '/VmRSS/{print $2}' /proc/$pid/status) kB"
-# ROUNDS alternations of apikeyd and nginx per endpoint, so both see the same moments of a shared
-# machine; the summary gives each one's median rate, latencies and CPU per request, and the ratios.
+servers+=("nginx http://127.0.0.1:18093 $nginx_worker")
+# ROUNDS alternations of the servers per row, so all see the same moments of a shared machine;
+# the summary gives each one's median rate, latencies and CPU per request, and the ratios.
+rows="check:get check:json check:form get_info:get"
 summary=""
-for path in check get_info; do
+for row in $rows; do
+  path=${row%%:*}
+  spelling=${row##*:}
   for round in $(seq "$ROUNDS"); do
-    for target in "apikeyd http://127.0.0.1:18092 $pid" "nginx http://127.0.0.1:18093 $nginx_worker"; do
+    for target in "${servers[@]}"; do
       set -- $target
       read -r user_before system_before < <(awk '{print $14, $15}' "/proc/$3/stat")
-      result=$(APIKEYD_KEYS="$work/keys-shuffled.txt" APIKEYD_PATH=$path wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" \
-        --latency -s Benchmarks/wrk/keys.lua "$2")
+      result=$(APIKEYD_KEYS="$work/keys-shuffled.txt" APIKEYD_PATH=$path APIKEYD_SPELLING=$spelling \
+        wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s Benchmarks/wrk/keys.lua "$2")
       read -r user_after system_after < <(awk '{print $14, $15}' "/proc/$3/stat")
       if grep -qE "Non-2xx|Socket errors" <<<"$result"; then echo "$result" | grep -E "Non-2xx|Socket errors"; fi
       # requests/s, p50 and p99 in milliseconds, user and kernel CPU microseconds per request
@@ -71,25 +90,41 @@ for path in check get_info; do
                      if ($1 == "50%") p50 = v; else p99 = v}
         END {u = user / ticks * 1e6 / requests; k = kernel / ticks * 1e6 / requests
              printf "%.0f %.2f %.2f %.2f %.2f %.2f", rate, p50, p99, u, k, u + k}' <<<"$result")
-      echo "$path round $round $1: $line (req/s, p50 ms, p99 ms, CPU us/req: user, kernel, total)"
-      summary+="$path $1 $line"$'\n'
+      echo "$path $spelling round $round $1: $line (req/s, p50 ms, p99 ms, CPU us/req: user, kernel, total)"
+      summary+="$path-$spelling $1 $line"$'\n'
     done
   done
 done
 echo "== medians of $ROUNDS rounds"
-for path in check get_info; do
-  for server in apikeyd nginx; do
-    median() { grep "^$path $server " <<<"$summary" | awk -v f="$1" '{print $f}' | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
-    printf -v "${path}_${server}" "%s" "$(median 3)"
-    echo "$path, $server: $(median 3) req/s, p50 $(median 4) ms, p99 $(median 5) ms, CPU per request: user $(median 6) us, kernel $(median 7) us, total $(median 8) us"
-    printf -v "${path}_${server}_cpu" "%s" "$(median 8)"
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+for row in $rows; do
+  name=${row/:/-}
+  for target in "${servers[@]}"; do
+    server=${target%% *}
+    median() { grep "^$name $server " <<<"$summary" | awk -v f="$1" '{print $f}' | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
+    printf -v "rate_${name//-/_}_${server}" "%s" "$(median 3)"
+    printf -v "cpu_${name//-/_}_${server}" "%s" "$(median 8)"
+    echo "$name, $server: $(median 3) req/s, p50 $(median 4) ms, p99 $(median 5) ms, CPU per request: user $(median 6) us, kernel $(median 7) us, total $(median 8) us"
   done
-  ours=${path}_apikeyd; theirs=${path}_nginx
-  echo "$path: apikeyd / nginx = $(awk -v a="${!ours}" -v b="${!theirs}" 'BEGIN {printf "%.2f", a / b}')"
-  ours=${path}_apikeyd_cpu; theirs=${path}_nginx_cpu
-  echo "$path: CPU per request, apikeyd / nginx = $(awk -v a="${!ours}" -v b="${!theirs}" 'BEGIN {printf "%.2f", a / b}')"
+  for server in apikeyd ${PREVIOUS:+previous}; do
+    rate=rate_${name//-/_}_$server; nginx=rate_${name//-/_}_nginx
+    cpu=cpu_${name//-/_}_$server; nginx_cpu=cpu_${name//-/_}_nginx
+    echo "$name: $server / nginx = $(ratio "${!rate}" "${!nginx}"), CPU per request $server / nginx = $(ratio "${!cpu}" "${!nginx_cpu}")"
+  done
 done
-echo "get_info / check (apikeyd): $(awk -v a="$get_info_apikeyd" -v b="$check_apikeyd" 'BEGIN {printf "%.2f", a / b}')"
+for server in apikeyd ${PREVIOUS:+previous}; do
+  get=rate_check_get_$server; json=rate_check_json_$server; form=rate_check_form_$server; info=rate_get_info_get_$server
+  echo "$server: POST JSON check / GET check = $(ratio "${!json}" "${!get}"), POST form / GET = $(ratio "${!form}" "${!get}"), get_info / check = $(ratio "${!info}" "${!get}")"
+done
+if [ -n "$PREVIOUS" ]; then
+  for row in $rows; do
+    name=${row/:/-}
+    ours=rate_${name//-/_}_apikeyd; theirs=rate_${name//-/_}_previous
+    echo "$name: apikeyd / previous = $(ratio "${!ours}" "${!theirs}")"
+  done
+  kill "$previous_pid"
+  previous_pid=""
+fi
 kill $pid
 pid=""
 redis-server --port 6392 --save "" --appendonly no --daemonize yes --logfile "$work/redis.log" --dir "$work"

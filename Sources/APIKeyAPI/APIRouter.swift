@@ -64,21 +64,24 @@ public struct APIRouter: Sendable {
 
     /// Starts loading the memory a lookup of the key with these bytes reads first: a transport
     /// that sees the key before it has parsed the whole request calls this, so that parsing
-    /// overlaps the wait for memory. A hint; any bytes are fine.
-    public func prefetch(key: UnsafeRawBufferPointer) {
+    /// overlaps the wait for memory. A hint; any bytes are fine. Returns the key's hash for
+    /// ``respondToKeyLookup(_:key:hash:client:_:)`` of the same bytes.
+    public func prefetch(key: UnsafeRawBufferPointer) -> KeyHash {
         engine.prefetch(keyBytes: key)
     }
 
     /// The answer to a ``KeyLookup`` for the key with these bytes, exactly as
     /// ``respond(to:client:)`` would give it (limits included), without building a request or an
-    /// answer: for transports that write the common answers from ``KeyLookupBodies``.
+    /// answer: for transports that write the common answers from ``KeyLookupBodies``. `hash` is
+    /// what ``prefetch(key:)`` returned for these same bytes, if it was called.
     public func respondToKeyLookup(
-        _ lookup: KeyLookup, key: UnsafeRawBufferPointer, client: IPAddress?, _ answer: (KeyLookupAnswer) -> Void
+        _ lookup: KeyLookup, key: UnsafeRawBufferPointer, hash: KeyHash? = nil, client: IPAddress?,
+        _ answer: (KeyLookupAnswer) -> Void
     ) {
         let charged = limiter.charged(client)
         if let charged, let refusal = limiter.admit(charged) { return answer(.response(refusal)) }
         do throws(EngineError) {
-            try Self.look(lookup, key: key, in: engine, answer)
+            try Self.look(lookup, key: key, hash: hash, in: engine, answer)
         } catch {
             answer(.response(charging(APIResponse(error), failed: error == .keyNotFound, to: charged)))
         }
@@ -89,15 +92,17 @@ public struct APIRouter: Sendable {
         limiter.clientAddress(peer: peer, forwardedFor: forwardedFor)
     }
 
-    /// A key lookup's answer from the engine; both paths come here.
+    /// A key lookup's answer from the engine.
     private static func look(
-        _ lookup: KeyLookup, key: UnsafeRawBufferPointer, in engine: Engine, _ answer: (KeyLookupAnswer) -> Void
+        _ lookup: KeyLookup, key: UnsafeRawBufferPointer, hash: KeyHash?, in engine: Engine,
+        _ answer: (KeyLookupAnswer) -> Void
     ) throws(EngineError) {
         switch lookup {
         case .check:
-            answer(.check(try engine.check(keyBytes: key)))
+            answer(.check(try engine.check(keyBytes: key, hash: hash)))
         case .getInfo:
-            try engine.withInfo(keyBytes: key) { valid, custom in answer(.info(valid: valid, customParameters: custom))
+            try engine.withInfo(keyBytes: key, hash: hash) { valid, custom in
+                answer(.info(valid: valid, customParameters: custom))
             }
         }
     }

@@ -66,9 +66,7 @@ public struct DeferredWrites: Sendable {
     /// `orderID` wins when a reference names both.
     public func reset(
         _ reference: KeyReference, as requester: Requester = .admin
-    ) throws(EngineError) -> Written<
-        KeyRecord
-    > {
+    ) throws(EngineError) -> Written<KeyRecord> {
         try write { writeState throws(EngineError) in
             var record = try engine.resolve(reference, requester, writeState)
             let options = try validatedOptions(record.config)

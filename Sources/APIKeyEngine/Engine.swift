@@ -163,16 +163,22 @@ public final class Engine: Sendable {
 
     /// Starts loading the memory a lookup of the key with these UTF-8 bytes reads first, without
     /// waiting for it: a server that knows the key before it has finished reading the request
-    /// calls this first, and the lookup that follows finds that memory in cache. Changes
-    /// nothing; any bytes are fine.
-    public func prefetch(keyBytes: UnsafeRawBufferPointer) {
-        state.table.prefetch(keyBytes)
+    /// calls this first, and the lookup that follows finds that memory in cache. Returns the
+    /// key's hash, to hand to that lookup so it is not computed twice. Changes nothing; any bytes
+    /// are fine.
+    @discardableResult
+    public func prefetch(keyBytes: UnsafeRawBufferPointer) -> KeyHash {
+        let hash = KeyHash(value: state.table.hash(keyBytes))
+        state.table.prefetch(hash: hash.value)
+        return hash
     }
 
-    /// Whether the key with these UTF-8 bytes is valid now.
-    public func check(keyBytes: UnsafeRawBufferPointer) throws(EngineError) -> Bool {
+    /// Whether the key with these UTF-8 bytes is valid now. `hash` is what
+    /// ``prefetch(keyBytes:)`` returned for these same bytes, if it was called.
+    public func check(keyBytes: UnsafeRawBufferPointer, hash: KeyHash? = nil) throws(EngineError) -> Bool {
         guard keyBytes.count > 0 else { throw EngineError.missingKey }
-        guard let validity = state.table.validity(keyBytes) else { throw EngineError.keyNotFound }
+        let hash = hash?.value ?? state.table.hash(keyBytes)
+        guard let validity = state.table.validity(keyBytes, hash: hash) else { throw EngineError.keyNotFound }
         return validity.isValid { clock.nowNanoseconds() }
     }
 
@@ -192,26 +198,28 @@ public final class Engine: Sendable {
     }
 
     /// Runs `body` on the validity of the key with these UTF-8 bytes and its custom parameters.
+    /// `hash` is what ``prefetch(keyBytes:)`` returned for these same bytes, if it was called.
     @inlinable
     public func withInfo<R>(
-        keyBytes: UnsafeRawBufferPointer, _ body: (Bool, UnsafeRawBufferPointer) -> R
+        keyBytes: UnsafeRawBufferPointer, hash: KeyHash? = nil, _ body: (Bool, UnsafeRawBufferPointer) -> R
     )
         throws(EngineError) -> R
     {
         var answer: R?
-        try visitInfo(keyBytes: keyBytes) { valid, custom in answer = body(valid, custom) }
+        try visitInfo(keyBytes: keyBytes, hash: hash) { valid, custom in answer = body(valid, custom) }
         return answer!
     }
 
     /// The non-generic body of ``withInfo(keyBytes:_:)``: calls `body` exactly once or throws.
     @usableFromInline
     func visitInfo(
-        keyBytes: UnsafeRawBufferPointer, _ body: (Bool, UnsafeRawBufferPointer) -> Void
+        keyBytes: UnsafeRawBufferPointer, hash: KeyHash?, _ body: (Bool, UnsafeRawBufferPointer) -> Void
     )
         throws(EngineError)
     {
         guard keyBytes.count > 0 else { throw EngineError.missingKey }
-        let found = state.table.withInfo(keyBytes) { validity, custom in
+        let hash = hash?.value ?? state.table.hash(keyBytes)
+        let found = state.table.withInfo(keyBytes, hash: hash) { validity, custom in
             body(validity.isValid { clock.nowNanoseconds() }, custom)
         }
         guard found else { throw EngineError.keyNotFound }

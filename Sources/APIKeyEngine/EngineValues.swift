@@ -121,3 +121,10 @@ public struct Written<Value: Sendable>: Sendable {
         Written<T>(try transform(value), pending: pending)
     }
 }
+
+/// Where the key table keeps a key: the seeded hash of its bytes, as ``Engine/prefetch(keyBytes:)``
+/// returns it for the lookup that follows. Valid only with the bytes it was computed from, in
+/// the engine that computed it.
+public struct KeyHash: Hashable, Sendable {
+    let value: UInt64
+}

@@ -51,69 +51,100 @@ final class KeyTable<Hash: KeyHashFunction>: @unchecked Sendable {
 
     // MARK: - Lock-free reads
 
-    /// Starts loading the slot a lookup of `key` probes first, so that work done before the
-    /// lookup overlaps the wait for memory. Reads only the shard header; a hint, never wrong.
-    func prefetch(_ key: UnsafeRawBufferPointer) {
-        let (shard, tag) = place(key)
+    /// The hash that places `key` in the table: compute it once and hand it to ``prefetch(hash:)``
+    /// and the lookups.
+    @inline(__always)
+    func hash(_ key: UnsafeRawBufferPointer) -> UInt64 {
+        hashFunction.hash(key)
+    }
+
+    /// Starts loading the slot a lookup of the key with this hash probes first, so that work done
+    /// before the lookup overlaps the wait for memory. Reads only the shard header; a hint, never
+    /// wrong.
+    func prefetch(hash: UInt64) {
+        let (shard, tag) = place(hash: hash)
         let table = header(shard).slotTable
         apikeyd_prefetch(table.slots + (Int(tag) & table.mask))
     }
 
-    /// Status and expiry of the record whose key is exactly `key`; nil when there is none.
+    /// Status and expiry of the record whose key is exactly `key` (whose hash is `hash`); nil when
+    /// there is none.
     @inline(__always)
-    func validity(_ key: UnsafeRawBufferPointer) -> KeyValidity? {
-        let (shard, tag) = place(key)
-        let header = self.header(shard)
-        for _ in 0..<Self.optimisticAttempts {
-            let before = header.sequence.load(ordering: .acquiring)
-            guard before & 1 == 0 else { continue }
-            let validity: KeyValidity?
-            switch Self.locate(tag: tag, key: key, in: header) {
-            case .inconsistent: continue
-            case .absent: validity = nil
-            case .found(let record):
-                guard let read = record.validity else { continue }
-                validity = read
-            }
-            Atomics.atomicMemoryFence(ordering: Atomics.AtomicUpdateOrdering.acquiring)
-            if header.sequence.load(ordering: .relaxed) == before { return validity }
+    func validity(_ key: UnsafeRawBufferPointer, hash: UInt64) -> KeyValidity? {
+        readOptimistically(key, hash: hash) { record, unchanged -> KeyValidity?? in
+            guard let record else { return unchanged() ? .some(nil) : nil }
+            guard let validity = record.validity, unchanged() else { return nil }
+            return .some(validity)
+        } locked: { record in
+            record?.validity
         }
-        return locked(shard, tag: tag, key: key) { $0?.validity }
     }
 
     /// Calls `body` once with the validity and the custom-parameter text of the record whose key
-    /// is exactly `key`, copied out of the table (on the stack when small); false when there is
-    /// none. Not generic, so callers in other modules get this code specialised.
+    /// is exactly `key` (whose hash is `hash`), copied out of the table (on the stack when small);
+    /// false when there is none. Not generic, so callers in other modules get this code
+    /// specialised.
     @inline(__always)
-    func withInfo(_ key: UnsafeRawBufferPointer, _ body: (KeyValidity, UnsafeRawBufferPointer) -> Void) -> Bool {
-        let (shard, tag) = place(key)
-        let header = self.header(shard)
-        for _ in 0..<Self.optimisticAttempts {
-            let before = header.sequence.load(ordering: .acquiring)
-            guard before & 1 == 0 else { continue }
-            switch Self.locate(tag: tag, key: key, in: header) {
-            case .inconsistent: continue
-            case .absent:
-                Atomics.atomicMemoryFence(ordering: Atomics.AtomicUpdateOrdering.acquiring)
-                if header.sequence.load(ordering: .relaxed) == before { return false }
-            case .found(let record):
-                guard let custom = record.customIfInside, let validity = record.validity else { continue }
-                let answered = withUnsafeTemporaryAllocation(byteCount: max(custom.count, 1), alignment: 1) { copy in
-                    let copied = UnsafeMutableRawBufferPointer(rebasing: copy[..<custom.count])
-                    copied.copyMemory(from: custom)
-                    Atomics.atomicMemoryFence(ordering: Atomics.AtomicUpdateOrdering.acquiring)
-                    guard header.sequence.load(ordering: .relaxed) == before else { return false }
-                    body(validity, UnsafeRawBufferPointer(copied))
-                    return true
-                }
-                if answered { return true }
+    func withInfo(
+        _ key: UnsafeRawBufferPointer, hash: UInt64, _ body: (KeyValidity, UnsafeRawBufferPointer) -> Void
+    ) -> Bool {
+        readOptimistically(key, hash: hash) { record, unchanged -> Bool? in
+            guard let record else { return unchanged() ? false : nil }
+            guard let custom = record.customIfInside, let validity = record.validity else { return nil }
+            return withUnsafeTemporaryAllocation(byteCount: max(custom.count, 1), alignment: 1) { copy in
+                let copied = UnsafeMutableRawBufferPointer(rebasing: copy[..<custom.count])
+                copied.copyMemory(from: custom)
+                guard unchanged() else { return nil }
+                body(validity, UnsafeRawBufferPointer(copied))
+                return true
             }
-        }
-        return locked(shard, tag: tag, key: key) { record in
+        } locked: { record in
             guard let record else { return false }
             body(record.validity!, record.custom)
             return true
         }
+    }
+
+    /// ``validity(_:hash:)`` hashing `key` itself.
+    func validity(_ key: UnsafeRawBufferPointer) -> KeyValidity? { validity(key, hash: hash(key)) }
+
+    /// ``withInfo(_:hash:_:)`` hashing `key` itself.
+    func withInfo(_ key: UnsafeRawBufferPointer, _ body: (KeyValidity, UnsafeRawBufferPointer) -> Void) -> Bool {
+        withInfo(key, hash: hash(key), body)
+    }
+
+    /// ``prefetch(hash:)`` hashing `key` itself.
+    func prefetch(_ key: UnsafeRawBufferPointer) { prefetch(hash: hash(key)) }
+
+    /// The seqlock read both lookups share. Probes for `key` without the lock and hands `read`
+    /// the record found (nil: none) with `unchanged`, which says whether the shard stayed the
+    /// same since the probe began: `read` calls it once it holds what it needs, and returns nil
+    /// to retry (a torn read). After ``optimisticAttempts`` retries, `locked` reads under the
+    /// shard's mutex, where nothing can be torn.
+    @inline(__always)
+    private func readOptimistically<R>(
+        _ key: UnsafeRawBufferPointer, hash: UInt64,
+        _ read: (ArenaRecordView?, _ unchanged: () -> Bool) -> R?,
+        locked: (ArenaRecordView?) -> R
+    ) -> R {
+        let (shard, tag) = place(hash: hash)
+        let header = self.header(shard)
+        for _ in 0..<Self.optimisticAttempts {
+            let before = header.sequence.load(ordering: .acquiring)
+            guard before & 1 == 0 else { continue }
+            let found: ArenaRecordView?
+            switch Self.locate(tag: tag, key: key, in: header) {
+            case .inconsistent: continue
+            case .absent: found = nil
+            case .found(let record): found = record
+            }
+            let answer = read(found) {
+                Atomics.atomicMemoryFence(ordering: Atomics.AtomicUpdateOrdering.acquiring)
+                return header.sequence.load(ordering: .relaxed) == before
+            }
+            if let answer { return answer }
+        }
+        return self.locked(shard, tag: tag, key: key, locked)
     }
 
     // MARK: - Reads under the lock
@@ -129,7 +160,7 @@ final class KeyTable<Hash: KeyHashFunction>: @unchecked Sendable {
 
     /// The hash that indexes `key` (see ``record(orderID:hash:)``).
     func hash(_ key: String) -> UInt64 {
-        withBytes(key) { hashFunction.hash($0) }
+        withBytes(key) { hash($0) }
     }
 
     /// A copy of the record whose key is exactly `key`; nil when there is none.

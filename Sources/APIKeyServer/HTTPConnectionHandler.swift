@@ -85,9 +85,9 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     private func process(context: ChannelHandlerContext) {
         while !waiting, !closing, let buffer = input, buffer.readableBytes > 0 {
             let (consumed, goOn) = buffer.withUnsafeReadableBytes { bytes in
-                if !assembler.isInBody { fastPath.prefetch(bytes) }
+                let prefetched = assembler.isInBody ? nil : fastPath.prefetch(bytes)
                 let (step, consumed) = assembler.step(bytes)
-                return (consumed, take(step, bytes, context: context))
+                return (consumed, take(step, bytes, prefetched: prefetched, context: context))
             }
             if input != nil { input!.moveReaderIndex(forwardBy: consumed) }
             guard goOn || consumed > 0 else { break }
@@ -97,15 +97,14 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     /// Acts on what the assembler found; false when it needs more input than it has.
     private func take(
-        _ step: RequestAssembler.Step, _ bytes: UnsafeRawBufferPointer, context: ChannelHandlerContext
-    )
-        -> Bool
-    {
+        _ step: RequestAssembler.Step, _ bytes: UnsafeRawBufferPointer, prefetched: KeyLookupFastPath.Prefetched?,
+        context: ChannelHandlerContext
+    ) -> Bool {
         switch step {
         case .needMore:
             return false
         case .inPlace(let head, let body):
-            let answered = fastPath.answer(head, bytes, body: body, client: peer) { answer in
+            let answered = fastPath.answer(head, bytes, body: body, client: peer, prefetched: prefetched) { answer in
                 write(answer, keepAlive: head.keepAlive, isHTTP11: head.isHTTP11, context: context)
             }
             if !answered {
