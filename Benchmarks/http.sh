@@ -8,7 +8,8 @@
 # one of them, so the rates of two fast servers meet at wrk's limit and CPU per request shows the
 # difference), and resident memory of the server holding the keys against Redis holding the same
 # records.
-# Usage: Benchmarks/http.sh   (KEYS, DURATION, THREADS, CONNECTIONS, EVENT_LOOPS, ROUNDS, PREVIOUS)
+# Usage: Benchmarks/http.sh   (KEYS, DURATION, THREADS, CONNECTIONS, EVENT_LOOPS, ROUNDS, PREVIOUS, ROWS:
+# endpoint:spelling pairs, e.g. ROWS="check:get check:json")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KEYS=${KEYS:-1000000}
@@ -69,7 +70,7 @@ echo "apikeyd RSS with $KEYS keys: $(awk '/VmRSS/{print $2}' /proc/$pid/status) 
 servers+=("nginx http://127.0.0.1:18093 $nginx_worker")
 # ROUNDS alternations of the servers per row, so all see the same moments of a shared machine;
 # the summary gives each one's median rate, latencies and CPU per request, and the ratios.
-rows="check:get check:json check:form get_info:get"
+rows=${ROWS:-"check:get check:json check:form get_info:get"}
 summary=""
 for row in $rows; do
   path=${row%%:*}
@@ -113,8 +114,12 @@ for row in $rows; do
   done
 done
 for server in apikeyd ${PREVIOUS:+previous}; do
-  get=rate_check_get_$server; json=rate_check_json_$server; form=rate_check_form_$server; info=rate_get_info_get_$server
-  echo "$server: POST JSON check / GET check = $(ratio "${!json}" "${!get}"), POST form / GET = $(ratio "${!form}" "${!get}"), get_info / check = $(ratio "${!info}" "${!get}")"
+  get=rate_check_get_$server
+  if [ -z "${!get:-}" ]; then continue; fi
+  for other in check_json:"POST JSON check" check_form:"POST form check" get_info_get:"get_info"; do
+    rate=rate_${other%%:*}_$server
+    if [ -n "${!rate:-}" ]; then echo "$server: ${other#*:} / GET check = $(ratio "${!rate}" "${!get}")"; fi
+  done
 done
 if [ -n "$PREVIOUS" ]; then
   for row in $rows; do

@@ -99,33 +99,32 @@ import Testing
     }
 
     @Test func formBodies() async throws {
-        try await HeavyWork.run {
-            let count = try Self.run(prefix: "form", iterations: 3000, seed: 1) { input in
-                do {
-                    let parameters = try RequestParameters.decodeForm(input)
-                    // What decoded is a JSON object that survives encoding and parsing again.
-                    #expect(try JSONValue.parse(parameters.object.encoded) == parameters.object)
-                    return "ok"
-                } catch let error as MalformedRequest {
-                    #expect(error.message.hasPrefix("Malformed"))
-                    return String(error.message.prefix(30))
-                }
-            }
-            #expect(count >= 3000 || Self.keepFindings)
-        }
+        try await fuzzBodies(prefix: "form", seed: 1, refusal: "Malformed", kept: 30, RequestParameters.decodeForm)
     }
 
     @Test func jsonBodies() async throws {
+        try await fuzzBodies(
+            prefix: "json", seed: 2, refusal: "Malformed JSON body", kept: 40, RequestParameters.decodeJSON)
+    }
+
+    /// Mutated bodies through a decoder: what decodes is a JSON object that survives encoding and
+    /// parsing again; what does not is refused with a message starting `refusal`, whose first
+    /// `kept` characters name the kind of outcome.
+    private func fuzzBodies(
+        prefix: String, seed: UInt64, refusal: String, kept: Int,
+        _ decode: @escaping @Sendable ([UInt8]) throws(MalformedRequest) -> RequestParameters
+    ) async throws {
         try await HeavyWork.run {
-            let count = try Self.run(prefix: "json", iterations: 3000, seed: 2) { input in
-                do {
-                    let parameters = try RequestParameters.decodeJSON(input)
-                    #expect(try JSONValue.parse(parameters.object.encoded) == parameters.object)
-                    return "ok"
-                } catch let error as MalformedRequest {
-                    #expect(error.message.hasPrefix("Malformed JSON body"))
-                    return String(error.message.prefix(40))
+            let count = try Self.run(prefix: prefix, iterations: 3000, seed: seed) { (input) throws -> String in
+                let parameters: RequestParameters
+                do throws(MalformedRequest) {
+                    parameters = try decode(input)
+                } catch {
+                    #expect(error.message.hasPrefix(refusal))
+                    return String(error.message.prefix(kept))
                 }
+                #expect(try JSONValue.parse(parameters.object.encoded) == parameters.object)
+                return "ok"
             }
             #expect(count >= 3000 || Self.keepFindings)
         }
