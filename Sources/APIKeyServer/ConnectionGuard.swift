@@ -31,8 +31,8 @@ final class ConnectionCounter: Sendable {
 /// time runs while no request is under way. One repeating check per connection, every half of
 /// the shorter timeout (the period), counts how many checks in a row have found the same request
 /// under way, or the connection idle since the same moment; requests themselves only flip a flag,
-/// with no clock reading and no timer (scheduling and cancelling a timer per request cost more
-/// than a quarter of the server's time under load; reading the clock twice, about 1%). A
+/// with no clock reading and no timer (a timer scheduled and cancelled per request, or two clock
+/// readings, cost measurably more: docs/ARCHITECTURE.md, "Performance history"). A
 /// connection is closed once its state has lasted at least the limit: between the limit and the
 /// limit plus one period when the limit is a whole number of periods (the defaults, 10 s and 60 s,
 /// are), else plus two.
