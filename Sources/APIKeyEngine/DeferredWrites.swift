@@ -28,6 +28,7 @@ public struct DeferredWrites: Sendable {
                 throw EngineError(.capacityReached, "No order ID is left to assign after \(Int64.max); give order_id")
             }
             let options = try validatedOptions(request.config)
+            _ = try UsageLimits(config: request.config)
             try validateExpiry(request.expiresAt)
             let apiKey = try engine.generator.generateUnique(options) { state.table.contains($0) }
             let now = engine.clock.nowSeconds()
@@ -46,6 +47,7 @@ public struct DeferredWrites: Sendable {
             if let apiKey = changes.apiKey, apiKey != record.apiKey { throw EngineError.keyChangeRefused }
             if let config = changes.config {
                 _ = try validatedOptions(config)
+                _ = try UsageLimits(config: config)
                 record.config = config
             }
             let statusFromValid = changes.valid.map { $0 ? KeyStatus.active : KeyStatus.suspended }
