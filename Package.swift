@@ -33,11 +33,12 @@ let package = Package(
         .target(
             name: "APIKeyEngine",
             dependencies: [
-                "CXXHash", "CZlib", "CMemoryHints", .product(name: "Logging", package: "swift-log"),
+                "CXXHash", "CZlib", "CMemoryHints", "APIKeyLimiter", .product(name: "Logging", package: "swift-log"),
                 .product(name: "Atomics", package: "swift-atomics"),
             ]
         ),
-        // Per-address token buckets: what the server limits requests with; no engine inside.
+        // Token buckets (per client address for the server, per key for usage limits) and IP
+        // addresses; depends on nothing.
         .target(name: "APIKeyLimiter"),
         // The API without a transport: routing, parameters, answers, authentication, limits.
         // Imports no NIO, so it is tested without sockets and a second transport could reuse it.

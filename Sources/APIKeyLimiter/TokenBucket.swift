@@ -59,6 +59,14 @@ public struct TokenBucket: Hashable, Sendable {
         fullAtNanoseconds <= nowNanoseconds
     }
 
+    /// Nanoseconds from `nowNanoseconds` until the bucket holds one more whole token; 0 when it
+    /// is full.
+    public func nanosecondsUntilNextToken(rate: Rate, nowNanoseconds: Int64) -> Int64 {
+        let missing = fullAtNanoseconds - nowNanoseconds
+        guard missing > 0 else { return 0 }
+        return (missing - 1) % rate.tokenNanoseconds + 1
+    }
+
     /// Whether `cost` tokens are there, without taking them.
     public func check(cost: Int = 1, rate: Rate, nowNanoseconds: Int64) -> Decision {
         guard cost <= rate.capacity else { return .refused(retryAfterNanoseconds: nil) }

@@ -1,0 +1,106 @@
+import APIKeyLimiter
+
+/// What one order has used: the count of its current month, the counts of the months before it
+/// (``keptMonths`` of them), and its own rate bucket. A value, decided against and changed in one
+/// step by ``use(cost:limits:nowNanoseconds:)``, so a verify's rules are tested here alone.
+///
+/// The rules, in order: the key's bucket must hold a token (else ``Outcome/rateLimited``), then
+/// the monthly quota must have room for the cost (else ``Outcome/usageExceeded``); only then is
+/// the cost counted and one token taken. A cost of 0 asks whether a use of 1 would pass and
+/// consumes nothing. A denied use consumes nothing. The month rolls over lazily, at the first use
+/// in a new month.
+struct UsageMeter: Hashable, Sendable {
+    /// One month's count.
+    struct MonthCount: Hashable, Sendable {
+        var month: UsageMonth
+        var used: Int64
+    }
+
+    /// What a use came to.
+    enum Outcome: Hashable, Sendable {
+        case valid, rateLimited, usageExceeded
+    }
+
+    /// A use's outcome with the figures after it.
+    struct Decision: Hashable, Sendable {
+        var outcome: Outcome
+        /// The month counted, and its count after this use.
+        var current: MonthCount
+        /// The monthly limit, and what is left of it; nil without a limit.
+        var limit: Int64?
+        var remaining: Int64?
+        /// The bucket's burst, its whole tokens after this use, and the nanoseconds until one
+        /// more is back; nil without a per-key rate.
+        var rateBurst: Int64?
+        var rateRemaining: Int64?
+        var nanosecondsUntilNextToken: Int64?
+    }
+
+    /// Months kept before the current one.
+    static let keptMonths = 12
+
+    private(set) var current: MonthCount
+    /// Earlier months with a count, newest first, at most ``keptMonths``.
+    private(set) var earlier: [MonthCount] = []
+    private var bucket: TokenBucket?
+
+    /// Nothing used yet, counting from the month of `nowNanoseconds`.
+    init(nowNanoseconds: Int64) {
+        current = MonthCount(month: UsageMonth(containingNanoseconds: nowNanoseconds), used: 0)
+    }
+
+    /// Decides a use of `cost` (at least 0) at `nowNanoseconds` under `limits`, and counts it
+    /// when it passes.
+    mutating func use(cost: Int64, limits: UsageLimits, nowNanoseconds: Int64) -> Decision {
+        precondition(cost >= 0, "a use costs at least 0")
+        roll(to: UsageMonth(containingNanoseconds: nowNanoseconds))
+        let rate = limits.rate.map { TokenBucket.Rate(capacity: Int($0.burst), refillPerSecond: $0.perSecond) }
+        var outcome = Outcome.valid
+        if let rate {
+            let held = bucket ?? TokenBucket(rate: rate, nowNanoseconds: nowNanoseconds)
+            if held.check(rate: rate, nowNanoseconds: nowNanoseconds) != .allowed { outcome = .rateLimited }
+            bucket = held
+        }
+        if outcome == .valid, let limit = limits.monthlyLimit, max(cost, 1) > limit - min(current.used, limit) {
+            outcome = .usageExceeded
+        }
+        if outcome == .valid, cost > 0 {
+            if let rate { _ = bucket!.take(rate: rate, nowNanoseconds: nowNanoseconds) }
+            current.used = current.used.addingReportingOverflow(cost).overflow ? .max : current.used + cost
+        }
+        var decision = Decision(outcome: outcome, current: current)
+        if let limit = limits.monthlyLimit {
+            decision.limit = limit
+            decision.remaining = max(0, limit - min(current.used, limit))
+        }
+        if let rate, let bucket {
+            decision.rateBurst = Int64(rate.capacity)
+            decision.rateRemaining = Int64(bucket.tokens(rate: rate, nowNanoseconds: nowNanoseconds))
+            decision.nanosecondsUntilNextToken = bucket.nanosecondsUntilNextToken(
+                rate: rate, nowNanoseconds: nowNanoseconds)
+        }
+        return decision
+    }
+
+    /// The count of `month`: 0 for a month with no use or no longer kept.
+    func used(in month: UsageMonth) -> Int64 {
+        if month == current.month { return current.used }
+        return earlier.first { $0.month == month }?.used ?? 0
+    }
+
+    /// Sets the count of the month of `nowNanoseconds` back to 0 (`usage_reset`); earlier months
+    /// and the bucket stay.
+    mutating func resetCurrentMonth(nowNanoseconds: Int64) {
+        roll(to: UsageMonth(containingNanoseconds: nowNanoseconds))
+        current.used = 0
+    }
+
+    /// Makes `month` the current one when it is later, keeping the months that fall within
+    /// ``keptMonths`` of it. A clock that goes back never rolls back.
+    private mutating func roll(to month: UsageMonth) {
+        guard month > current.month else { return }
+        if current.used > 0 { earlier.insert(current, at: 0) }
+        earlier.removeAll { month.ordinal - $0.month.ordinal > Self.keptMonths }
+        current = MonthCount(month: month, used: 0)
+    }
+}
