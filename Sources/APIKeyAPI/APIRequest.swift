@@ -1,5 +1,5 @@
 /// One HTTP request as the router needs it, independent of the HTTP library underneath.
-public struct APIRequest: Sendable {
+public struct APIRequest: Hashable, Sendable {
     /// The method, upper case (`GET`, `POST`).
     public var method: String
     /// The request target: the path and any query string.

@@ -83,7 +83,7 @@ public struct APIRouter: Sendable {
         do throws(EngineError) {
             try Self.look(lookup, key: key, hash: hash, in: engine, answer)
         } catch {
-            answer(.response(charging(APIResponse(error), failed: error == .keyNotFound, to: charged)))
+            answer(.response(failure(error, chargedTo: charged)))
         }
     }
 
@@ -114,6 +114,12 @@ public struct APIRouter: Sendable {
         return refusal
     }
 
+    /// The answer to an engine error: a failed key lookup also takes a failure token (or is
+    /// answered 429 when there is none left).
+    private func failure(_ error: EngineError, chargedTo charged: IPAddress?) -> APIResponse {
+        charging(APIResponse(error), failed: error == .keyNotFound, to: charged)
+    }
+
     /// Runs an endpoint: its answer, and what must be durable before it may be sent.
     private func run(
         _ endpoint: Endpoint, _ parameters: RequestParameters, _ requester: Requester, _ charged: IPAddress?
@@ -122,7 +128,7 @@ public struct APIRouter: Sendable {
             let written = try endpoint.run(engine, parameters, requester)
             return (.success(written.value), written.pending)
         } catch {
-            return (charging(APIResponse(error), failed: error == .keyNotFound, to: charged), nil)
+            return (failure(error, chargedTo: charged), nil)
         }
     }
 

@@ -1,11 +1,5 @@
 import APIKeyEngine
 
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Darwin)
-    import Darwin
-#endif
-
 /// The two endpoints called on every request of a customer's application, defined once: their
 /// path, how a request names the key, and their answers. The router's table and the
 /// transports' fast paths both take them from here.
@@ -107,12 +101,10 @@ public enum KeyLookup: Sendable, CaseIterable {
 
     private static func isMediaType(_ value: UnsafeRawBufferPointer, _ type: StaticString) -> Bool {
         let length = type.utf8CodeUnitCount
-        guard value.count >= length, value.count == length || value[length] == UInt8(ascii: ";") else {
+        guard value.count == length || (value.count > length && value[length] == UInt8(ascii: ";")) else {
             return false
         }
-        return type.withUTF8Buffer { expected in
-            (0..<length).allSatisfy { value[$0] | 0x20 == expected[$0] | 0x20 }
-        }
+        return ASCII.equalIgnoringCase(value, 0..<length, type)
     }
 
     /// The key in `{"key": "K"}` with any JSON white space between the tokens, where `K` has no
@@ -148,13 +140,10 @@ public enum KeyLookup: Sendable, CaseIterable {
         return index == body.count ? start..<end : nil
     }
 
-    /// Whether `bytes` start with `prefix` (a literal: no lazy global to check per request).
+    /// Whether `bytes` start with `prefix`.
     private static func startsWith(_ bytes: UnsafeRawBufferPointer, _ prefix: StaticString) -> Bool {
         let length = prefix.utf8CodeUnitCount
-        guard bytes.count >= length else { return false }
-        return prefix.withUTF8Buffer { expected in
-            memcmp(bytes.baseAddress!, expected.baseAddress!, length) == 0
-        }
+        return bytes.count >= length && ASCII.equal(bytes, 0..<length, prefix)
     }
 }
 

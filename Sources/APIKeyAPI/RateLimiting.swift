@@ -59,15 +59,12 @@ final class RequestLimiter: Sendable {
         configuration.trustedProxies.contains { $0.contains(address) }
     }
 
-    /// Whether `address` is never limited.
-    func isExempt(_ address: IPAddress) -> Bool {
-        !configuration.isEnabled || configuration.allowList.contains { $0.contains(address) }
-    }
-
-    /// The address to charge a request from `client` to: nil (never limited) for none or an
-    /// exempt one.
+    /// The address to charge a request from `client` to: nil (never limited) for none, or when
+    /// limiting is off or the address is allow-listed.
     func charged(_ client: IPAddress?) -> IPAddress? {
-        client.flatMap { isExempt($0) ? nil : $0 }
+        guard let client, configuration.isEnabled, !configuration.allowList.contains(where: { $0.contains(client) })
+        else { return nil }
+        return client
     }
 
     /// Takes the general token of `address` for a request about to run, with one clock reading

@@ -108,14 +108,6 @@ final class KeyTable<Hash: KeyHashFunction>: @unchecked Sendable {
     /// ``validity(_:hash:)`` hashing `key` itself.
     func validity(_ key: UnsafeRawBufferPointer) -> KeyValidity? { validity(key, hash: hash(key)) }
 
-    /// ``withInfo(_:hash:_:)`` hashing `key` itself.
-    func withInfo(_ key: UnsafeRawBufferPointer, _ body: (KeyValidity, UnsafeRawBufferPointer) -> Void) -> Bool {
-        withInfo(key, hash: hash(key), body)
-    }
-
-    /// ``prefetch(hash:)`` hashing `key` itself.
-    func prefetch(_ key: UnsafeRawBufferPointer) { prefetch(hash: hash(key)) }
-
     /// The seqlock read both lookups share. Probes for `key` without the lock and hands `read`
     /// the record found (nil: none) with `unchanged`, which says whether the shard stayed the
     /// same since the probe began: `read` calls it once it holds what it needs, and returns nil

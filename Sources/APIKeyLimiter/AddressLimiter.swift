@@ -37,17 +37,6 @@ public final class AddressLimiter: Sendable {
         return shards[Int(UInt(bitPattern: hasher.finalize()) % UInt(Self.shardCount))]
     }
 
-    /// Whether `address` could pay `cost` now, without taking anything.
-    public func check(_ address: IPAddress, cost: Int = 1, nowNanoseconds: Int64) -> TokenBucket.Decision {
-        shard(address).entries.withLock { state in
-            guard let bucket = state.buckets[address] else {
-                return TokenBucket(rate: rate, nowNanoseconds: nowNanoseconds).check(
-                    cost: cost, rate: rate, nowNanoseconds: nowNanoseconds)
-            }
-            return bucket.check(cost: cost, rate: rate, nowNanoseconds: nowNanoseconds)
-        }
-    }
-
     /// Takes `cost` tokens from `address`'s bucket when it can pay; a refusal takes nothing.
     @discardableResult
     public func take(_ address: IPAddress, cost: Int = 1, nowNanoseconds: Int64) -> TokenBucket.Decision {

@@ -137,7 +137,7 @@ struct HTTPHeadParser {
         let target = targetStart..<targetEnd
         if target.count > maximumTargetBytes { throw targetTooLong }
         let version = (targetEnd + 1)..<requestLine.upperBound
-        guard version.count == 8, Self.equal(bytes, version.prefix(7), "HTTP/1.") else {
+        guard version.count == 8, ASCII.equal(bytes, version.prefix(7), "HTTP/1.") else {
             throw .malformed("unsupported HTTP version")
         }
         let isHTTP11: Bool
@@ -173,28 +173,28 @@ struct HTTPHeadParser {
             }
             let name = line.lowerBound..<colon
             switch name.count {
-            case 6 where Self.equalIgnoringCase(bytes, name, "expect"):
-                if Self.equalIgnoringCase(bytes, value, "100-continue") { head.expectsContinue = true }
-            case 10 where Self.equalIgnoringCase(bytes, name, "connection"):
+            case 6 where ASCII.equalIgnoringCase(bytes, name, "expect"):
+                if ASCII.equalIgnoringCase(bytes, value, "100-continue") { head.expectsContinue = true }
+            case 10 where ASCII.equalIgnoringCase(bytes, name, "connection"):
                 for token in Self.commaSeparated(bytes, value) {
-                    if Self.equalIgnoringCase(bytes, token, "close") { closeRequested = true }
-                    if Self.equalIgnoringCase(bytes, token, "keep-alive") { keepAliveRequested = true }
+                    if ASCII.equalIgnoringCase(bytes, token, "close") { closeRequested = true }
+                    if ASCII.equalIgnoringCase(bytes, token, "keep-alive") { keepAliveRequested = true }
                 }
-            case 12 where Self.equalIgnoringCase(bytes, name, "content-type"):
+            case 12 where ASCII.equalIgnoringCase(bytes, name, "content-type"):
                 if head.contentType == nil { head.contentType = value }
-            case 13 where Self.equalIgnoringCase(bytes, name, "authorization"):
+            case 13 where ASCII.equalIgnoringCase(bytes, name, "authorization"):
                 if head.authorization == nil { head.authorization = value }
-            case 14 where Self.equalIgnoringCase(bytes, name, "content-length"):
+            case 14 where ASCII.equalIgnoringCase(bytes, name, "content-length"):
                 guard (1...18).contains(value.count), value.allSatisfy({ (0x30...0x39).contains(bytes[$0]) }) else {
                     throw .malformed("bad Content-Length")
                 }
                 let parsed = value.reduce(0) { $0 * 10 + Int(bytes[$1] - 0x30) }
                 if let contentLength, contentLength != parsed { throw .malformed("conflicting Content-Length values") }
                 contentLength = parsed
-            case 15 where Self.equalIgnoringCase(bytes, name, "x-forwarded-for"):
+            case 15 where ASCII.equalIgnoringCase(bytes, name, "x-forwarded-for"):
                 head.forwardedFor.append(value)
-            case 17 where Self.equalIgnoringCase(bytes, name, "transfer-encoding"):
-                guard Self.equalIgnoringCase(bytes, value, "chunked"), !chunked else {
+            case 17 where ASCII.equalIgnoringCase(bytes, name, "transfer-encoding"):
+                guard ASCII.equalIgnoringCase(bytes, value, "chunked"), !chunked else {
                     throw HTTPParseFailure(
                         status: 501, message: "Transfer-Encoding is not supported: only a single chunked coding is")
                 }
@@ -223,26 +223,6 @@ struct HTTPHeadParser {
         default:
             "!#$%&'*+-.^_`|~".utf8.contains(byte)
         }
-    }
-
-    static func equal(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, _ text: StaticString) -> Bool {
-        range.count == text.utf8CodeUnitCount
-            && memcmp(bytes.baseAddress! + range.lowerBound, text.utf8Start, range.count) == 0
-    }
-
-    static func equalIgnoringCase(
-        _ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, _ lowercase: StaticString
-    )
-        -> Bool
-    {
-        guard range.count == lowercase.utf8CodeUnitCount else { return false }
-        let expected = UnsafeRawBufferPointer(start: lowercase.utf8Start, count: range.count)
-        for offset in 0..<range.count {
-            var byte = bytes[range.lowerBound + offset]
-            if (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) { byte |= 0x20 }
-            if byte != expected[offset] { return false }
-        }
-        return true
     }
 
     /// The trimmed, non-empty items of a comma-separated header value.

@@ -26,12 +26,12 @@ struct KeyLookupFastPath {
         let target = UnsafeRawBufferPointer(rebasing: bytes[head.target])
         let lookup: KeyLookup
         let key: UnsafeRawBufferPointer
-        if body.isEmpty, HTTPHeadParser.equal(bytes, head.method, "GET") {
+        if body.isEmpty, ASCII.equal(bytes, head.method, "GET") {
             guard let (found, keyStart) = KeyLookup.matching(query: target) else { return false }
             lookup = found
             key = UnsafeRawBufferPointer(rebasing: target[keyStart...])
             guard KeyLookup.isPlainKey(key) else { return false }
-        } else if !body.isEmpty, HTTPHeadParser.equal(bytes, head.method, "POST") {
+        } else if !body.isEmpty, ASCII.equal(bytes, head.method, "POST") {
             guard let found = KeyLookup.matching(path: target) else { return false }
             let bodyBytes = UnsafeRawBufferPointer(rebasing: bytes[body])
             let contentType = head.contentType.map { UnsafeRawBufferPointer(rebasing: bytes[$0]) }
@@ -52,7 +52,7 @@ struct KeyLookupFastPath {
     /// that parsing the rest of the head overlaps the wait for memory. Only a hint: the request
     /// is parsed and checked in full afterwards.
     func prefetch(_ bytes: UnsafeRawBufferPointer) -> Prefetched? {
-        guard bytes.count > 4, HTTPHeadParser.equal(bytes, 0..<4, "GET ") else { return nil }
+        guard bytes.count > 4, ASCII.equal(bytes, 0..<4, "GET ") else { return nil }
         let target = UnsafeRawBufferPointer(rebasing: bytes[4..<min(bytes.count, 4 + Self.prefetchWindow)])
         guard let (_, start) = KeyLookup.matching(query: target) else { return nil }
         let rest = UnsafeRawBufferPointer(rebasing: target[start...])

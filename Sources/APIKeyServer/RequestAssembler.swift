@@ -13,7 +13,7 @@ struct RequestAssembler {
     }
 
     /// A request whose head and body have both been read.
-    struct Request {
+    struct Request: Equatable {
         var request: APIRequest
         var keepAlive: Bool
         var isHTTP11: Bool
@@ -122,15 +122,5 @@ struct RequestAssembler {
                 method: string(head.method), target: string(head.target), authorization: head.authorization.map(string),
                 contentType: head.contentType.map(string), body: body),
             keepAlive: head.keepAlive, isHTTP11: head.isHTTP11, forwardedFor: head.forwardedFor.map(string))
-    }
-}
-
-extension RequestAssembler.Request: Equatable {
-    static func == (left: Self, right: Self) -> Bool {
-        left.request.method == right.request.method && left.request.target == right.request.target
-            && left.request.authorization == right.request.authorization
-            && left.request.contentType == right.request.contentType && left.request.body == right.request.body
-            && left.keepAlive == right.keepAlive && left.isHTTP11 == right.isHTTP11
-            && left.forwardedFor == right.forwardedFor
     }
 }

@@ -35,7 +35,7 @@ final class AtomicFlag: Sendable {
         for order in 1...100 { #expect(table.insert(record("KEY-\(order)", order: Int64(order)))) }
         // Any bytes, known keys or not, empty, long: nothing read beyond the table, nothing changed.
         for bytes in [[UInt8](), Array("KEY-7".utf8), Array("nope".utf8), [UInt8](repeating: 0xFF, count: 4096)] {
-            bytes.withUnsafeBytes { table.prefetch($0) }
+            bytes.withUnsafeBytes { table.prefetch(hash: table.hash($0)) }
         }
         #expect(table.count == 100)
         #expect(table.record("KEY-7")?.orderID == 7)
@@ -85,10 +85,13 @@ final class AtomicFlag: Sendable {
         #expect(table.validity(bytes("KEY-1")) == KeyValidity(status: .active, expiresAt: 1_900_000_000))
         #expect(table.validity(bytes("KEY-2")) == nil)
         var custom: String?
-        #expect(table.withInfo(bytes("KEY-1")) { _, text in custom = String(decoding: text, as: UTF8.self) })
+        #expect(
+            table.withInfo(bytes("KEY-1"), hash: table.hash(bytes("KEY-1"))) { _, text in
+                custom = String(decoding: text, as: UTF8.self)
+            })
         #expect(custom == #"{"tier": "pro"}"#)
         var called = false
-        #expect(!table.withInfo(bytes("key-1")) { _, _ in called = true })
+        #expect(!table.withInfo(bytes("key-1"), hash: table.hash(bytes("key-1"))) { _, _ in called = true })
         #expect(!called)
     }
 
@@ -162,7 +165,7 @@ final class AtomicFlag: Sendable {
                         index += 1
                         var consistent = false
                         let found = Array(key.utf8).withUnsafeBytes { keyBytes in
-                            table.withInfo(keyBytes) { validity, custom in
+                            table.withInfo(keyBytes, hash: table.hash(keyBytes)) { validity, custom in
                                 // {"round": "<letters>"}: 13 bytes around the letters.
                                 let letter = validity.status == .active ? "a" : "b"
                                 let expected =

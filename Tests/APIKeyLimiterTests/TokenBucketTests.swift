@@ -93,7 +93,7 @@ import Testing
         #expect(limiter.take(first, nowNanoseconds: 0) == .allowed)
         #expect(limiter.take(first, nowNanoseconds: 0) == .allowed)
         #expect(limiter.take(first, nowNanoseconds: 0) == .refused(retryAfterNanoseconds: nil))
-        #expect(limiter.check(second, nowNanoseconds: 0) == .allowed)
+        #expect(limiter.take(second, nowNanoseconds: 0) == .allowed)
         #expect(limiter.take(second, nowNanoseconds: 0) == .allowed)
     }
 
@@ -132,7 +132,7 @@ import Testing
             index += 1
         }
         #expect(limiter.count <= limiter.capacity)
-        for address in spent { #expect(limiter.check(address, nowNanoseconds: 10_000_000_000) == .allowed) }
+        for address in spent { #expect(limiter.take(address, nowNanoseconds: 10_000_000_000) == .allowed) }
     }
 }
 
