@@ -117,6 +117,18 @@ struct ArenaRecordView {
         return UnsafeRawBufferPointer(start: base + start, count: length)
     }
 
+    /// The order and client IDs; nil when they would leave the chunk (a torn read). Safe without
+    /// the lock: each length is read once, checked, then used.
+    @inline(__always)
+    var ownersIfInside: (orderID: Int64, clientID: Int64)? {
+        let start = ArenaRecord.keyOffset &+ keyLength &+ customLength
+        guard start &+ 16 <= available else { return nil }
+        return (
+            base.loadUnaligned(fromByteOffset: start, as: Int64.self),
+            base.loadUnaligned(fromByteOffset: start + 8, as: Int64.self)
+        )
+    }
+
     /// Status and expiry; nil when the status byte is not a status (a torn read).
     @inline(__always)
     var validity: KeyValidity? {

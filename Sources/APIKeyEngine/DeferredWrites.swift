@@ -1,3 +1,5 @@
+import CXXHash
+
 /// The engine's writes, each returning as soon as it is applied, with what must become durable
 /// before it may be acknowledged (``Written``). For servers on event loops: apply at once, then
 /// answer from ``Engine/whenDurable(_:_:)``, so concurrent writers share fsyncs without a thread
@@ -113,6 +115,91 @@ public struct DeferredWrites: Sendable {
         return try write { _ throws(EngineError) in (token, .setClientToken(clientID: clientID, token: token)) }
     }
 
+    // MARK: - Usage
+
+    /// The largest `cost` of one verify.
+    public static let maximumCost: Int64 = 1_000_000_000
+    /// The longest request ID, in bytes.
+    public static let maximumRequestIDBytes = 128
+
+    /// Verifies the key with these UTF-8 bytes and consumes `cost` (0 ... ``maximumCost``) when
+    /// it passes, in one atomic step (``Verification`` lists the rules); calls `body` once with
+    /// the answer and the key's custom-parameter text (`{}` for an unknown key, valid only during
+    /// the call), and returns what must be durable before the answer is sent. With `requestID`
+    /// (1 to ``maximumRequestIDBytes`` bytes), a repeat within 24 hours gets the first answer and
+    /// consumes nothing. `hash` is what ``Engine/prefetch(keyBytes:)`` returned for these bytes.
+    /// Allocates nothing without a request ID, once the key has been used.
+    public func verify(
+        keyBytes: UnsafeRawBufferPointer, hash: KeyHash? = nil, cost: Int64 = 1,
+        requestID: UnsafeRawBufferPointer? = nil, _ body: (Verification, UnsafeRawBufferPointer) -> Void
+    ) throws(EngineError) -> PendingDurability? {
+        guard keyBytes.count > 0 else { throw EngineError.missingKey }
+        guard (0...Self.maximumCost).contains(cost) else {
+            throw EngineError.invalid("cost must be a whole number from 0 to \(Self.maximumCost)")
+        }
+        if let requestID, !(1...Self.maximumRequestIDBytes).contains(requestID.count) {
+            throw EngineError.invalid("request_id must be 1 to \(Self.maximumRequestIDBytes) bytes")
+        }
+        let hash = hash?.value ?? state.table.hash(keyBytes)
+        let digest = requestID.map { Self.digest(key: keyBytes, requestID: $0) }
+        return try state.verify(
+            keyBytes: keyBytes, hash: hash, cost: cost, requestDigest: digest,
+            nowNanoseconds: engine.clock.nowNanoseconds(), journal: append
+        ) { verification, custom in
+            engine.countVerification(verification.code)
+            body(verification, custom)
+        }
+    }
+
+    /// ``verify(keyBytes:hash:cost:requestID:_:)`` of `key`, answering the ``Verification``.
+    public func verify(
+        key: String, cost: Int64 = 1, requestID: String? = nil
+    ) throws(EngineError) -> Written<
+        Verification
+    > {
+        var key = key
+        var requestID = requestID
+        var answer = Verification.notFound
+        let pending = try key.withUTF8 { keyBytes in
+            Result { () throws(EngineError) -> PendingDurability? in
+                func run(_ requestBytes: UnsafeRawBufferPointer?) throws(EngineError) -> PendingDurability? {
+                    try verify(keyBytes: UnsafeRawBufferPointer(keyBytes), cost: cost, requestID: requestBytes) {
+                        verification, _ in answer = verification
+                    }
+                }
+                guard requestID != nil else { return try run(nil) }
+                return try requestID!.withUTF8 { requestBytes in
+                    Result { () throws(EngineError) in try run(UnsafeRawBufferPointer(requestBytes)) }
+                }.get()
+            }
+        }.get()
+        return Written(answer, pending: pending)
+    }
+
+    /// Sets the count of the current month of order `orderID` back to 0 (`usage_reset`).
+    public func resetUsage(orderID: Int64) throws(EngineError) -> Written<Void> {
+        try state.withLock { (writeState) throws(EngineError) -> Written<Void> in
+            _ = try engine.resolve(.orderID(orderID), .admin, writeState)
+            let hash = writeState.orders[orderID]!
+            let mutation = KeyMutation.resetUsage(
+                orderID: orderID, month: UsageMonth(containingNanoseconds: engine.clock.nowNanoseconds()))
+            // Journaled with the shard held, as uses are, so the journal keeps their order.
+            return try state.usage.withShard(keyHash: hash) { (entries) throws(EngineError) -> Written<Void> in
+                let pending = try append(mutation)
+                EngineState.applyUsage(mutation, to: &entries)
+                return Written((), pending: pending)
+            }
+        }
+    }
+
+    /// The key of remembered answers: XXH3-128 of the request ID, seeded with XXH3-64 of the key
+    /// (both unseeded by the process, so the same after a restart).
+    private static func digest(key: UnsafeRawBufferPointer, requestID: UnsafeRawBufferPointer) -> RequestDigest {
+        let keySeed = XXH3_64bits(key.baseAddress, key.count)
+        let hash = XXH3_128bits_withSeed(requestID.baseAddress, requestID.count, keySeed)
+        return RequestDigest(low: hash.low64, high: hash.high64)
+    }
+
     // MARK: - Commit
 
     /// The write path: `body` validates against the current state and returns the result and the
@@ -135,18 +222,22 @@ public struct DeferredWrites: Sendable {
     ) throws(EngineError)
         -> PendingDurability?
     {
-        var pending: PendingDurability?
-        if let storage = engine.storage {
-            do {
-                pending = try storage.journal.append(mutation)
-            } catch {
-                storage.logger.critical("journal write failed, writes are stopped: \(error)")
-                throw EngineError.writesStopped(error)
-            }
-        }
+        let pending = try append(mutation)
         state.apply(mutation, to: &writeState)
         assert(state.appliedProblems(mutation, writeState) == nil, state.appliedProblems(mutation, writeState) ?? "")
         return pending
+    }
+
+    /// Appends `mutation` to the journal (when there is one) and returns what must become
+    /// durable before the write is acknowledged.
+    private func append(_ mutation: KeyMutation) throws(EngineError) -> PendingDurability? {
+        guard let storage = engine.storage else { return nil }
+        do {
+            return try storage.journal.append(mutation)
+        } catch {
+            storage.logger.critical("journal write failed, writes are stopped: \(error)")
+            throw EngineError.writesStopped(error)
+        }
     }
 
     // MARK: - Validation

@@ -1,3 +1,4 @@
+import Atomics
 import Logging
 
 /// The engine: every operation of the API, usable in-process with no server.
@@ -17,6 +18,8 @@ public final class Engine: Sendable {
     let storage: Storage?
     /// What recovery found when the engine was opened; nil for an in-memory engine.
     public let recoveryReport: RecoveryReport?
+    /// Verifies answered so far, by ``Verification/Code`` (its raw value indexes).
+    private let verifications: [ManagedAtomic<Int>] = Verification.Code.allCases.map { _ in ManagedAtomic(0) }
 
     /// An empty engine that keeps its state in memory only.
     public convenience init(
@@ -25,7 +28,9 @@ public final class Engine: Sendable {
     ) {
         self.init(
             configuration: configuration, clock: clock, random: random,
-            state: EngineState(shardCountLog2: configuration.shardCountLog2, random: random), storage: nil,
+            state: EngineState(
+                shardCountLog2: configuration.shardCountLog2, random: random,
+                idempotencyEntries: configuration.idempotencyEntries), storage: nil,
             recoveryReport: nil)
     }
 
@@ -57,7 +62,9 @@ public final class Engine: Sendable {
         random: any RandomSource = SystemRandomSource(), files: any FileLayer = PosixFileLayer(),
         logger: Logger = Logger(label: "APIKeyEngine")
     ) throws(StorageError) -> Engine {
-        let state = EngineState(shardCountLog2: configuration.shardCountLog2, random: random)
+        let state = EngineState(
+            shardCountLog2: configuration.shardCountLog2, random: random,
+            idempotencyEntries: configuration.idempotencyEntries)
         let (storage, report) = try Storage.open(
             directory: directory, options: options, into: state, clock: clock, files: files, logger: logger)
         return Engine(
@@ -219,10 +226,71 @@ public final class Engine: Sendable {
     {
         guard keyBytes.count > 0 else { throw EngineError.missingKey }
         let hash = hash?.value ?? state.table.hash(keyBytes)
-        let found = state.table.withInfo(keyBytes, hash: hash) { validity, custom in
+        let found = state.table.withInfo(keyBytes, hash: hash) { validity, _, custom in
             body(validity.isValid { clock.nowNanoseconds() }, custom)
         }
         guard found else { throw EngineError.keyNotFound }
+    }
+
+    /// Verifies `key` and consumes `cost` when it passes (see ``DeferredWrites/verify(keyBytes:hash:cost:requestID:_:)``),
+    /// returning once the use is durable as the fsync policy asks.
+    public func verify(key: String, cost: Int64 = 1, requestID: String? = nil) throws(EngineError) -> Verification {
+        try acknowledged(deferred.verify(key: key, cost: cost, requestID: requestID))
+    }
+
+    /// How many verifies have answered each code since the engine was made.
+    public var verificationCounts: [Verification.Code: Int] {
+        Dictionary(
+            uniqueKeysWithValues: Verification.Code.allCases.map {
+                ($0, verifications[Int($0.rawValue)].load(ordering: .relaxed))
+            })
+    }
+
+    func countVerification(_ code: Verification.Code) {
+        verifications[Int(code.rawValue)].wrappingIncrement(ordering: .relaxed)
+    }
+
+    /// The usage of one order in `month` (default: the current month, UTC), named by order ID or
+    /// key; a client sees only their own (another's answers ``EngineError/keyNotFound``).
+    public func usage(
+        _ reference: KeyReference, month: UsageMonth? = nil, as requester: Requester = .admin
+    ) throws(EngineError) -> OrderUsage {
+        let month = month ?? currentMonth
+        return try state.withLock { (writeState) throws(EngineError) -> OrderUsage in
+            let record = try resolve(reference, requester, writeState)
+            return orderUsage(record.orderID, month, writeState)
+        }
+    }
+
+    /// The usage of every key of `clientID` in `month` (default: the current month, UTC). A
+    /// client may ask only for themselves (another client answers ``EngineError/keyNotFound``).
+    public func usage(
+        clientID: Int64, month: UsageMonth? = nil, as requester: Requester = .admin
+    ) throws(EngineError) -> ClientUsage {
+        guard clientID > 0 else { throw EngineError.invalid("client_id must be a positive integer") }
+        if case .client(let own) = requester, own != clientID { throw EngineError.keyNotFound }
+        let month = month ?? currentMonth
+        return state.withLock { writeState in
+            let keys = (writeState.ordersByClient[clientID] ?? []).map { orderUsage($0, month, writeState) }
+            let total = keys.reduce(Int64(0)) { sum, key in
+                let (next, overflow) = sum.addingReportingOverflow(key.used)
+                return overflow ? .max : next
+            }
+            return ClientUsage(clientID: clientID, month: month, used: total, keys: keys)
+        }
+    }
+
+    /// Sets the count of the current month of order `orderID` back to 0.
+    public func resetUsage(orderID: Int64) throws(EngineError) {
+        try acknowledged(deferred.resetUsage(orderID: orderID))
+    }
+
+    private var currentMonth: UsageMonth { UsageMonth(containingNanoseconds: clock.nowNanoseconds()) }
+
+    /// The usage of an indexed order; call with the write lock held.
+    private func orderUsage(_ orderID: Int64, _ month: UsageMonth, _ writeState: borrowing WriteState) -> OrderUsage {
+        let (used, limit) = state.usage(orderID: orderID, keyHash: writeState.orders[orderID]!, month: month)
+        return OrderUsage(orderID: orderID, month: month, used: used, limit: limit)
     }
 
     /// The record named by `reference`, if `requester` may see it.

@@ -10,7 +10,11 @@ public struct EngineConfiguration: Hashable, Sendable {
     public var maximumPageSize: Int = 1000
     /// The page size of `list` when none is asked for.
     public var defaultPageSize: Int = 100
+    /// The most verify answers remembered for their request IDs; the oldest is dropped first.
+    /// 0 remembers none (a repeated request ID is then verified again).
+    public var idempotencyEntries: Int = 1_000_000
 
-    /// The defaults: 10,000,000 keys, 16 KiB configs, 256 shards, pages of 100 (at most 1000).
+    /// The defaults: 10,000,000 keys, 16 KiB configs, 256 shards, pages of 100 (at most 1000),
+    /// 1,000,000 remembered request IDs.
     public init() {}
 }

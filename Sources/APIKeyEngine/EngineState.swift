@@ -7,14 +7,19 @@ import Synchronization
 /// recovery loads into and the source snapshots copy from. It never touches the disk.
 final class EngineState: Sendable {
     let table: KeyTable<SeededXXH3>
+    /// Each order's usage meter and limits, beside the table (see ``UsageTable`` for the locks).
+    let usage = UsageTable()
+    /// Verify answers kept for their request IDs. Lock order: this, then a usage shard.
+    let remembered: Mutex<RememberedAnswers>
     private let state: Mutex<WriteState>
     /// Seed of the keyed hash that indexes client tokens.
     private let tokenSeed: UInt64
 
-    init(shardCountLog2: Int, random: any RandomSource) {
+    init(shardCountLog2: Int, random: any RandomSource, idempotencyEntries: Int = 0) {
         table = KeyTable(shardCountLog2: shardCountLog2, hashFunction: SeededXXH3(seed: random.uint64()))
         tokenSeed = random.uint64()
         state = Mutex(WriteState())
+        remembered = Mutex(RememberedAnswers(capacity: idempotencyEntries))
     }
 
     /// Runs `body` with the write lock held.
@@ -22,11 +27,20 @@ final class EngineState: Sendable {
         try state.withLock { (state) throws(E) -> R in try body(&state) }
     }
 
-    /// The whole state for a snapshot; call with the write lock held.
-    func snapshotContents(lastSequence: UInt64, _ state: borrowing WriteState) -> SnapshotFile.Contents {
-        SnapshotFile.Contents(
-            lastSequence: lastSequence, nextOrderID: state.nextOrderID, records: table.copyRecords(),
-            clientTokens: state.tokenByClient.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
+    /// The whole state for a snapshot; call with the write lock held. Usage and remembered
+    /// answers change without the write lock, so they are copied with their locks all held, and
+    /// `lastSequence` (the journal's rotation) runs at that same moment: no use can fall between.
+    func snapshotContents<E: Error>(
+        _ state: borrowing WriteState, lastSequence: () throws(E) -> UInt64
+    ) throws(E) -> SnapshotFile.Contents {
+        let (sequence, usageShards, answers) = try remembered.withLock {
+            (answers) throws(E) -> (UInt64, [[Int64: UsageTable.Entry]], [RememberedVerification]) in
+            try usage.withEveryShard { (shards) throws(E) in (try lastSequence(), shards, answers.all) }
+        }
+        return SnapshotFile.Contents(
+            lastSequence: sequence, nextOrderID: state.nextOrderID, records: table.copyRecords(),
+            clientTokens: state.tokenByClient.sorted { $0.key < $1.key }.map { ($0.key, $0.value) },
+            usage: usageShards, remembered: answers)
     }
 
     /// The record of order `orderID`; call with the write lock held.
@@ -41,6 +55,126 @@ final class EngineState: Sendable {
         return TokenDigest(low: hash.low64, high: hash.high64)
     }
 
+    // MARK: - Verify
+
+    /// Decides a verify of the key with these bytes (whose hash is `hash`) at `now`, consuming
+    /// `cost` when it passes, and calls `body` once with the answer and the key's custom-parameter
+    /// text (`{}` for an unknown key) before returning what must become durable. `journal`
+    /// appends a mutation to the journal; it runs with the order's usage shard held, so the
+    /// journal has the order's uses in the order they were counted.
+    ///
+    /// With `requestDigest`, an answer remembered for it is given again and nothing is consumed;
+    /// a new answer for a key that exists is remembered (and journaled) before it is given.
+    func verify(
+        keyBytes: UnsafeRawBufferPointer, hash: UInt64, cost: Int64, requestDigest: RequestDigest?,
+        nowNanoseconds now: Int64, journal: (KeyMutation) throws(EngineError) -> PendingDurability?,
+        _ body: (Verification, UnsafeRawBufferPointer) -> Void
+    ) throws(EngineError) -> PendingDurability? {
+        guard let requestDigest else {
+            return try decide(
+                keyBytes, hash: hash, cost: cost, now: now, journal: journal,
+                remember: { _ throws(EngineError) in nil }, body)
+        }
+        return try remembered.withLock { (answers) throws(EngineError) -> PendingDurability? in
+            if let earlier = answers.answer(for: requestDigest, nowNanoseconds: now) {
+                let found = table.withInfo(keyBytes, hash: hash) { _, _, custom in body(earlier.verification, custom) }
+                if !found { Self.withEmptyObject { body(earlier.verification, $0) } }
+                return nil
+            }
+            func remember(_ verification: Verification) throws(EngineError) -> PendingDurability? {
+                let answer = RememberedVerification(
+                    digest: requestDigest, atNanoseconds: now, verification: verification)
+                let pending = try journal(.remember(answer))
+                answers.remember(answer, nowNanoseconds: now)
+                return pending
+            }
+            return try decide(keyBytes, hash: hash, cost: cost, now: now, journal: journal, remember: remember, body)
+        }
+    }
+
+    /// Runs `body` on `{}`: the config of an unknown key.
+    private static func withEmptyObject(_ body: (UnsafeRawBufferPointer) -> Void) {
+        let text: StaticString = "{}"
+        body(UnsafeRawBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+    }
+
+    /// The verify itself, with the key's usage shard held while the key table is read, the rules
+    /// run and the use is journaled and counted.
+    private func decide(
+        _ keyBytes: UnsafeRawBufferPointer, hash: UInt64, cost: Int64, now: Int64,
+        journal: (KeyMutation) throws(EngineError) -> PendingDurability?,
+        remember: (Verification) throws(EngineError) -> PendingDurability?,
+        _ body: (Verification, UnsafeRawBufferPointer) -> Void
+    ) throws(EngineError) -> PendingDurability? {
+        var pending: PendingDurability?
+        var failure: EngineError?
+        let found = usage.withShard(keyHash: hash) { entries in
+            table.withInfo(keyBytes, hash: hash) { validity, owners, custom in
+                do throws(EngineError) {
+                    let verification = try Self.decide(
+                        validity, owners, cost: cost, now: now, entries: &entries, journal: journal, pending: &pending)
+                    if let remembered = try remember(verification) { pending = remembered }
+                    body(verification, custom)
+                } catch {
+                    failure = error
+                }
+            }
+        }
+        if let failure { throw failure }
+        if !found { Self.withEmptyObject { body(.notFound, $0) } }
+        return pending
+    }
+
+    /// The rules for a key that exists: status, expiry, the key's bucket, the monthly quota; a
+    /// use that passes is journaled, then counted.
+    private static func decide(
+        _ validity: KeyValidity, _ owners: KeyOwners, cost: Int64, now: Int64,
+        entries: inout [Int64: UsageTable.Entry], journal: (KeyMutation) throws(EngineError) -> PendingDurability?,
+        pending: inout PendingDurability?
+    ) throws(EngineError) -> Verification {
+        let orderID = owners.orderID
+        let limits = entries[orderID]?.limits ?? UsageLimits()
+        var meter = entries[orderID]?.meter ?? UsageMeter()
+        var denial: Verification.Code?
+        switch validity.status {
+        case .suspended: denial = .suspended
+        case .canceled: denial = .canceled
+        case .active: if !validity.isValid(now: { now }) { denial = .expired }
+        }
+        let decision = meter.use(cost: denial == nil ? cost : 0, limits: limits, nowNanoseconds: now)
+        let code: Verification.Code
+        switch (denial, decision.outcome) {
+        case (let denial?, _): code = denial
+        case (nil, .valid): code = .valid
+        case (nil, .rateLimited): code = .rateLimited
+        case (nil, .usageExceeded): code = .usageExceeded
+        }
+        if code == .valid, cost > 0 {
+            pending = try journal(.use(orderID: orderID, month: decision.current.month, count: cost))
+            entries[orderID, default: UsageTable.Entry(limits: limits, meter: meter)].meter = meter
+        }
+        var verification = Verification(code: code, orderID: orderID, clientID: owners.clientID)
+        if let limit = decision.limit, let remaining = decision.remaining {
+            verification.usage = Verification.Usage(
+                month: decision.current.month, limit: limit, used: decision.current.used, remaining: remaining)
+        }
+        if let burst = decision.rateBurst, let tokens = decision.rateRemaining,
+            let wait = decision.nanosecondsUntilNextToken
+        {
+            verification.rateLimit = Verification.RateLimit(
+                limit: burst, remaining: tokens, resetInMilliseconds: (wait + 999_999) / 1_000_000)
+        }
+        return verification
+    }
+
+    /// The usage of order `orderID` (whose key hashes to `keyHash`) in `month`, with its limit.
+    func usage(orderID: Int64, keyHash: UInt64, month: UsageMonth) -> (used: Int64, limit: Int64?) {
+        usage.withShard(keyHash: keyHash) { entries in
+            guard let entry = entries[orderID] else { return (0, nil) }
+            return (entry.meter.used(in: month), entry.limits.monthlyLimit)
+        }
+    }
+
     // MARK: - Applying mutations
 
     /// Applies a mutation to the table and the indexes; deterministic. Call with the write lock
@@ -48,43 +182,84 @@ final class EngineState: Sendable {
     func apply(_ mutation: KeyMutation, to state: inout WriteState) {
         switch mutation {
         case .put(let record):
-            if state.isBulkLoading {
-                // A snapshot holds each order once: nothing to replace, indexes sorted at the end.
-                _ = table.insert(record)
-                state.orders.appendUnsorted(record.orderID, keyHash: table.hash(record.apiKey))
-                state.ordersByClient[record.clientID, default: []].append(record.orderID)
-            } else if let oldHash = state.orders[record.orderID] {
-                // Keys are unique, so a record with this key is this order's: swapped in one step,
-                // checks of the key never miss it.
-                if let oldClient = table.replace(record) {
-                    if oldClient != record.clientID {
-                        state.removeFromClient(oldClient, record.orderID)
-                        state.addToClient(record.clientID, record.orderID)
-                    }
-                } else {
-                    let old = table.remove(orderID: record.orderID, hash: oldHash)
-                    _ = table.insert(record)
-                    if let old, old.clientID != record.clientID {
-                        state.removeFromClient(old.clientID, record.orderID)
-                        state.addToClient(record.clientID, record.orderID)
-                    }
-                    state.orders.set(record.orderID, keyHash: table.hash(record.apiKey))
-                }
-            } else {
-                _ = table.insert(record)
-                state.orders.set(record.orderID, keyHash: table.hash(record.apiKey))
-                state.addToClient(record.clientID, record.orderID)
+            let newHash = table.hash(record.apiKey)
+            let oldHash = state.isBulkLoading ? nil : state.orders[record.orderID]
+            usage.put(orderID: record.orderID, from: oldHash, to: newHash, limits: UsageLimits(stored: record)) {
+                put(record, keyHash: newHash, oldHash: oldHash, to: &state)
             }
             state.raiseNextOrderID(past: record.orderID)
         case .delete(let orderID):
             guard let hash = state.orders.remove(orderID) else { return }
-            if let old = table.remove(orderID: orderID, hash: hash) { state.removeFromClient(old.clientID, orderID) }
+            usage.delete(orderID: orderID, keyHash: hash) {
+                if let old = table.remove(orderID: orderID, hash: hash) {
+                    state.removeFromClient(old.clientID, orderID)
+                }
+            }
         case .setClientToken(let clientID, let token):
             if let old = state.tokenByClient[clientID] {
                 state.clientByTokenDigest.removeValue(forKey: tokenDigest(old))
             }
             state.tokenByClient[clientID] = token
             state.clientByTokenDigest[tokenDigest(token)] = clientID
+        case .use(let orderID, _, _), .resetUsage(let orderID, _), .setUsage(let orderID, _):
+            if state.isBulkLoading {
+                // The order index is sorted only once the snapshot is loaded.
+                state.usageLoaded.append(mutation)
+                return
+            }
+            guard let hash = state.orders[orderID] else { return }
+            usage.withShard(keyHash: hash) { Self.applyUsage(mutation, to: &$0) }
+        case .remember(let answer):
+            remembered.withLock { $0.remember(answer, nowNanoseconds: answer.atNanoseconds) }
+        }
+    }
+
+    /// The key table's part of a put; call with the write lock and the order's usage shards held.
+    private func put(_ record: KeyRecord, keyHash: UInt64, oldHash: UInt64?, to state: inout WriteState) {
+        if state.isBulkLoading {
+            // A snapshot holds each order once: nothing to replace, indexes sorted at the end.
+            _ = table.insert(record)
+            state.orders.appendUnsorted(record.orderID, keyHash: keyHash)
+            state.ordersByClient[record.clientID, default: []].append(record.orderID)
+        } else if let oldHash {
+            // Keys are unique, so a record with this key is this order's: swapped in one step,
+            // checks of the key never miss it.
+            if let oldClient = table.replace(record) {
+                if oldClient != record.clientID {
+                    state.removeFromClient(oldClient, record.orderID)
+                    state.addToClient(record.clientID, record.orderID)
+                }
+            } else {
+                let old = table.remove(orderID: record.orderID, hash: oldHash)
+                _ = table.insert(record)
+                if let old, old.clientID != record.clientID {
+                    state.removeFromClient(old.clientID, record.orderID)
+                    state.addToClient(record.clientID, record.orderID)
+                }
+                state.orders.set(record.orderID, keyHash: keyHash)
+            }
+        } else {
+            _ = table.insert(record)
+            state.orders.set(record.orderID, keyHash: keyHash)
+            state.addToClient(record.clientID, record.orderID)
+        }
+    }
+
+    /// Applies a usage mutation to the entries of its order's shard (held by the caller).
+    static func applyUsage(_ mutation: KeyMutation, to entries: inout [Int64: UsageTable.Entry]) {
+        switch mutation {
+        case .use(let orderID, let month, let count):
+            entries[orderID, default: UsageTable.Entry(limits: UsageLimits(), meter: UsageMeter())].meter.add(
+                count, in: month)
+        case .resetUsage(let orderID, let month):
+            entries[orderID]?.meter.reset(month: month)
+            if entries[orderID]?.isEmpty == true { entries[orderID] = nil }
+        case .setUsage(let orderID, let counts):
+            entries[orderID, default: UsageTable.Entry(limits: UsageLimits(), meter: UsageMeter())].meter.setCounts(
+                counts)
+            if entries[orderID]?.isEmpty == true { entries[orderID] = nil }
+        default:
+            preconditionFailure("\(mutation) is not a usage mutation")
         }
     }
 
@@ -107,6 +282,8 @@ final class EngineState: Sendable {
             guard state.orders[orderID] == nil else { return "order \(orderID) was deleted but is still indexed" }
         case .setClientToken(let clientID, let token):
             guard state.tokenByClient[clientID] == token else { return "client \(clientID) token not applied" }
+        case .use, .resetUsage, .setUsage, .remember:
+            break
         }
         return nil
     }
@@ -176,6 +353,8 @@ final class EngineState: Sendable {
 extension EngineState: RecoveryTarget {
     func reset() {
         table.removeAll()
+        usage.removeAll()
+        remembered.withLock { $0 = RememberedAnswers(capacity: $0.capacity) }
         state.withLock { $0 = WriteState() }
     }
 
@@ -188,7 +367,11 @@ extension EngineState: RecoveryTarget {
     }
 
     func endSnapshot() {
-        state.withLock { $0.endBulkLoad() }
+        state.withLock { state in
+            state.endBulkLoad()
+            for mutation in state.usageLoaded { apply(mutation, to: &state) }
+            state.usageLoaded = []
+        }
     }
 
     func apply(_ mutation: KeyMutation) {

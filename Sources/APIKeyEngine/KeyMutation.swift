@@ -11,4 +11,13 @@ public enum KeyMutation: Hashable, Sendable {
     case delete(orderID: Int64)
     /// Gives `clientID` this API token, replacing any previous one.
     case setClientToken(clientID: Int64, token: String)
+    /// Adds `count` uses to the order's count of `month` (a verify that passed). Ignored when the
+    /// order no longer exists.
+    case use(orderID: Int64, month: UsageMonth, count: Int64)
+    /// Sets the order's count of `month` back to 0 (`usage_reset`).
+    case resetUsage(orderID: Int64, month: UsageMonth)
+    /// Replaces every count of the order with `counts` (a snapshot's form of a usage meter).
+    case setUsage(orderID: Int64, counts: [UsageCount])
+    /// Remembers the answer to a verify that named a request ID, so a repeat gets it again.
+    case remember(RememberedVerification)
 }

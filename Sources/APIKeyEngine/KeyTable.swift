@@ -80,27 +80,29 @@ final class KeyTable<Hash: KeyHashFunction>: @unchecked Sendable {
         }
     }
 
-    /// Calls `body` once with the validity and the custom-parameter text of the record whose key
-    /// is exactly `key` (whose hash is `hash`), copied out of the table (on the stack when small);
-    /// false when there is none. Not generic, so callers in other modules get this code
-    /// specialised.
+    /// Calls `body` once with the validity, the order and client IDs and the custom-parameter
+    /// text of the record whose key is exactly `key` (whose hash is `hash`), copied out of the
+    /// table (on the stack when small); false when there is none. Not generic, so callers in other
+    /// modules get this code specialised.
     @inline(__always)
     func withInfo(
-        _ key: UnsafeRawBufferPointer, hash: UInt64, _ body: (KeyValidity, UnsafeRawBufferPointer) -> Void
+        _ key: UnsafeRawBufferPointer, hash: UInt64, _ body: (KeyValidity, KeyOwners, UnsafeRawBufferPointer) -> Void
     ) -> Bool {
         readOptimistically(key, hash: hash) { record, unchanged -> Bool? in
             guard let record else { return unchanged() ? false : nil }
-            guard let custom = record.customIfInside, let validity = record.validity else { return nil }
+            guard let custom = record.customIfInside, let validity = record.validity,
+                let (orderID, clientID) = record.ownersIfInside
+            else { return nil }
             return withUnsafeTemporaryAllocation(byteCount: max(custom.count, 1), alignment: 1) { copy in
                 let copied = UnsafeMutableRawBufferPointer(rebasing: copy[..<custom.count])
                 copied.copyMemory(from: custom)
                 guard unchanged() else { return nil }
-                body(validity, UnsafeRawBufferPointer(copied))
+                body(validity, KeyOwners(orderID: orderID, clientID: clientID), UnsafeRawBufferPointer(copied))
                 return true
             }
         } locked: { record in
             guard let record else { return false }
-            body(record.validity!, record.custom)
+            body(record.validity!, KeyOwners(orderID: record.orderID, clientID: record.clientID), record.custom)
             return true
         }
     }
@@ -519,4 +521,10 @@ final class KeyTable<Hash: KeyHashFunction>: @unchecked Sendable {
 
 extension UnsafeRawPointer {
     fileprivate var mutable: UnsafeMutableRawPointer { UnsafeMutableRawPointer(mutating: self) }
+}
+
+/// The order and client a key belongs to.
+struct KeyOwners {
+    var orderID: Int64
+    var clientID: Int64
 }

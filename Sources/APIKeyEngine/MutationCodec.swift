@@ -8,10 +8,23 @@
 /// | 1 put | order i64, client i64, status u8, has-expiry u8, expires i64, created i64, updated i64, key (u16 length + bytes), config (u32 + bytes), custom (u32 + bytes) |
 /// | 2 delete | order i64 |
 /// | 3 client token | client i64, token (u16 + bytes) |
+/// | 4 use | order i64, month, count i64 |
+/// | 5 reset usage | order i64, month |
+/// | 6 set usage | order i64, count u16, then per month: month, used i64 |
+/// | 7 remember | digest (low u64, high u64), at i64, verification |
+///
+/// A month is year u16 and month u8. A verification is code u8, order i64, client i64, flags u8
+/// (1: usage follows, 2: rate limit follows), usage (month, limit i64, used i64, remaining i64),
+/// rate limit (limit i64, remaining i64, reset milliseconds i64). Types 4 to 7 came with usage
+/// metering: a build before it refuses a journal or snapshot that holds them.
 enum MutationCodec {
     static let putType: UInt8 = 1
     static let deleteType: UInt8 = 2
     static let clientTokenType: UInt8 = 3
+    static let useType: UInt8 = 4
+    static let resetUsageType: UInt8 = 5
+    static let setUsageType: UInt8 = 6
+    static let rememberType: UInt8 = 7
 
     /// The type byte of `mutation`.
     static func type(of mutation: KeyMutation) -> UInt8 {
@@ -19,6 +32,10 @@ enum MutationCodec {
         case .put: putType
         case .delete: deleteType
         case .setClientToken: clientTokenType
+        case .use: useType
+        case .resetUsage: resetUsageType
+        case .setUsage: setUsageType
+        case .remember: rememberType
         }
     }
 
@@ -36,6 +53,48 @@ enum MutationCodec {
             bytes.appendLittleEndian(clientID)
             bytes.appendLittleEndian(UInt16(token.utf8.count))
             bytes.append(contentsOf: token.utf8)
+        case .use(let orderID, let month, let count):
+            bytes.appendLittleEndian(orderID)
+            encode(month, into: &bytes)
+            bytes.appendLittleEndian(count)
+        case .resetUsage(let orderID, let month):
+            bytes.appendLittleEndian(orderID)
+            encode(month, into: &bytes)
+        case .setUsage(let orderID, let counts):
+            bytes.appendLittleEndian(orderID)
+            bytes.appendLittleEndian(UInt16(counts.count))
+            for count in counts {
+                encode(count.month, into: &bytes)
+                bytes.appendLittleEndian(count.used)
+            }
+        case .remember(let remembered):
+            bytes.appendLittleEndian(remembered.digest.low)
+            bytes.appendLittleEndian(remembered.digest.high)
+            bytes.appendLittleEndian(remembered.atNanoseconds)
+            encode(remembered.verification, into: &bytes)
+        }
+    }
+
+    private static func encode(_ month: UsageMonth, into bytes: inout [UInt8]) {
+        bytes.appendLittleEndian(UInt16(month.year))
+        bytes.append(UInt8(month.month))
+    }
+
+    private static func encode(_ verification: Verification, into bytes: inout [UInt8]) {
+        bytes.append(verification.code.rawValue)
+        bytes.appendLittleEndian(verification.orderID)
+        bytes.appendLittleEndian(verification.clientID)
+        bytes.append((verification.usage == nil ? 0 : 1) | (verification.rateLimit == nil ? 0 : 2))
+        if let usage = verification.usage {
+            encode(usage.month, into: &bytes)
+            bytes.appendLittleEndian(usage.limit)
+            bytes.appendLittleEndian(usage.used)
+            bytes.appendLittleEndian(usage.remaining)
+        }
+        if let rate = verification.rateLimit {
+            bytes.appendLittleEndian(rate.limit)
+            bytes.appendLittleEndian(rate.remaining)
+            bytes.appendLittleEndian(rate.resetInMilliseconds)
         }
     }
 
@@ -96,9 +155,57 @@ enum MutationCodec {
                 let token = String(validating: tokenBytes, as: UTF8.self)
             else { return nil }
             mutation = .setClientToken(clientID: clientID, token: token)
+        case useType:
+            guard let orderID = reader.int64(), let month = month(&reader), let count = reader.int64(), count >= 0
+            else { return nil }
+            mutation = .use(orderID: orderID, month: month, count: count)
+        case resetUsageType:
+            guard let orderID = reader.int64(), let month = month(&reader) else { return nil }
+            mutation = .resetUsage(orderID: orderID, month: month)
+        case setUsageType:
+            guard let orderID = reader.int64(), let count = reader.uint16() else { return nil }
+            var counts: [UsageCount] = []
+            for _ in 0..<count {
+                guard let month = month(&reader), let used = reader.int64(), used >= 0 else { return nil }
+                counts.append(UsageCount(month: month, used: used))
+            }
+            mutation = .setUsage(orderID: orderID, counts: counts)
+        case rememberType:
+            guard let low = reader.uint64(), let high = reader.uint64(), let at = reader.int64(),
+                let verification = verification(&reader)
+            else { return nil }
+            mutation = .remember(
+                RememberedVerification(
+                    digest: RequestDigest(low: low, high: high), atNanoseconds: at, verification: verification))
         default:
             return nil
         }
         return reader.isAtEnd ? mutation : nil
+    }
+
+    private static func month(_ reader: inout ByteReader) -> UsageMonth? {
+        guard let year = reader.uint16(), let month = reader.uint8() else { return nil }
+        return UsageMonth(year: Int(year), month: Int(month))
+    }
+
+    private static func verification(_ reader: inout ByteReader) -> Verification? {
+        guard let codeByte = reader.uint8(), let code = Verification.Code(rawValue: codeByte),
+            let orderID = reader.int64(), let clientID = reader.int64(), let flags = reader.uint8(), flags <= 3
+        else { return nil }
+        var verification = Verification(code: code, orderID: orderID, clientID: clientID)
+        if flags & 1 != 0 {
+            guard let month = month(&reader), let limit = reader.int64(), let used = reader.int64(),
+                let remaining = reader.int64()
+            else { return nil }
+            verification.usage = Verification.Usage(month: month, limit: limit, used: used, remaining: remaining)
+        }
+        if flags & 2 != 0 {
+            guard let limit = reader.int64(), let remaining = reader.int64(), let reset = reader.int64() else {
+                return nil
+            }
+            verification.rateLimit = Verification.RateLimit(
+                limit: limit, remaining: remaining, resetInMilliseconds: reset)
+        }
+        return verification
     }
 }

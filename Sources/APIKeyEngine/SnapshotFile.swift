@@ -4,8 +4,8 @@ import CZlib
 /// The on-disk form of a snapshot: the whole state at one journal sequence number, compressed.
 ///
 /// `snapshot-<last sequence, 20 digits>.snap` holds the magic `AKSNAP01`, a zlib stream of
-/// entries (type u8, payload length u32, payload: the ``MutationCodec`` form of the puts and
-/// client tokens that rebuild the state) and a 56-byte trailer: last sequence, next order ID,
+/// entries (type u8, payload length u32, payload: the ``MutationCodec`` form of the puts, client
+/// tokens, usage counts and remembered verify answers that rebuild the state) and a 56-byte trailer: last sequence, next order ID,
 /// entry count, uncompressed bytes, compressed bytes, XXH3-64 of the compressed bytes, and XXH3-64
 /// of the trailer's first 48 bytes. Nothing is applied before both checksums pass.
 enum SnapshotFile {
@@ -30,6 +30,9 @@ enum SnapshotFile {
         var nextOrderID: Int64
         var records: KeyTableCopy
         var clientTokens: [(clientID: Int64, token: String)]
+        /// The usage table's shards, as copied.
+        var usage: [[Int64: UsageTable.Entry]] = []
+        var remembered: [RememberedVerification] = []
     }
 
     /// Hooks inside the write protocol, where tests simulate a crash.
@@ -97,10 +100,18 @@ enum SnapshotFile {
         try contents.records.forEach { (record) throws(StorageError) in
             try add(type: MutationCodec.putType) { MutationCodec.encodePut(record, into: &$0) }
         }
-        for (clientID, token) in contents.clientTokens {
-            let mutation = KeyMutation.setClientToken(clientID: clientID, token: token)
+        func add(_ mutation: KeyMutation) throws(StorageError) {
             try add(type: MutationCodec.type(of: mutation)) { MutationCodec.encodePayload(mutation, into: &$0) }
         }
+        for (clientID, token) in contents.clientTokens {
+            try add(.setClientToken(clientID: clientID, token: token))
+        }
+        for shard in contents.usage {
+            for (orderID, entry) in shard where !entry.meter.isEmpty {
+                try add(.setUsage(orderID: orderID, counts: entry.meter.counts))
+            }
+        }
+        for answer in contents.remembered { try add(.remember(answer)) }
         uncompressed += UInt64(batch.count)
         try compressor.compress(batch, finish: true, into: file)
 

@@ -114,7 +114,9 @@ final class Storage: @unchecked Sendable {
             }
             // What was read becomes a snapshot before the damaged segments are set aside, so a
             // crash in between never leaves a journal that starts after a gap.
-            let contents = state.withLock { state.snapshotContents(lastSequence: report.lastSequence, $0) }
+            let contents = state.withLock { writeState in
+                state.snapshotContents(writeState) { report.lastSequence }
+            }
             _ = try SnapshotFile.write(contents, directory: directory, files: files)
             verifiedSnapshots.insert(report.lastSequence)
             try repair.setAsideUnreadableSegments(report)
@@ -247,13 +249,13 @@ final class Storage: @unchecked Sendable {
         defer { snapshotGate.withLock { $0 = false } }
         let startNanoseconds = SystemClock.monotonicNanoseconds()
         let contents = try state.withLock { (writeState) throws(SnapshotFailure) -> SnapshotFile.Contents in
-            let lastSequence: UInt64
-            do throws(StorageError) {
-                lastSequence = try journal.rotate()
-            } catch {
-                throw .journal(error)
+            try state.snapshotContents(writeState) { () throws(SnapshotFailure) -> UInt64 in
+                do throws(StorageError) {
+                    return try journal.rotate()
+                } catch {
+                    throw .journal(error)
+                }
             }
-            return state.snapshotContents(lastSequence: lastSequence, writeState)
         }
         lastSnapshot.withLock { $0 = (journal.appendedBytes, clock.nowSeconds()) }
         do throws(StorageError) {

@@ -62,6 +62,34 @@ public struct UsageLimits: Hashable, Sendable {
         }
     }
 
+    /// The limits the config of a stored `record` sets. The config is parsed only when its text
+    /// names one of the parameters; one that does not read (a config stored before they were
+    /// checked) sets no limit.
+    init(stored record: KeyRecord) {
+        let text = record.configJSON
+        guard Self.contains(text, Self.monthlyLimitName) || Self.contains(text, Self.ratePrefix),
+            let config = try? JSONValue.parse(text), let limits = try? UsageLimits(config: config)
+        else {
+            self.init()
+            return
+        }
+        self = limits
+    }
+
+    private static let monthlyLimitName = Array(#""custom_monthlyLimit""#.utf8)
+    private static let ratePrefix = Array(#""custom_rate"#.utf8)
+
+    private static func contains(_ text: ArraySlice<UInt8>, _ needle: [UInt8]) -> Bool {
+        guard text.count >= needle.count, let first = needle.first else { return false }
+        var index = text.startIndex
+        while let found = text[index...].firstIndex(of: first) {
+            guard text.endIndex - found >= needle.count else { return false }
+            if text[found..<(found + needle.count)].elementsEqual(needle) { return true }
+            index = found + 1
+        }
+        return false
+    }
+
     /// A JSON number or numeric string as written in decimal, normalised; nil for anything else.
     private static func numericText(_ value: JSONValue) -> String? {
         switch value {

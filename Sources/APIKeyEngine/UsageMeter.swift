@@ -10,12 +10,6 @@ import APIKeyLimiter
 /// consumes nothing. A denied use consumes nothing. The month rolls over lazily, at the first use
 /// in a new month.
 struct UsageMeter: Hashable, Sendable {
-    /// One month's count.
-    struct MonthCount: Hashable, Sendable {
-        var month: UsageMonth
-        var used: Int64
-    }
-
     /// What a use came to.
     enum Outcome: Hashable, Sendable {
         case valid, rateLimited, usageExceeded
@@ -25,7 +19,7 @@ struct UsageMeter: Hashable, Sendable {
     struct Decision: Hashable, Sendable {
         var outcome: Outcome
         /// The month counted, and its count after this use.
-        var current: MonthCount
+        var current: UsageCount
         /// The monthly limit, and what is left of it; nil without a limit.
         var limit: Int64?
         var remaining: Int64?
@@ -39,14 +33,64 @@ struct UsageMeter: Hashable, Sendable {
     /// Months kept before the current one.
     static let keptMonths = 12
 
-    private(set) var current: MonthCount
+    private(set) var current: UsageCount
     /// Earlier months with a count, newest first, at most ``keptMonths``.
-    private(set) var earlier: [MonthCount] = []
+    private(set) var earlier: [UsageCount] = []
     private var bucket: TokenBucket?
 
     /// Nothing used yet, counting from the month of `nowNanoseconds`.
     init(nowNanoseconds: Int64) {
-        current = MonthCount(month: UsageMonth(containingNanoseconds: nowNanoseconds), used: 0)
+        current = UsageCount(month: UsageMonth(containingNanoseconds: nowNanoseconds), used: 0)
+    }
+
+    /// Nothing used yet; the first use sets the month.
+    init() {
+        current = UsageCount(month: UsageMonth(year: 1, month: 1)!, used: 0)
+    }
+
+    /// Whether nothing is counted in any month.
+    var isEmpty: Bool { current.used == 0 && earlier.isEmpty }
+
+    /// Every month with a count, newest first: what a snapshot keeps (the bucket is not kept; it
+    /// starts full after a restart).
+    var counts: [UsageCount] { (current.used > 0 ? [current] : []) + earlier }
+
+    /// Replaces every count with `counts` (any order); the bucket stays.
+    mutating func setCounts(_ counts: [UsageCount]) {
+        current = UsageCount(month: UsageMonth(year: 1, month: 1)!, used: 0)
+        earlier = []
+        for count in counts.sorted(by: { $0.month < $1.month }) { add(count.used, in: count.month) }
+    }
+
+    /// Adds `count` to the count of `month` (replaying a use): rolls over to `month` when it is
+    /// later than the current one; a month older than those kept is dropped.
+    mutating func add(_ count: Int64, in month: UsageMonth) {
+        roll(to: month)
+        if month == current.month {
+            current.used = Self.saturatingSum(current.used, count)
+        } else if current.month.ordinal - month.ordinal <= Self.keptMonths {
+            if let index = earlier.firstIndex(where: { $0.month == month }) {
+                earlier[index].used = Self.saturatingSum(earlier[index].used, count)
+            } else {
+                earlier.append(UsageCount(month: month, used: count))
+                earlier.sort { $0.month > $1.month }
+            }
+        }
+    }
+
+    /// Sets the count of `month` back to 0, rolling over to it when it is later.
+    mutating func reset(month: UsageMonth) {
+        roll(to: month)
+        if month == current.month {
+            current.used = 0
+        } else {
+            earlier.removeAll { $0.month == month }
+        }
+    }
+
+    private static func saturatingSum(_ left: Int64, _ right: Int64) -> Int64 {
+        let (sum, overflow) = left.addingReportingOverflow(right)
+        return overflow ? .max : sum
     }
 
     /// Decides a use of `cost` (at least 0) at `nowNanoseconds` under `limits`, and counts it
@@ -66,7 +110,7 @@ struct UsageMeter: Hashable, Sendable {
         }
         if outcome == .valid, cost > 0 {
             if let rate { _ = bucket!.take(rate: rate, nowNanoseconds: nowNanoseconds) }
-            current.used = current.used.addingReportingOverflow(cost).overflow ? .max : current.used + cost
+            current.used = Self.saturatingSum(current.used, cost)
         }
         var decision = Decision(outcome: outcome, current: current)
         if let limit = limits.monthlyLimit {
@@ -88,19 +132,12 @@ struct UsageMeter: Hashable, Sendable {
         return earlier.first { $0.month == month }?.used ?? 0
     }
 
-    /// Sets the count of the month of `nowNanoseconds` back to 0 (`usage_reset`); earlier months
-    /// and the bucket stay.
-    mutating func resetCurrentMonth(nowNanoseconds: Int64) {
-        roll(to: UsageMonth(containingNanoseconds: nowNanoseconds))
-        current.used = 0
-    }
-
     /// Makes `month` the current one when it is later, keeping the months that fall within
     /// ``keptMonths`` of it. A clock that goes back never rolls back.
     private mutating func roll(to month: UsageMonth) {
         guard month > current.month else { return }
         if current.used > 0 { earlier.insert(current, at: 0) }
         earlier.removeAll { month.ordinal - $0.month.ordinal > Self.keptMonths }
-        current = MonthCount(month: month, used: 0)
+        current = UsageCount(month: month, used: 0)
     }
 }

@@ -17,6 +17,8 @@ struct WriteState: ~Copyable {
     /// them shard by shard, and sorted insertion would make loading quadratic); `endBulkLoad`
     /// sorts once.
     var isBulkLoading = false
+    /// Usage entries of the snapshot being loaded, applied once its orders are indexed.
+    var usageLoaded: [KeyMutation] = []
 
     mutating func endBulkLoad() {
         isBulkLoading = false

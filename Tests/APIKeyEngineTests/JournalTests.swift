@@ -11,8 +11,8 @@ import Testing
 
 /// Journal format and replay, on real files.
 @Suite struct JournalTests {
-    /// Writes a journal of assorted mutations through an engine and returns its directory and the
-    /// single segment's name.
+    /// Writes a journal of assorted mutations through an engine (usage ones among them) and
+    /// returns its directory, the single segment's name and the mutations.
     private func writeJournal(writes: Int = 12) throws -> (TemporaryDirectory, String, [KeyMutation]) {
         let directory = TemporaryDirectory()
         var options = StorageOptions()
@@ -28,11 +28,21 @@ import Testing
             default: _ = try engine.resetClientToken(clientID: Int64(index))
             }
         }
+        // A use, a use with its remembered answer, and a usage reset: four records.
+        let key = try engine.get(.orderID(2)).apiKey
+        _ = try engine.verify(key: key, cost: 3)
+        _ = try engine.verify(key: key, cost: 1, requestID: "request-1")
+        try engine.resetUsage(orderID: 2)
         try engine.close()
         let segment = try #require(directory.names().first { $0.hasPrefix("journal-") })
         let bytes = directory.read(segment)
         let mutations = JournalFormat.scan(bytes, expectedSequence: nil).records.map(\.mutation)
-        #expect(mutations.count == writes)
+        #expect(mutations.count == writes + 4)
+        #expect(mutations.filter { if case .use = $0 { true } else { false } }.count == 2)
+        #expect(mutations.contains { if case .remember = $0 { true } else { false } })
+        #expect(
+            mutations.last
+                == .resetUsage(orderID: 2, month: UsageMonth(containingNanoseconds: SystemClock().nowNanoseconds())))
         return (directory, segment, mutations)
     }
 
@@ -177,7 +187,7 @@ import Testing
         // Replay stopped before the fourth record: orders 1 (suspended) and 2, then the new key.
         #expect(reopened.allRecords().map(\.orderID) == [1, 2, 3])
         #expect(try reopened.get(.orderID(1)).status == .suspended)
-        #expect(mutations.count == 12)
+        #expect(mutations.count == 16)
         try reopened.close()
     }
 

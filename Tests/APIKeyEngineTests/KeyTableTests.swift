@@ -78,20 +78,23 @@ final class AtomicFlag: Sendable {
 
     @Test func lockFreeReadsSeeStatusExpiryAndCustomParameters() {
         let table = KeyTable(shardCountLog2: 2, hashFunction: SeededXXH3(seed: 9))
-        var stored = record("KEY-1", order: 1)
+        var stored = record("KEY-1", order: 3, client: 7)
         stored.expiresAt = 1_900_000_000
         stored.config = .object([JSONMember("custom_tier", .string("pro")), JSONMember("length", .integer(8))])
         _ = table.insert(stored)
         #expect(table.validity(bytes("KEY-1")) == KeyValidity(status: .active, expiresAt: 1_900_000_000))
         #expect(table.validity(bytes("KEY-2")) == nil)
         var custom: String?
+        var owners: (Int64, Int64)?
         #expect(
-            table.withInfo(bytes("KEY-1"), hash: table.hash(bytes("KEY-1"))) { _, text in
+            table.withInfo(bytes("KEY-1"), hash: table.hash(bytes("KEY-1"))) { _, found, text in
                 custom = String(decoding: text, as: UTF8.self)
+                owners = (found.orderID, found.clientID)
             })
         #expect(custom == #"{"tier": "pro"}"#)
+        #expect(owners?.0 == stored.orderID && owners?.1 == stored.clientID)
         var called = false
-        #expect(!table.withInfo(bytes("key-1"), hash: table.hash(bytes("key-1"))) { _, _ in called = true })
+        #expect(!table.withInfo(bytes("key-1"), hash: table.hash(bytes("key-1"))) { _, _, _ in called = true })
         #expect(!called)
     }
 
@@ -165,7 +168,7 @@ final class AtomicFlag: Sendable {
                         index += 1
                         var consistent = false
                         let found = Array(key.utf8).withUnsafeBytes { keyBytes in
-                            table.withInfo(keyBytes, hash: table.hash(keyBytes)) { validity, custom in
+                            table.withInfo(keyBytes, hash: table.hash(keyBytes)) { validity, _, custom in
                                 // {"round": "<letters>"}: 13 bytes around the letters.
                                 let letter = validity.status == .active ? "a" : "b"
                                 let expected =

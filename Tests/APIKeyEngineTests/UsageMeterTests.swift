@@ -95,7 +95,7 @@ import Testing
         // A clock that goes back counts into the current month.
         _ = meter.use(cost: 1, limits: limits(), nowNanoseconds: 0)
         #expect(meter.used(in: month) == 16)
-        meter.resetCurrentMonth(nowNanoseconds: month.firstSecond * Self.second)
+        meter.reset(month: UsageMonth(containingNanoseconds: month.firstSecond * Self.second))
         #expect(meter.used(in: month) == 0 && meter.earlier.count == UsageMeter.keptMonths)
     }
 }
