@@ -34,6 +34,8 @@ public struct APIRouter: Sendable {
         switch route(request) {
         case .answer(let response):
             return .now(charging(response, failed: response.status == 401, to: charged))
+        case .lookup(let lookup, let parameters):
+            return lookUp(lookup, parameters, charged: charged)
         case .run(let endpoint, let parameters, let requester):
             if endpoint.mayBlock {
                 return .offLoop { [self] in
@@ -65,46 +67,84 @@ public struct APIRouter: Sendable {
     /// Starts loading the memory a lookup of the key with these bytes reads first: a transport
     /// that sees the key before it has parsed the whole request calls this, so that parsing
     /// overlaps the wait for memory. A hint; any bytes are fine. Returns the key's hash for
-    /// ``respondToKeyLookup(_:key:hash:client:_:)`` of the same bytes.
+    /// ``respondToKeyLookup(_:key:cost:requestID:hash:client:_:)`` of the same bytes.
     public func prefetch(key: UnsafeRawBufferPointer) -> KeyHash {
         engine.prefetch(keyBytes: key)
     }
 
     /// The answer to a ``KeyLookup`` for the key with these bytes, exactly as
     /// ``respond(to:client:)`` would give it (limits included), without building a request or an
-    /// answer: for transports that write the common answers from ``KeyLookupBodies``. `hash` is
-    /// what ``prefetch(key:)`` returned for these same bytes, if it was called.
+    /// answer: for transports that write the common answers from ``KeyLookupBodies``. `cost` and
+    /// `requestID` are `verify`'s (nil: not given). `hash` is what ``prefetch(key:)`` returned for
+    /// these same bytes, if it was called.
+    ///
+    /// Returns nil once `answer` has been called. A verify whose use must be durable before it is
+    /// answered (`--fsync always`) does not call it and returns the answer to carry out instead.
     public func respondToKeyLookup(
-        _ lookup: KeyLookup, key: UnsafeRawBufferPointer, hash: KeyHash? = nil, client: IPAddress?,
-        _ answer: (KeyLookupAnswer) -> Void
-    ) {
+        _ lookup: KeyLookup, key: UnsafeRawBufferPointer, cost: Int64? = nil, requestID: UnsafeRawBufferPointer? = nil,
+        hash: KeyHash? = nil, client: IPAddress?, _ answer: (KeyLookupAnswer) -> Void
+    ) -> APIAnswer? {
         let charged = limiter.charged(client)
-        if let charged, let refusal = limiter.admit(charged) { return answer(.response(refusal)) }
+        if let charged, let refusal = limiter.admit(charged) {
+            answer(.response(refusal))
+            return nil
+        }
+        return lookUp(lookup, key: key, cost: cost, requestID: requestID, hash: hash, charged: charged, answer)
+    }
+
+    /// A key lookup once the request is admitted; one definition for both paths.
+    private func lookUp(
+        _ lookup: KeyLookup, key: UnsafeRawBufferPointer, cost: Int64?, requestID: UnsafeRawBufferPointer?,
+        hash: KeyHash?, charged: IPAddress?, _ answer: (KeyLookupAnswer) -> Void
+    ) -> APIAnswer? {
         do throws(EngineError) {
-            try Self.look(lookup, key: key, hash: hash, in: engine, answer)
+            switch lookup {
+            case .check:
+                answer(.check(try engine.check(keyBytes: key, hash: hash)))
+            case .getInfo:
+                try engine.withInfo(keyBytes: key, hash: hash) { valid, custom in
+                    answer(.info(valid: valid, customParameters: custom))
+                }
+            case .verify:
+                return try verify(key: key, cost: cost, requestID: requestID, hash: hash, charged: charged, answer)
+            }
         } catch {
             answer(.response(failure(error, chargedTo: charged)))
         }
+        return nil
+    }
+
+    /// `verify` for ``respondToKeyLookup(_:key:cost:requestID:hash:client:_:)``. An unknown key
+    /// takes a failure token, as on `check`. When the engine acknowledges only after an fsync,
+    /// the answer is copied out and handed back with what it waits for.
+    private func verify(
+        key: UnsafeRawBufferPointer, cost: Int64?, requestID: UnsafeRawBufferPointer?, hash: KeyHash?,
+        charged: IPAddress?, _ answer: (KeyLookupAnswer) -> Void
+    ) throws(EngineError) -> APIAnswer? {
+        let waitsForFsync = engine.acknowledgesAfterFsync
+        var copied: APIResponse?
+        let pending = try engine.deferred.verify(keyBytes: key, hash: hash, cost: cost ?? 1, requestID: requestID) {
+            verification, custom in
+            let found = KeyLookupAnswer.verification(verification, customParameters: custom)
+            if verification.code == .notFound {
+                answer(.response(charging(found.response, failed: true, to: charged)))
+            } else if waitsForFsync {
+                copied = found.response
+            } else {
+                answer(found)
+            }
+        }
+        guard let copied else { return nil }
+        guard let pending else {
+            answer(.response(copied))
+            return nil
+        }
+        return .afterDurable(copied, pending)
     }
 
     /// The address to charge for a request from `peer` with these `X-Forwarded-For` values.
     public func clientAddress(peer: IPAddress, forwardedFor: [String]) -> IPAddress {
         limiter.clientAddress(peer: peer, forwardedFor: forwardedFor)
-    }
-
-    /// A key lookup's answer from the engine.
-    private static func look(
-        _ lookup: KeyLookup, key: UnsafeRawBufferPointer, hash: KeyHash?, in engine: Engine,
-        _ answer: (KeyLookupAnswer) -> Void
-    ) throws(EngineError) {
-        switch lookup {
-        case .check:
-            answer(.check(try engine.check(keyBytes: key, hash: hash)))
-        case .getInfo:
-            try engine.withInfo(keyBytes: key, hash: hash) { valid, custom in
-                answer(.info(valid: valid, customParameters: custom))
-            }
-        }
     }
 
     /// `response`, or the 429 to send instead when it `failed` and the failure bucket of
@@ -132,10 +172,43 @@ public struct APIRouter: Sendable {
         }
     }
 
-    /// What a request comes to: an answer without running anything (an error, or `/health`), or
-    /// an endpoint to run with its parameters and caller.
+    /// A ``KeyLookup`` on the general path: its parameters read as on any endpoint, then the
+    /// same code as the fast path.
+    private func lookUp(_ lookup: KeyLookup, _ parameters: RequestParameters, charged: IPAddress?) -> APIAnswer {
+        do throws(EngineError) {
+            guard var key = try parameters.string("key"), !key.isEmpty else { throw EngineError.missingKey }
+            var cost: Int64?
+            var requestID: String?
+            if lookup == .verify {
+                do throws(EngineError) {
+                    cost = try parameters.integer("cost")
+                } catch {
+                    throw EngineError.invalidCost
+                }
+                requestID = try parameters.string("request_id")
+            }
+            var response: APIResponse?
+            let later = key.withUTF8 { keyBytes in
+                func run(_ requestBytes: UnsafeRawBufferPointer?) -> APIAnswer? {
+                    lookUp(
+                        lookup, key: UnsafeRawBufferPointer(keyBytes), cost: cost, requestID: requestBytes, hash: nil,
+                        charged: charged
+                    ) { response = $0.response }
+                }
+                guard var requestID else { return run(nil) }
+                return requestID.withUTF8 { run(UnsafeRawBufferPointer($0)) }
+            }
+            return later ?? .now(response!)
+        } catch {
+            return .now(failure(error, chargedTo: charged))
+        }
+    }
+
+    /// What a request comes to: an answer without running anything (an error, or `/health`), a
+    /// key lookup, or an endpoint to run with its parameters and caller.
     private enum Route {
         case answer(APIResponse)
+        case lookup(KeyLookup, RequestParameters)
         case run(Endpoint, RequestParameters, Requester)
     }
 
@@ -178,7 +251,9 @@ public struct APIRouter: Sendable {
             }
         }
 
-        guard let endpoint = Self.endpoints["\(role)/\(module)/\(method)"] else {
+        let name = "\(role)/\(module)/\(method)"
+        let lookup = KeyLookup.allCases.first { $0.endpointName == name }
+        guard lookup != nil || Self.endpoints[name] != nil else {
             return .answer(
                 .failure(
                     status: 404, code: 740,
@@ -193,7 +268,8 @@ public struct APIRouter: Sendable {
             return .answer(.failure(status: 400, code: 400, error.message))
         }
 
-        return .run(endpoint, parameters, requester)
+        if let lookup { return .lookup(lookup, parameters) }
+        return .run(Self.endpoints[name]!, parameters, requester)
     }
 
     private func methodNotAllowed(_ method: String) -> APIResponse {

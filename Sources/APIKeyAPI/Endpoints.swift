@@ -53,6 +53,11 @@ extension APIRouter {
                         expiresAt: try parameters.time("expires_at") ?? nil)
                 ).map(ResponseEncoding.record)
             },
+            "admin/serviceapikey/usage": usage,
+            "client/serviceapikey/usage": usage,
+            "admin/serviceapikey/usage_reset": lifecycle { engine, orderID throws(EngineError) in
+                try engine.deferred.resetUsage(orderID: orderID)
+            },
             "admin/serviceapikey/get": get,
             "client/serviceapikey/get": get,
             "admin/serviceapikey/get_list": list,
@@ -92,19 +97,6 @@ extension APIRouter {
                 }
             },
         ]
-        for lookup in KeyLookup.allCases {
-            table[lookup.endpointName] = .read { engine, parameters, _ throws(EngineError) in
-                guard let key = try parameters.string("key"), !key.isEmpty else { throw EngineError.missingKey }
-                switch lookup {
-                case .check:
-                    return ResponseEncoding.boolean(try engine.check(key: key))
-                case .getInfo:
-                    return try engine.withInfo(key: key) { valid, custom in
-                        ResponseEncoding.info(valid: valid, customParameters: custom)
-                    }
-                }
-            }
-        }
         return table
     }()
 
@@ -116,6 +108,21 @@ extension APIRouter {
     private static let get = Endpoint.read { engine, parameters, requester throws(EngineError) in
         guard let reference = try reference(parameters) else { throw EngineError.missingGetTarget }
         return ResponseEncoding.record(try engine.get(reference, as: requester))
+    }
+
+    /// `usage`: of one order (`order_id` or `key`) or of a client's keys (`client_id`), in
+    /// `month` (default: the current one).
+    private static let usage = Endpoint.read { engine, parameters, requester throws(EngineError) in
+        var month: UsageMonth?
+        if let text = try parameters.string("month") {
+            guard let parsed = UsageMonth(text) else { throw EngineError.invalidMonth }
+            month = parsed
+        }
+        if let reference = try reference(parameters) {
+            return ResponseEncoding.usage(try engine.usage(reference, month: month, as: requester))
+        }
+        guard let clientID = try parameters.positiveInteger("client_id") else { throw EngineError.missingUsageTarget }
+        return ResponseEncoding.usage(try engine.usage(clientID: clientID, month: month, as: requester))
     }
 
     private static let list = Endpoint.read { engine, parameters, requester throws(EngineError) in

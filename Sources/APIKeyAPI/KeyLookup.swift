@@ -1,30 +1,48 @@
 import APIKeyEngine
 
-/// The two endpoints called on every request of a customer's application, defined once: their
-/// path, how a request names the key, and their answers. The router's table and the
-/// transports' fast paths both take them from here.
+/// The endpoints called on every request of a customer's application, defined once: their
+/// path, how a request names the key (and, for `verify`, the cost and request ID), and their
+/// answers. The router's table and the transports' fast paths both take them from here.
 ///
 /// A request takes the fast path when it asks in one of the ways FOSSBilling's documentation
-/// shows and its key needs no decoding (RFC 3986 unreserved characters only):
-/// - `GET <path>?key=K`;
-/// - `POST <path>` with `Content-Type: application/json` and the body `{"key": "K"}`;
-/// - `POST <path>` with a form body `key=K` (`application/x-www-form-urlencoded`, or no type).
+/// shows and its values need no decoding (RFC 3986 unreserved characters only; a cost in plain
+/// digits):
+/// - `GET <path>?key=K` (for `verify` also `&cost=N` and `&request_id=R`, in any order);
+/// - `POST <path>` with `Content-Type: application/json` and the body `{"key": "K"}` (for
+///   `verify` also `"cost": N` or `"cost": "N"`, and `"request_id": "R"`);
+/// - `POST <path>` with a form body `key=K` (`application/x-www-form-urlencoded`, or no type),
+///   for `verify` with `cost` and `request_id` as in the query.
 ///
-/// Anything else (more parameters, escapes, another media type) takes the general path, which
-/// gives the same answer.
+/// Anything else (other parameters, a name twice, escapes, another media type) takes the general
+/// path, which gives the same answer.
 public enum KeyLookup: Sendable, CaseIterable {
-    case check, getInfo
+    case check, getInfo, verify
 
     /// The request path.
     public var path: StaticString {
         switch self {
         case .check: "/api/guest/serviceapikey/check"
         case .getInfo: "/api/guest/serviceapikey/get_info"
+        case .verify: "/api/guest/serviceapikey/verify"
         }
     }
 
     /// The name of the endpoint in the router's table: the path after `/api/`.
     var endpointName: String { String(describing: path).dropFirst("/api/".count).description }
+
+    /// What a fast-path request names: where the key (and request ID) lie in the bytes parsed,
+    /// and the cost.
+    public struct Arguments: Hashable, Sendable {
+        public var key: Range<Int>
+        public var cost: Int64?
+        public var requestID: Range<Int>?
+
+        public init(key: Range<Int>, cost: Int64? = nil, requestID: Range<Int>? = nil) {
+            self.key = key
+            self.cost = cost
+            self.requestID = requestID
+        }
+    }
 
     /// The lookup whose path `target` is exactly; nil for any other target.
     public static func matching(path target: UnsafeRawBufferPointer) -> KeyLookup? {
@@ -33,32 +51,28 @@ public enum KeyLookup: Sendable, CaseIterable {
         }
     }
 
-    /// The lookup a `GET` target `<path>?key=K` asks for, and where `K` starts in it; nil for any
-    /// other target. `K` is the rest of the target: check it with ``isPlainKey(_:)``.
-    public static func matching(query target: UnsafeRawBufferPointer) -> (KeyLookup, keyStart: Int)? {
+    /// The lookup a `GET` target `<path>?<query>` asks for and its arguments (ranges into
+    /// `target`); nil for any other target or a query the fast path does not take.
+    public static func matching(query target: UnsafeRawBufferPointer) -> (KeyLookup, Arguments)? {
         for lookup in allCases {
             let length = lookup.path.utf8CodeUnitCount
-            guard target.count > length + 4, startsWith(target, lookup.path) else { continue }
-            let rest = UnsafeRawBufferPointer(rebasing: target[length...])
-            if startsWith(rest, "?key=") { return (lookup, length + 5) }
+            guard target.count > length + 1, startsWith(target, lookup.path), target[length] == UInt8(ascii: "?")
+            else { continue }
+            return lookup.formArguments(target, from: length + 1).map { (lookup, $0) }
         }
         return nil
     }
 
-    /// Where the key lies in the body of a `POST` of `contentType` (nil: none given) that names
-    /// only the key: `{"key": "K"}` for JSON, `key=K` for a form. Nil for any other body, and
-    /// for a key that is not plain (``isPlainKey(_:)``).
-    public static func key(
+    /// The arguments in the body of a `POST` of `contentType` (nil: none given), as ranges into
+    /// `body`: `{"key": "K", ...}` for JSON, `key=K&...` for a form. Nil for any other body.
+    public func arguments(
         inBody body: UnsafeRawBufferPointer, contentType: UnsafeRawBufferPointer?
-    ) -> Range<Int>? {
-        let range: Range<Int>?
+    ) -> Arguments? {
         switch MediaType(contentType) {
-        case .json: range = keyInJSON(body)
-        case .form: range = startsWith(body, "key=") ? 4..<body.count : nil
-        case .other: range = nil
+        case .json: jsonArguments(body)
+        case .form: formArguments(body, from: 0)
+        case .other: nil
         }
-        guard let range, isPlainKey(UnsafeRawBufferPointer(rebasing: body[range])) else { return nil }
-        return range
     }
 
     /// Whether `key` is non-empty and every byte is RFC 3986 unreserved (letters, digits, `-._~`),
@@ -77,6 +91,123 @@ public enum KeyLookup: Sendable, CaseIterable {
     private static let unreservedBelow64: UInt64 = 1 << 45 | 1 << 46 | 0x3FF << 48
     /// Bits 1-26, 31, 33-58 and 62 (byte minus 64): `A`-`Z`, `_`, `a`-`z`, `~`.
     private static let unreservedFrom64: UInt64 = 0x3FF_FFFF << 1 | 1 << 31 | 0x3FF_FFFF << 33 | 1 << 62
+
+    /// The parameters a lookup takes on the fast path.
+    private enum Name {
+        case key, cost, requestID
+    }
+
+    /// The parameter `bytes[range]` names, when this lookup takes it.
+    private func name(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> Name? {
+        if ASCII.equal(bytes, range, "key") { return .key }
+        guard self == .verify else { return nil }
+        if ASCII.equal(bytes, range, "cost") { return .cost }
+        if ASCII.equal(bytes, range, "request_id") { return .requestID }
+        return nil
+    }
+
+    /// Collects one parameter; false for a name given twice or a value the fast path does not
+    /// take as it stands.
+    private static func collect(
+        _ name: Name, _ bytes: UnsafeRawBufferPointer, _ value: Range<Int>, into found: inout Found
+    ) -> Bool {
+        let text = UnsafeRawBufferPointer(rebasing: bytes[value])
+        switch name {
+        case .key:
+            guard found.key == nil, isPlainKey(text) else { return false }
+            found.key = value
+        case .requestID:
+            guard found.requestID == nil, isPlainKey(text) else { return false }
+            found.requestID = value
+        case .cost:
+            guard found.cost == nil, let cost = wholeNumber(text) else { return false }
+            found.cost = cost
+        }
+        return true
+    }
+
+    /// Parameters found so far.
+    private struct Found {
+        var key: Range<Int>?
+        var cost: Int64?
+        var requestID: Range<Int>?
+
+        var arguments: Arguments? { key.map { Arguments(key: $0, cost: cost, requestID: requestID) } }
+    }
+
+    /// 1 to 10 decimal digits, nothing else.
+    private static func wholeNumber(_ text: UnsafeRawBufferPointer) -> Int64? {
+        guard (1...10).contains(text.count) else { return nil }
+        var value: Int64 = 0
+        for byte in text {
+            guard (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) else { return nil }
+            value = value * 10 + Int64(byte - UInt8(ascii: "0"))
+        }
+        return value
+    }
+
+    /// `name=value` pairs joined by `&`, from `start` to the end of `bytes`.
+    private func formArguments(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Arguments? {
+        var found = Found()
+        var pairStart = start
+        while pairStart <= bytes.count {
+            var pairEnd = pairStart
+            while pairEnd < bytes.count, bytes[pairEnd] != UInt8(ascii: "&") { pairEnd += 1 }
+            var equals = pairStart
+            while equals < pairEnd, bytes[equals] != UInt8(ascii: "=") { equals += 1 }
+            guard equals < pairEnd, let name = name(bytes, pairStart..<equals),
+                Self.collect(name, bytes, (equals + 1)..<pairEnd, into: &found)
+            else { return nil }
+            pairStart = pairEnd + 1
+        }
+        return found.arguments
+    }
+
+    /// `{"name": value, ...}` with any JSON white space between the tokens, where each value is
+    /// a string without escapes (or, for `cost`, digits); nil for any other text.
+    private func jsonArguments(_ body: UnsafeRawBufferPointer) -> Arguments? {
+        var index = 0
+        func skipSpace() {
+            while index < body.count, [0x20, 0x09, 0x0A, 0x0D].contains(body[index]) { index += 1 }
+        }
+        func take(_ byte: UInt8) -> Bool {
+            skipSpace()
+            guard index < body.count, body[index] == byte else { return false }
+            index += 1
+            return true
+        }
+        /// The inside of a string without escapes.
+        func string() -> Range<Int>? {
+            guard take(UInt8(ascii: "\"")) else { return nil }
+            let start = index
+            while index < body.count, body[index] != UInt8(ascii: "\""), body[index] != UInt8(ascii: "\\") {
+                index += 1
+            }
+            let end = index
+            return take(UInt8(ascii: "\"")) ? start..<end : nil
+        }
+        var found = Found()
+        guard take(UInt8(ascii: "{")) else { return nil }
+        repeat {
+            guard let nameRange = string(), let name = name(body, nameRange), take(UInt8(ascii: ":")) else {
+                return nil
+            }
+            skipSpace()
+            let value: Range<Int>
+            if name == .cost, index < body.count, body[index] != UInt8(ascii: "\"") {
+                let start = index
+                while index < body.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(body[index]) { index += 1 }
+                value = start..<index
+            } else {
+                guard let text = string() else { return nil }
+                value = text
+            }
+            guard Self.collect(name, body, value, into: &found) else { return nil }
+        } while take(UInt8(ascii: ","))
+        guard take(UInt8(ascii: "}")) else { return nil }
+        skipSpace()
+        return index == body.count ? found.arguments : nil
+    }
 
     /// The media types the general path decodes as it would the fast path's bodies.
     private enum MediaType {
@@ -107,39 +238,6 @@ public enum KeyLookup: Sendable, CaseIterable {
         return ASCII.equalIgnoringCase(value, 0..<length, type)
     }
 
-    /// The key in `{"key": "K"}` with any JSON white space between the tokens, where `K` has no
-    /// escape; nil for any other text.
-    private static func keyInJSON(_ body: UnsafeRawBufferPointer) -> Range<Int>? {
-        var index = 0
-        func skipSpace() {
-            while index < body.count, [0x20, 0x09, 0x0A, 0x0D].contains(body[index]) { index += 1 }
-        }
-        func take(_ token: StaticString) -> Bool {
-            let rest = UnsafeRawBufferPointer(rebasing: body[index...])
-            guard startsWith(rest, token) else { return false }
-            index += token.utf8CodeUnitCount
-            return true
-        }
-        skipSpace()
-        guard take("{") else { return nil }
-        skipSpace()
-        guard take(#""key""#) else { return nil }
-        skipSpace()
-        guard take(":") else { return nil }
-        skipSpace()
-        guard take(#"""#) else { return nil }
-        let start = index
-        while index < body.count, body[index] != UInt8(ascii: "\""), body[index] != UInt8(ascii: "\\") {
-            index += 1
-        }
-        let end = index
-        guard take(#"""#) else { return nil }
-        skipSpace()
-        guard take("}") else { return nil }
-        skipSpace()
-        return index == body.count ? start..<end : nil
-    }
-
     /// Whether `bytes` start with `prefix`.
     private static func startsWith(_ bytes: UnsafeRawBufferPointer, _ prefix: StaticString) -> Bool {
         let length = prefix.utf8CodeUnitCount
@@ -154,6 +252,8 @@ public enum KeyLookupAnswer {
     case check(Bool)
     /// `get_info` found the key: validity and the custom parameters as JSON object text.
     case info(valid: Bool, customParameters: UnsafeRawBufferPointer)
+    /// `verify` decided (any code, `NOT_FOUND` included), with the key's custom parameters.
+    case verification(Verification, customParameters: UnsafeRawBufferPointer)
     /// Any other answer (unknown key, rate limit), as ``APIRouter/respond(to:client:)`` gives it.
     case response(APIResponse)
 
@@ -163,6 +263,8 @@ public enum KeyLookupAnswer {
         switch self {
         case .check(let valid): .success(ResponseEncoding.boolean(valid))
         case .info(let valid, let custom): .success(ResponseEncoding.info(valid: valid, customParameters: custom))
+        case .verification(let verification, let custom):
+            .success(VerificationEncoding.result(verification, customParameters: custom))
         case .response(let response): response
         }
     }
@@ -185,12 +287,18 @@ public final class KeyLookupBodies: Sendable {
     public let infoInvalidPrefix: [UInt8]
     /// `get_info`'s body after the custom parameters.
     public let infoSuffix: [UInt8]
+    /// The envelope before and after a result (`verify`'s, written by ``VerificationEncoding``).
+    public let resultPrefix: [UInt8]
+    public let resultSuffix: [UInt8]
 
     private init() {
         checkValid = KeyLookupAnswer.check(true).response.body
         checkInvalid = KeyLookupAnswer.check(false).response.body
         (infoValidPrefix, infoSuffix) = Self.infoParts(valid: true)
         infoInvalidPrefix = Self.infoParts(valid: false).prefix
+        let envelope = ResponseEncoding.success([1])
+        let split = envelope.firstIndex(of: 1)!
+        (resultPrefix, resultSuffix) = (Array(envelope[..<split]), Array(envelope[(split + 1)...]))
     }
 
     /// The `get_info` body around a marker byte, split at the marker.

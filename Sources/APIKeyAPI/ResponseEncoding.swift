@@ -53,6 +53,33 @@ enum ResponseEncoding {
         return bytes
     }
 
+    /// One order's usage: `{"order_id", "month", "used", "limit", "remaining", "reset_at"}`.
+    static func usage(_ usage: OrderUsage) -> [UInt8] {
+        JSONValue.object([
+            JSONMember("order_id", .integer(usage.orderID)), JSONMember("month", .string(usage.month.description)),
+            JSONMember("used", .integer(usage.used)), JSONMember("limit", usage.limit.map { .integer($0) } ?? .null),
+            JSONMember("remaining", usage.remaining.map { .integer($0) } ?? .null),
+            JSONMember("reset_at", .string(usage.month.resetAt)),
+        ]).encoded
+    }
+
+    /// A client's usage: `{"client_id", "month", "used", "keys": [{"order_id", "used", "limit"}]}`.
+    static func usage(_ usage: ClientUsage) -> [UInt8] {
+        JSONValue.object([
+            JSONMember("client_id", .integer(usage.clientID)), JSONMember("month", .string(usage.month.description)),
+            JSONMember("used", .integer(usage.used)),
+            JSONMember(
+                "keys",
+                .array(
+                    usage.keys.map { key in
+                        .object([
+                            JSONMember("order_id", .integer(key.orderID)), JSONMember("used", .integer(key.used)),
+                            JSONMember("limit", key.limit.map { .integer($0) } ?? .null),
+                        ])
+                    })),
+        ]).encoded
+    }
+
     private static func append(_ record: KeyRecord, to bytes: inout [UInt8]) {
         bytes.append(
             contentsOf: #"{"order_id": \#(record.orderID), "client_id": \#(record.clientID), "api_key": "#.utf8)

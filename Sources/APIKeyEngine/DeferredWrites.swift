@@ -134,9 +134,7 @@ public struct DeferredWrites: Sendable {
         requestID: UnsafeRawBufferPointer? = nil, _ body: (Verification, UnsafeRawBufferPointer) -> Void
     ) throws(EngineError) -> PendingDurability? {
         guard keyBytes.count > 0 else { throw EngineError.missingKey }
-        guard (0...Self.maximumCost).contains(cost) else {
-            throw EngineError.invalid("cost must be a whole number from 0 to \(Self.maximumCost)")
-        }
+        guard (0...Self.maximumCost).contains(cost) else { throw EngineError.invalidCost }
         if let requestID, !(1...Self.maximumRequestIDBytes).contains(requestID.count) {
             throw EngineError.invalid("request_id must be 1 to \(Self.maximumRequestIDBytes) bytes")
         }

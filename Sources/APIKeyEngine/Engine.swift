@@ -150,6 +150,10 @@ public final class Engine: Sendable {
         storage.journal.whenDurable(pending.sequence) { failure in callback(failure.map(EngineError.writesStopped)) }
     }
 
+    /// Whether writes (verifies' uses among them) are acknowledged only once fsynced: the
+    /// `always` policy.
+    public var acknowledgesAfterFsync: Bool { storage?.options.fsync == .always }
+
     /// The key table, for tests of its memory.
     var tableForTesting: KeyTable<SeededXXH3> { state.table }
 

@@ -98,6 +98,15 @@ extension EngineError {
     public static let missingClientID = EngineError(
         .missingClientID, "You must provide the client ID that owns the API key.")
 
+    /// `usage` was called with none of `order_id`, `key` and `client_id`.
+    public static let missingUsageTarget = EngineError(
+        .missingReference, "You must provide the API key, its order ID or the client ID.")
+    /// `verify` was given a cost that is not a whole number from 0 to 1,000,000,000.
+    public static let invalidCost = EngineError(.invalidArgument, "cost must be a whole number from 0 to 1000000000")
+    /// `usage` was given a month that is not `YYYY-MM`.
+    public static let invalidMonth = EngineError(
+        .invalidArgument, "month must be a month written YYYY-MM, from 0001-01 to 9999-12")
+
     /// A write or fsync of the journal failed, or the engine is closed: nothing more is accepted.
     public static func writesStopped(_ failure: StorageError) -> EngineError {
         EngineError(

@@ -6,8 +6,9 @@ public struct Verification: Hashable, Sendable {
     public enum Code: UInt8, Hashable, Sendable, CaseIterable {
         case valid, notFound, suspended, canceled, expired, rateLimited, usageExceeded
 
-        /// The code as the API writes it: `VALID`, `NOT_FOUND`, ...
-        public var name: String {
+        /// The code as the API writes it: `VALID`, `NOT_FOUND`, ... (a literal, so writing it
+        /// allocates nothing).
+        public var name: StaticString {
             switch self {
             case .valid: "VALID"
             case .notFound: "NOT_FOUND"

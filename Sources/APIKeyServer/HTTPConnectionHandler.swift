@@ -104,10 +104,14 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         case .needMore:
             return false
         case .inPlace(let head, let body):
-            let answered = fastPath.answer(head, bytes, body: body, client: peer, prefetched: prefetched) { answer in
+            let outcome = fastPath.answer(head, bytes, body: body, client: peer, prefetched: prefetched) { answer in
                 write(answer, keepAlive: head.keepAlive, isHTTP11: head.isHTTP11, context: context)
             }
-            if !answered {
+            switch outcome {
+            case .answered: break
+            case .later(let answer):
+                carryOut(answer, keepAlive: head.keepAlive, isHTTP11: head.isHTTP11, isHead: false, context: context)
+            case .notTaken:
                 respond(to: RequestAssembler.request(head, bytes, body: Array(bytes[body])), context: context)
             }
         case .assembled(let request):
@@ -129,8 +133,16 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// durable, or a call run on the blocking pool. The last two hold the connection meanwhile.
     private func respond(to assembled: RequestAssembler.Request, context: ChannelHandlerContext) {
         let client = peer.map { router.clientAddress(peer: $0, forwardedFor: assembled.forwardedFor) }
-        let (keepAlive, isHTTP11, isHead) = (assembled.keepAlive, assembled.isHTTP11, assembled.isHead)
-        switch router.respond(to: assembled.request, client: client) {
+        carryOut(
+            router.respond(to: assembled.request, client: client), keepAlive: assembled.keepAlive,
+            isHTTP11: assembled.isHTTP11, isHead: assembled.isHead, context: context)
+    }
+
+    /// Carries out one ``APIAnswer``.
+    private func carryOut(
+        _ decided: APIAnswer, keepAlive: Bool, isHTTP11: Bool, isHead: Bool, context: ChannelHandlerContext
+    ) {
+        switch decided {
         case .now(let response):
             answer(response, context: context, keepAlive: keepAlive, isHTTP11: isHTTP11, isHead: isHead)
         case .afterDurable(let response, let pending):
@@ -201,6 +213,10 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         case .info(let valid, let custom):
             var buffer = takeOutput(context: context, capacity: PreEncodedAnswers.checkCapacity + 96 + custom.count)
             answers.writeInfo(valid: valid, custom: custom, connection: connection, into: &buffer)
+            output = buffer
+        case .verification(let verification, let custom):
+            var buffer = takeOutput(context: context, capacity: PreEncodedAnswers.checkCapacity + 360 + custom.count)
+            answers.writeVerification(verification, custom: custom, connection: connection, into: &buffer)
             output = buffer
         case .response(let response):
             self.answer(response, context: context, keepAlive: keepAlive, isHTTP11: isHTTP11, isHead: false)

@@ -1,4 +1,5 @@
 import APIKeyAPI
+import APIKeyEngine
 import NIOCore
 
 /// The status line and headers of every answer the server writes.
@@ -74,7 +75,7 @@ final class PreEncodedAnswers: Sendable {
     private let bodies = KeyLookupBodies.shared
     private let checkValid: [UInt8]
     private let checkInvalid: [UInt8]
-    /// `get_info`'s head up to the Content-Length value.
+    /// A 200 answer's head up to the Content-Length value.
     private let infoHeadStart: [UInt8]
 
     private init() {
@@ -109,16 +110,36 @@ final class PreEncodedAnswers: Sendable {
         valid: Bool, custom: UnsafeRawBufferPointer, connection: StaticString?, into buffer: inout ByteBuffer
     ) {
         let prefix = valid ? bodies.infoValidPrefix : bodies.infoInvalidPrefix
-        let length = prefix.count + custom.count + bodies.infoSuffix.count
-        if let connection {
-            ResponseHead.write(status: 200, bodyLength: length, connection: connection, into: &buffer)
-        } else {
-            buffer.writeBytes(infoHeadStart)
-            ResponseHead.writeDecimal(length, into: &buffer)
-            buffer.writeStaticString("\r\n\r\n")
-        }
+        writeHead(
+            bodyLength: prefix.count + custom.count + bodies.infoSuffix.count, connection: connection, into: &buffer)
         buffer.writeBytes(prefix)
         buffer.writeBytes(custom)
         buffer.writeBytes(bodies.infoSuffix)
+    }
+
+    /// A `verify` answer with `connection` (nil: HTTP/1.1 keep-alive): head, then the envelope
+    /// around the result ``VerificationEncoding`` writes (measured first, for the length).
+    func writeVerification(
+        _ verification: Verification, custom: UnsafeRawBufferPointer, connection: StaticString?,
+        into buffer: inout ByteBuffer
+    ) {
+        let length =
+            bodies.resultPrefix.count + VerificationEncoding.resultLength(verification, customParameters: custom)
+            + bodies.resultSuffix.count
+        writeHead(bodyLength: length, connection: connection, into: &buffer)
+        buffer.writeBytes(bodies.resultPrefix)
+        VerificationEncoding.writeResult(verification, customParameters: custom) { buffer.writeBytes($0) }
+        buffer.writeBytes(bodies.resultSuffix)
+    }
+
+    /// The head of a 200 answer of `bodyLength` bytes with `connection` (nil: HTTP/1.1 keep-alive).
+    private func writeHead(bodyLength: Int, connection: StaticString?, into buffer: inout ByteBuffer) {
+        if let connection {
+            ResponseHead.write(status: 200, bodyLength: bodyLength, connection: connection, into: &buffer)
+        } else {
+            buffer.writeBytes(infoHeadStart)
+            ResponseHead.writeDecimal(bodyLength, into: &buffer)
+            buffer.writeStaticString("\r\n\r\n")
+        }
     }
 }

@@ -18,15 +18,75 @@ import Testing
         #expect(![UInt8]().withUnsafeBytes { KeyLookup.isPlainKey($0) })
     }
 
-    private func key(_ body: String, _ contentType: String?) -> String? {
+    /// What `lookup` finds in `body`: the key, the cost and the request ID.
+    private func arguments(
+        _ body: String, _ contentType: String?, _ lookup: KeyLookup = .check
+    ) -> (key: String, cost: Int64?, requestID: String?)? {
         Array(body.utf8).withUnsafeBytes { body in
-            let found: Range<Int>?
+            let found: KeyLookup.Arguments?
             if let contentType {
-                found = Array(contentType.utf8).withUnsafeBytes { KeyLookup.key(inBody: body, contentType: $0) }
+                found = Array(contentType.utf8).withUnsafeBytes { lookup.arguments(inBody: body, contentType: $0) }
             } else {
-                found = KeyLookup.key(inBody: body, contentType: nil)
+                found = lookup.arguments(inBody: body, contentType: nil)
             }
-            return found.map { String(decoding: UnsafeRawBufferPointer(rebasing: body[$0]), as: UTF8.self) }
+            func text(_ range: Range<Int>) -> String {
+                String(decoding: UnsafeRawBufferPointer(rebasing: body[range]), as: UTF8.self)
+            }
+            return found.map { (text($0.key), $0.cost, $0.requestID.map(text)) }
+        }
+    }
+
+    private func key(_ body: String, _ contentType: String?) -> String? { arguments(body, contentType)?.key }
+
+    @Test(
+        arguments: [
+            (#"{"key": "K-1", "cost": 5}"#, "application/json", "K-1", 5, nil),
+            (#"{"cost": "0", "request_id": "r.1~", "key": "K-1"}"#, "application/json", "K-1", 0, "r.1~"),
+            (" {\"request_id\" :\"R\",\n\"key\":\"K\" } ", "application/json", "K", nil, "R"),
+            (#"{"key": "K-1", "cost": 1000000000}"#, "application/json", "K-1", 1_000_000_000, nil),
+            (#"{"key": "K-1", "cost": 9999999999}"#, "application/json", "K-1", 9_999_999_999, nil),
+            ("key=K-1&cost=7&request_id=abc", nil, "K-1", 7, "abc"),
+            ("request_id=abc&key=K-1", "application/x-www-form-urlencoded", "K-1", nil, "abc"),
+            ("cost=007&key=K", nil, "K", 7, nil),
+        ] as [(String, String?, String, Int64?, String?)])
+    func verifyTakesCostAndRequestIDInAnyOrder(
+        _ body: String, _ contentType: String?, _ key: String, _ cost: Int64?, _ requestID: String?
+    ) {
+        let found = arguments(body, contentType, .verify)
+        #expect(found?.key == key && found?.cost == cost && found?.requestID == requestID)
+    }
+
+    @Test(
+        arguments: [
+            (#"{"key": "K-1", "cost": 1.0}"#, "application/json"),
+            (#"{"key": "K-1", "cost": -1}"#, "application/json"),
+            (#"{"key": "K-1", "cost": 1e3}"#, "application/json"),
+            (#"{"key": "K-1", "cost": 12345678901}"#, "application/json"),
+            (#"{"key": "K-1", "cost": ""}"#, "application/json"),
+            (#"{"key": "K-1", "cost": null}"#, "application/json"),
+            (#"{"key": "K-1", "request_id": 5}"#, "application/json"),
+            (#"{"key": "K-1", "request_id": "a\"b"}"#, "application/json"),
+            (#"{"key": "K-1", "request_id": "a b"}"#, "application/json"),
+            (#"{"key": "K-1", "key": "K-2"}"#, "application/json"),
+            (#"{"key": "K-1", "cost": 1, "cost": 2}"#, "application/json"),
+            (#"{"key": "K-1",}"#, "application/json"),
+            (#"{"cost": 1}"#, "application/json"),
+            ("key=K-1&cost=1%30", nil),
+            ("key=K-1&cost=", nil),
+            ("key=K-1&request_id=", nil),
+            ("key=K-1&cost=1&", nil),
+            ("key=K-1&&cost=1", nil),
+            ("key=K-1&other=1", nil),
+        ] as [(String, String?)])
+    func verifyLeavesOtherArgumentsToTheGeneralPath(_ body: String, _ contentType: String?) {
+        #expect(arguments(body, contentType, .verify) == nil)
+    }
+
+    @Test func checkAndGetInfoTakeOnlyTheKey() {
+        for lookup in [KeyLookup.check, .getInfo] {
+            #expect(arguments("key=K&cost=1", nil, lookup) == nil)
+            #expect(arguments(#"{"key": "K", "request_id": "r"}"#, "application/json", lookup) == nil)
+            #expect(arguments("key=K", nil, lookup)?.key == "K")
         }
     }
 
@@ -70,7 +130,7 @@ import Testing
 
     @Test func matchesOnlyTheExactPaths() {
         func path(_ text: String) -> KeyLookup? { Array(text.utf8).withUnsafeBytes { KeyLookup.matching(path: $0) } }
-        func query(_ text: String) -> (KeyLookup, Int)? {
+        func query(_ text: String) -> (KeyLookup, KeyLookup.Arguments)? {
             Array(text.utf8).withUnsafeBytes { KeyLookup.matching(query: $0) }
         }
         #expect(path("/api/guest/serviceapikey/check") == .check)
@@ -78,7 +138,13 @@ import Testing
         #expect(path("/api/guest/serviceapikey/check/") == nil)
         #expect(path("/api/guest/serviceapikey/chec") == nil)
         #expect(path("/api/guest/serviceapikey/check?key=a") == nil)
-        #expect(query("/api/guest/serviceapikey/check?key=a").map { $0.1 } == 35)
+        #expect(query("/api/guest/serviceapikey/check?key=a").map { $0.1 } == .init(key: 35..<36))
+        #expect(
+            query("/api/guest/serviceapikey/verify?cost=2&key=a&request_id=b").map { $0.1 }
+                == .init(key: 43..<44, cost: 2, requestID: 56..<57))
+        #expect(query("/api/guest/serviceapikey/check?key=a&cost=2") == nil)
+        #expect(path("/api/guest/serviceapikey/verify") == .verify)
+        #expect(KeyLookup.verify.endpointName == "guest/serviceapikey/verify")
         #expect(query("/api/guest/serviceapikey/get_info?key=a").map { $0.0 } == .getInfo)
         #expect(query("/api/guest/serviceapikey/check?keys=a") == nil)
         #expect(query("/api/guest/serviceapikey/check") == nil)

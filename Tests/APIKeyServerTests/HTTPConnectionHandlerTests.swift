@@ -226,6 +226,72 @@ import Testing
         _ = try? channel.finish()
     }
 
+    /// `verify` on the fast path (its three spellings, with cost and request ID) against the
+    /// general path (the same request with a proxy header): two keys with the same config and the
+    /// same history, one asked each way, must get byte-identical answers at every step, refusals
+    /// and unknown keys included.
+    @Test func verifyAnswersEqualTheRoutersAnswers() throws {
+        let clock = ManualClock(seconds: 1_775_001_000)
+        let engine = Engine(clock: clock)
+        var limits = RateLimitConfiguration()
+        limits.failures = .init(capacity: 1000, refillPerSecond: 0.001)
+        let router = APIRouter(engine: engine, adminToken: "t", rateLimits: limits, clock: clock)
+        let configs: [(JSONValue, KeyStatus)] = [
+            (
+                .object([JSONMember("custom_monthlyLimit", .integer(4)), JSONMember("custom_tier", .string("free"))]),
+                .active
+            ),
+            (
+                .object([JSONMember("custom_rateLimit", .string("0.5")), JSONMember("custom_rateBurst", .integer(2))]),
+                .active
+            ),
+            (.object([JSONMember("custom_note", .string(String(repeating: "x", count: 1200)))]), .active),
+            (.object([JSONMember("custom_monthlyLimit", .integer(9))]), .suspended),
+        ]
+        let pairs =
+            try configs.map { config, status in
+                try (0..<2).map { _ in try engine.create(NewKey(clientID: 1, config: config, status: status)).apiKey }
+            } + [["NOPE-1", "NOPE-2"]]
+        let path = "/api/guest/serviceapikey/verify"
+        func requests(_ key: String, _ step: Int, proxied: Bool) -> [String] {
+            let line = " HTTP/1.1\r\n" + (proxied ? "X-Forwarded-For: 127.0.0.1\r\n" : "")
+            let cost = step % 3
+            return [
+                "GET \(path)?key=\(key)&cost=\(cost)\(line)\r\n",
+                "GET \(path)?request_id=r\(step)&key=\(key)\(line)\r\n",
+                post(
+                    path, line, "application/json",
+                    #"{"key": "\#(key)", "cost": "\#(cost)", "request_id": "j\#(step % 2)"}"#),
+                post(path, line, "application/x-www-form-urlencoded", "cost=\(cost)&key=\(key)"),
+                post(path, line, nil, "key=\(key)&cost=1000000001"),
+            ]
+        }
+        var compared = 0
+        for step in 0..<6 {
+            for pair in pairs {
+                for (fast, general) in zip(
+                    requests(pair[0], step, proxied: false), requests(pair[1], step, proxied: true))
+                {
+                    let fastAnswer = String(decoding: try exchange(fast, router: router), as: UTF8.self)
+                    let generalAnswer = String(decoding: try exchange(general, router: router), as: UTF8.self)
+                    #expect(fastAnswer == generalAnswer, "\(fast)")
+                    #expect(fastAnswer.hasPrefix("HTTP/1.1 200 OK"))
+                    compared += 1
+                }
+            }
+            clock.advance(nanoseconds: 700_000_000)
+        }
+        #expect(compared == 6 * 5 * 5)
+        // Both keys of each pair came to the same count; the limited one stopped at its limit.
+        for pair in pairs.dropLast() {
+            #expect(try engine.usage(.key(pair[0])).used == engine.usage(.key(pair[1])).used)
+        }
+        #expect(try engine.usage(.key(pairs[0][0])).used == 4)
+        #expect(engine.verificationCounts[.usageExceeded, default: 0] > 0)
+        #expect(engine.verificationCounts[.rateLimited, default: 0] > 0)
+        #expect(engine.verificationCounts[.suspended, default: 0] > 0)
+    }
+
     @Test func pipelinedRequestsAreAnsweredInOrder() throws {
         let engine = Engine()
         let router = APIRouter(engine: engine, adminToken: "t")
@@ -288,6 +354,46 @@ import Testing
         // Every acknowledged key is in the journal.
         let reopened = try Engine.open(directory: directory, options: options)
         #expect(reopened.keyCount == 3)
+        try reopened.close()
+    }
+
+    /// Pipelined verifies under `always`, on the fast path and the general one: each VALID answer
+    /// waits for its use to be durable, refusals need no wait, and the answers leave in order.
+    @Test func pipelinedDurableVerifiesAreAnsweredInOrder() async throws {
+        let directory = "/tmp/apikeyd-pipelining-\(UInt64.random(in: 0...UInt64.max))"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var options = StorageOptions()
+        options.fsync = .always
+        options.snapshotOnClose = false
+        let engine = try Engine.open(directory: directory, options: options)
+        let key = try engine.create(
+            NewKey(clientID: 1, config: .object([JSONMember("custom_monthlyLimit", .integer(3))]))
+        ).apiKey
+        var configuration = ServerConfiguration()
+        configuration.port = 0
+        configuration.eventLoopCount = 1
+        let server = try await APIServer.start(
+            router: APIRouter(engine: engine, adminToken: "t"), configuration: configuration)
+        let path = "/api/guest/serviceapikey/verify"
+        let json = #"{"key": "\#(key)", "cost": 1}"#
+        let requests =
+            "GET \(path)?key=\(key) HTTP/1.1\r\n\r\n"
+            + "POST \(path) HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: \(json.utf8.count)\r\n\r\n\(json)"
+            + "GET \(path)?key=\(key)&ignored=1 HTTP/1.1\r\n\r\n"
+            + "GET \(path)?key=\(key) HTTP/1.1\r\n\r\n"
+            + "GET \(path)?key=NOPE HTTP/1.1\r\n\r\n"
+            + "GET \(path)?key=\(key)&cost=0 HTTP/1.1\r\nConnection: close\r\n\r\n"
+        let responses = try TestHTTPClient.parseResponses(
+            try TestHTTPClient(port: server.port).exchange(Array(requests.utf8)))
+        try await server.shutdown()
+        try engine.close()
+        let codes = try responses.map { try JSONValue.parse($0.body)["result"]?["code"] }
+        #expect(
+            codes == ["VALID", "VALID", "VALID", "USAGE_EXCEEDED", "NOT_FOUND", "USAGE_EXCEEDED"].map { .string($0) })
+        let used = try responses.prefix(3).map { try JSONValue.parse($0.body)["result"]?["usage"]?["used"] }
+        #expect(used == [.integer(1), .integer(2), .integer(3)])
+        let reopened = try Engine.open(directory: directory, options: options)
+        #expect(try reopened.usage(.key(key)).used == 3)
         try reopened.close()
     }
 }

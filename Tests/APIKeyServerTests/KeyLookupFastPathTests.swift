@@ -14,10 +14,11 @@ import Testing
             let head = try #require(try parser.parse(bytes))
             guard case .length(let length) = head.framing else { return (false, nil) }
             var answered: String?
-            let taken = fastPath.answer(head, bytes, body: head.length..<(head.length + length), client: nil) {
+            let outcome = fastPath.answer(head, bytes, body: head.length..<(head.length + length), client: nil) {
                 answered = String(decoding: $0.response.body, as: UTF8.self)
             }
-            return (taken, answered)
+            guard case .answered = outcome else { return (false, answered) }
+            return (true, answered)
         }
     }
 
