@@ -52,6 +52,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "The most keys the engine holds.")
     var maxKeys = 10_000_000
 
+    @Option(help: "Verify answers remembered for their request_id (24 hours; oldest dropped first; 0: none).")
+    var idempotencyEntries = 1_000_000
+
     @Option(help: "When the journal fsyncs: always (acknowledge after fsync), everysec, or no.")
     var fsync: FsyncPolicy = .everysec
 
@@ -104,6 +107,7 @@ struct Serve: AsyncParsableCommand {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
         guard maxBodyBytes > 0 else { throw ValidationError("--max-body-bytes must be positive") }
         guard maxKeys > 0 else { throw ValidationError("--max-keys must be positive") }
+        guard idempotencyEntries >= 0 else { throw ValidationError("--idempotency-entries must be at least 0") }
         if let eventLoops, eventLoops < 1 { throw ValidationError("--event-loops must be at least 1") }
         guard snapshotJournalBytes > 0, segmentBytes >= 4096, snapshotIntervalSeconds >= 0 else {
             throw ValidationError("--snapshot-journal-bytes must be positive, --segment-bytes at least 4096")
@@ -131,6 +135,7 @@ struct Serve: AsyncParsableCommand {
         storageOptions.segmentBytes = segmentBytes
         var engineConfiguration = EngineConfiguration()
         engineConfiguration.maximumKeys = maxKeys
+        engineConfiguration.idempotencyEntries = idempotencyEntries
         let engine = try Engine.open(
             directory: dataDir, options: storageOptions, configuration: engineConfiguration, logger: logger)
 
