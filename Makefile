@@ -47,7 +47,7 @@ bench: deps
 ## the extreme-value write fuzz and the churn soak run FUZZ_SCALE times their `make test` length.
 FUZZ_SECONDS ?= 30
 FUZZ_SCALE ?= 20
-FUZZ_TESTS := FuzzTests|KeyTableTests|EngineModelTests|RouterTests|ChurnSoakTests
+FUZZ_TESTS := FuzzTests|KeyTableTests|EngineModelTests|UsageModelTests|RouterTests|ChurnSoakTests
 fuzz: deps
 	set -o pipefail && FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_SCALE=$(FUZZ_SCALE) $(SWIFT) test --filter '$(FUZZ_TESTS)' 2>&1 \
 	  | grep -E "^fuzz |passed after|Test run|✘|error"

@@ -36,6 +36,12 @@ let package = Package(
             dependencies: [.product(name: "APIKeyEngine", package: "apikeyd")],
             path: "Tools/DurabilityBenchmark"
         ),
+        // Resident memory of usage metering: keys with limits, a long verify run, remembered answers.
+        .executableTarget(
+            name: "UsageMemoryBenchmark",
+            dependencies: [.product(name: "APIKeyEngine", package: "apikeyd")],
+            path: "Tools/UsageMemoryBenchmark"
+        ),
         // Check throughput on 1 to 16 threads, built static by scaling.sh for bigger machines.
         .executableTarget(
             name: "ScalingBenchmark",

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# HTTP check and get_info against nginx answering the same fixed JSON for the same paths, with
+# HTTP check, get_info and verify against nginx answering the same fixed JSON for the same paths, with
 # wrk (same threads, connections, duration, keep-alive), keys drawn at random from 1,000,000.
 # check is asked in each way FOSSBilling's documentation allows: GET ...?key=K, POST with the
 # JSON body {"key": "K"}, POST with the form body key=K. With PREVIOUS=<path of an apikeyd
 # binary> (an earlier build), that server answers the same requests too, in the same rounds.
+# verify (cost 1, each key's config has a monthly limit) is asked in the same three ways, and
+# compared with GET check.
 # Also each server's CPU time per request (user and kernel, from /proc: on two cores wrk needs
 # one of them, so the rates of two fast servers meet at wrk's limit and CPU per request shows the
 # difference), and resident memory of the server holding the keys against Redis holding the same
@@ -48,6 +50,7 @@ http {
     listen 127.0.0.1:18093;
     location /api/guest/serviceapikey/check { default_type "application/json; charset=utf-8"; return 200 '{"result": true, "error": null}'; }
     location /api/guest/serviceapikey/get_info { default_type "application/json; charset=utf-8"; return 200 '{"result": {"valid": 1, "config": {"monthlyLimit": 250, "tier": "pro"}}, "error": null}'; }
+    location /api/guest/serviceapikey/verify { default_type "application/json; charset=utf-8"; return 200 '{"result": {"valid": 1, "code": "VALID", "config": {"monthlyLimit": 250, "tier": "pro"}, "usage": {"limit": 250, "used": 1, "remaining": 249, "reset_at": "2027-01-01 00:00:00"}}, "error": null}'; }
   }
 }
 CONF
@@ -70,7 +73,7 @@ echo "apikeyd RSS with $KEYS keys: $(awk '/VmRSS/{print $2}' /proc/$pid/status) 
 servers+=("nginx http://127.0.0.1:18093 $nginx_worker")
 # ROUNDS alternations of the servers per row, so all see the same moments of a shared machine;
 # the summary gives each one's median rate, latencies and CPU per request, and the ratios.
-rows=${ROWS:-"check:get check:json check:form get_info:get"}
+rows=${ROWS:-"check:get check:json check:form get_info:get verify:get verify:json verify:form"}
 summary=""
 for row in $rows; do
   path=${row%%:*}
@@ -116,7 +119,8 @@ done
 for server in apikeyd ${PREVIOUS:+previous}; do
   get=rate_check_get_$server
   if [ -z "${!get:-}" ]; then continue; fi
-  for other in check_json:"POST JSON check" check_form:"POST form check" get_info_get:"get_info"; do
+  for other in check_json:"POST JSON check" check_form:"POST form check" get_info_get:"get_info" \
+    verify_get:"GET verify" verify_json:"POST JSON verify" verify_form:"POST form verify"; do
     rate=rate_${other%%:*}_$server
     if [ -n "${!rate:-}" ]; then echo "$server: ${other#*:} / GET check = $(ratio "${!rate}" "${!get}")"; fi
   done

@@ -1,4 +1,4 @@
--- wrk script: each request checks (or, with APIKEYD_PATH=get_info, reads) a key from the file
+-- wrk script: each request checks (or, with APIKEYD_PATH=get_info or verify, reads or verifies) a key from the file
 -- APIKEYD_KEYS (one key per line, shuffled beforehand: Benchmarks/http.sh runs it through shuf),
 -- in file order from a random starting line. APIKEYD_SPELLING says how the key is sent, as
 -- FOSSBilling's documentation allows: `get` (GET ...?key=K, the default), `json` (POST with the

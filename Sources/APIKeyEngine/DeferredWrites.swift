@@ -138,10 +138,18 @@ public struct DeferredWrites: Sendable {
         if let requestID, !(1...Self.maximumRequestIDBytes).contains(requestID.count) {
             throw EngineError.invalid("request_id must be 1 to \(Self.maximumRequestIDBytes) bytes")
         }
-        let hash = hash?.value ?? state.table.hash(keyBytes)
+        let keyHash: UInt64
+        if let hash {
+            keyHash = hash.value
+        } else {
+            keyHash = state.table.hash(keyBytes)
+            state.table.prefetch(hash: keyHash)
+        }
+        // The usage slot's load overlaps the key table's.
+        state.usage.prefetch(keyHash: keyHash)
         let digest = requestID.map { Self.digest(key: keyBytes, requestID: $0) }
         return try state.verify(
-            keyBytes: keyBytes, hash: hash, cost: cost, requestDigest: digest,
+            keyBytes: keyBytes, hash: keyHash, cost: cost, requestDigest: digest,
             nowNanoseconds: engine.clock.nowNanoseconds(), journal: append
         ) { verification, custom in
             engine.countVerification(verification.code)
@@ -182,9 +190,9 @@ public struct DeferredWrites: Sendable {
             let mutation = KeyMutation.resetUsage(
                 orderID: orderID, month: UsageMonth(containingNanoseconds: engine.clock.nowNanoseconds()))
             // Journaled with the shard held, as uses are, so the journal keeps their order.
-            return try state.usage.withShard(keyHash: hash) { (entries) throws(EngineError) -> Written<Void> in
+            return try state.usage.withShard(keyHash: hash) { (slots) throws(EngineError) -> Written<Void> in
                 let pending = try append(mutation)
-                EngineState.applyUsage(mutation, to: &entries)
+                EngineState.applyUsage(mutation, keyHash: hash, to: &slots)
                 return Written((), pending: pending)
             }
         }

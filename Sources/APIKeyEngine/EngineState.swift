@@ -34,7 +34,7 @@ final class EngineState: Sendable {
         _ state: borrowing WriteState, lastSequence: () throws(E) -> UInt64
     ) throws(E) -> SnapshotFile.Contents {
         let (sequence, usageShards, answers) = try remembered.withLock {
-            (answers) throws(E) -> (UInt64, [[Int64: UsageTable.Entry]], [RememberedVerification]) in
+            (answers) throws(E) -> (UInt64, [UsageTable.Copy], [RememberedVerification]) in
             try usage.withEveryShard { (shards) throws(E) in (try lastSequence(), shards, answers.all) }
         }
         return SnapshotFile.Contents(
@@ -108,11 +108,12 @@ final class EngineState: Sendable {
     ) throws(EngineError) -> PendingDurability? {
         var pending: PendingDurability?
         var failure: EngineError?
-        let found = usage.withShard(keyHash: hash) { entries in
+        let found = usage.withShard(keyHash: hash) { slots in
             table.withInfo(keyBytes, hash: hash) { validity, owners, custom in
                 do throws(EngineError) {
                     let verification = try Self.decide(
-                        validity, owners, cost: cost, now: now, entries: &entries, journal: journal, pending: &pending)
+                        validity, owners, keyHash: hash, cost: cost, now: now, slots: &slots, journal: journal,
+                        pending: &pending)
                     if let remembered = try remember(verification) { pending = remembered }
                     body(verification, custom)
                 } catch {
@@ -128,13 +129,24 @@ final class EngineState: Sendable {
     /// The rules for a key that exists: status, expiry, the key's bucket, the monthly quota; a
     /// use that passes is journaled, then counted.
     private static func decide(
-        _ validity: KeyValidity, _ owners: KeyOwners, cost: Int64, now: Int64,
-        entries: inout [Int64: UsageTable.Entry], journal: (KeyMutation) throws(EngineError) -> PendingDurability?,
+        _ validity: KeyValidity, _ owners: KeyOwners, keyHash: UInt64, cost: Int64, now: Int64,
+        slots: inout UsageTable.Slots, journal: (KeyMutation) throws(EngineError) -> PendingDurability?,
         pending: inout PendingDurability?
     ) throws(EngineError) -> Verification {
         let orderID = owners.orderID
-        let limits = entries[orderID]?.limits ?? UsageLimits()
-        var meter = entries[orderID]?.meter ?? UsageMeter()
+        let index = slots.find(keyHash: keyHash, orderID: orderID)
+        let month = UsageMonth(containingNanoseconds: now)
+        var limits = UsageLimits()
+        var meter = UsageMeter()
+        if let index {
+            let slot = slots[index]
+            limits = slot.limits
+            // Earlier months are read only when this use moves the current month among them.
+            meter =
+                slot.hasHistory && slot.meter(earlier: []).rollsOver(to: month)
+                ? slots.entry(at: index).meter : slot.meter(earlier: [])
+        }
+        let rollsOver = meter.rollsOver(to: month)
         var denial: Verification.Code?
         switch validity.status {
         case .suspended: denial = .suspended
@@ -151,7 +163,11 @@ final class EngineState: Sendable {
         }
         if code == .valid, cost > 0 {
             pending = try journal(.use(orderID: orderID, month: decision.current.month, count: cost))
-            entries[orderID, default: UsageTable.Entry(limits: limits, meter: meter)].meter = meter
+            if let index, !rollsOver {
+                slots.storeCurrent(meter, at: index)
+            } else {
+                slots.store(UsageTable.Entry(keyHash: keyHash, orderID: orderID, limits: limits, meter: meter))
+            }
         }
         var verification = Verification(code: code, orderID: orderID, clientID: owners.clientID)
         if let limit = decision.limit, let remaining = decision.remaining {
@@ -169,8 +185,8 @@ final class EngineState: Sendable {
 
     /// The usage of order `orderID` (whose key hashes to `keyHash`) in `month`, with its limit.
     func usage(orderID: Int64, keyHash: UInt64, month: UsageMonth) -> (used: Int64, limit: Int64?) {
-        usage.withShard(keyHash: keyHash) { entries in
-            guard let entry = entries[orderID] else { return (0, nil) }
+        usage.withShard(keyHash: keyHash) { slots in
+            guard let entry = slots.entry(keyHash: keyHash, orderID: orderID) else { return (0, nil) }
             return (entry.meter.used(in: month), entry.limits.monthlyLimit)
         }
     }
@@ -208,7 +224,7 @@ final class EngineState: Sendable {
                 return
             }
             guard let hash = state.orders[orderID] else { return }
-            usage.withShard(keyHash: hash) { Self.applyUsage(mutation, to: &$0) }
+            usage.withShard(keyHash: hash) { Self.applyUsage(mutation, keyHash: hash, to: &$0) }
         case .remember(let answer):
             remembered.withLock { $0.remember(answer, nowNanoseconds: answer.atNanoseconds) }
         }
@@ -245,22 +261,24 @@ final class EngineState: Sendable {
         }
     }
 
-    /// Applies a usage mutation to the entries of its order's shard (held by the caller).
-    static func applyUsage(_ mutation: KeyMutation, to entries: inout [Int64: UsageTable.Entry]) {
+    /// Applies a usage mutation to its order's shard (held by the caller), whose key hashes to
+    /// `keyHash`.
+    static func applyUsage(_ mutation: KeyMutation, keyHash: UInt64, to slots: inout UsageTable.Slots) {
+        let orderID: Int64
         switch mutation {
-        case .use(let orderID, let month, let count):
-            entries[orderID, default: UsageTable.Entry(limits: UsageLimits(), meter: UsageMeter())].meter.add(
-                count, in: month)
-        case .resetUsage(let orderID, let month):
-            entries[orderID]?.meter.reset(month: month)
-            if entries[orderID]?.isEmpty == true { entries[orderID] = nil }
-        case .setUsage(let orderID, let counts):
-            entries[orderID, default: UsageTable.Entry(limits: UsageLimits(), meter: UsageMeter())].meter.setCounts(
-                counts)
-            if entries[orderID]?.isEmpty == true { entries[orderID] = nil }
-        default:
-            preconditionFailure("\(mutation) is not a usage mutation")
+        case .use(let id, _, _), .resetUsage(let id, _), .setUsage(let id, _): orderID = id
+        default: preconditionFailure("\(mutation) is not a usage mutation")
         }
+        var entry =
+            slots.entry(keyHash: keyHash, orderID: orderID)
+            ?? UsageTable.Entry(keyHash: keyHash, orderID: orderID, limits: UsageLimits(), meter: UsageMeter())
+        switch mutation {
+        case .use(_, let month, let count): entry.meter.add(count, in: month)
+        case .resetUsage(_, let month): entry.meter.reset(month: month)
+        case .setUsage(_, let counts): entry.meter.setCounts(counts)
+        default: break
+        }
+        slots.store(entry)
     }
 
     /// Why the state does not hold exactly what `mutation` stores, as the journal stores it (its

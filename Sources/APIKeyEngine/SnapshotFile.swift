@@ -31,7 +31,7 @@ enum SnapshotFile {
         var records: KeyTableCopy
         var clientTokens: [(clientID: Int64, token: String)]
         /// The usage table's shards, as copied.
-        var usage: [[Int64: UsageTable.Entry]] = []
+        var usage: [UsageTable.Copy] = []
         var remembered: [RememberedVerification] = []
     }
 
@@ -107,9 +107,7 @@ enum SnapshotFile {
             try add(.setClientToken(clientID: clientID, token: token))
         }
         for shard in contents.usage {
-            for (orderID, entry) in shard where !entry.meter.isEmpty {
-                try add(.setUsage(orderID: orderID, counts: entry.meter.counts))
-            }
+            for (orderID, counts) in shard.counts { try add(.setUsage(orderID: orderID, counts: counts)) }
         }
         for answer in contents.remembered { try add(.remember(answer)) }
         uncompressed += UInt64(batch.count)

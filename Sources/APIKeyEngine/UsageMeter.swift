@@ -36,7 +36,18 @@ struct UsageMeter: Hashable, Sendable {
     private(set) var current: UsageCount
     /// Earlier months with a count, newest first, at most ``keptMonths``.
     private(set) var earlier: [UsageCount] = []
-    private var bucket: TokenBucket?
+    private(set) var bucket: TokenBucket?
+
+    /// A meter from its parts, as ``UsageTable`` keeps them (`earlier` newest first).
+    init(current: UsageCount, earlier: [UsageCount], bucket: TokenBucket?) {
+        self.current = current
+        self.earlier = earlier
+        self.bucket = bucket
+    }
+
+    /// Whether a use at `month` would roll the current month over into ``earlier`` (then a
+    /// meter built without its earlier months must be given them first).
+    func rollsOver(to month: UsageMonth) -> Bool { month > current.month && current.used > 0 }
 
     /// Nothing used yet, counting from the month of `nowNanoseconds`.
     init(nowNanoseconds: Int64) {
@@ -137,7 +148,7 @@ struct UsageMeter: Hashable, Sendable {
     private mutating func roll(to month: UsageMonth) {
         guard month > current.month else { return }
         if current.used > 0 { earlier.insert(current, at: 0) }
-        earlier.removeAll { month.ordinal - $0.month.ordinal > Self.keptMonths }
+        if !earlier.isEmpty { earlier.removeAll { month.ordinal - $0.month.ordinal > Self.keptMonths } }
         current = UsageCount(month: month, used: 0)
     }
 }

@@ -50,6 +50,12 @@ public struct UsageMonth: Hashable, Comparable, Sendable, CustomStringConvertibl
     /// Months since 0001-01: the difference of two gives how many months lie between them.
     public var ordinal: Int { year * 12 + month - 13 }
 
+    /// The month `ordinal` months after 0001-01; nil outside 0001-01 ... 9999-12.
+    public init?(ordinal: Int) {
+        guard ordinal >= 0 else { return nil }
+        self.init(year: ordinal / 12 + 1, month: ordinal % 12 + 1)
+    }
+
     /// The first second of the month, since the Unix epoch.
     public var firstSecond: Int64 {
         Timestamp.daysSinceEpoch(year: Int64(year), month: Int64(month), day: 1) * 86_400

@@ -39,11 +39,17 @@ public struct TokenBucket: Hashable, Sendable {
     }
 
     /// When the bucket is full again; at or before now means full.
-    private(set) var fullAtNanoseconds: Int64
+    public private(set) var fullAtNanoseconds: Int64
 
     /// A full bucket at `nowNanoseconds`.
     public init(rate: Rate, nowNanoseconds: Int64) {
         fullAtNanoseconds = nowNanoseconds
+    }
+
+    /// The bucket that is full again at `fullAtNanoseconds` (what ``fullAtNanoseconds`` gave):
+    /// for keeping a bucket in a compact form elsewhere.
+    public init(fullAtNanoseconds: Int64) {
+        self.fullAtNanoseconds = fullAtNanoseconds
     }
 
     /// Tokens held at `nowNanoseconds`, in whole tokens.

@@ -34,10 +34,12 @@ struct Fixture: Sendable {
     let engine: Engine
     let baseline = BaselineTable()
     let keys: [String]
+    /// One more key, with a monthly limit no run reaches: the one two threads verify at once.
+    let hotKey: String
 
     init(keyCount: Int) {
         var configuration = EngineConfiguration()
-        configuration.maximumKeys = keyCount
+        configuration.maximumKeys = keyCount + 1
         engine = Engine(configuration: configuration)
         let tiers = ["free", "starter", "pro", "enterprise"]
         var keys: [String] = []
@@ -57,6 +59,9 @@ struct Fixture: Sendable {
                 customParametersJSON: Array(record.customParametersJSON))
         }
         baseline.records.withLock { $0 = records }
+        hotKey = try! engine.create(
+            NewKey(clientID: 1, config: .object([JSONMember("custom_monthlyLimit", .integer(1_000_000_000_000_000))]))
+        ).apiKey
         keys.shuffle()
         // Fresh copies, allocated in lookup order: a server checks the key of the request it has
         // just read, whose bytes are in cache, not a string allocated when the key was created.
@@ -127,6 +132,19 @@ func onThreads(_ threads: Int, lookupsEach: Int, _ body: @Sendable (String) -> V
     }
 }
 
+/// One verify of cost 1 of `key`, through the byte API a server uses.
+func verify(_ key: String) throws {
+    var key = key
+    try key.withUTF8 { bytes in
+        let pending = try fixture.engine.deferred.verify(keyBytes: UnsafeRawBufferPointer(bytes)) {
+            verification, custom in
+            blackHole(verification.code)
+            blackHole(custom.count)
+        }
+        blackHole(pending)
+    }
+}
+
 let benchmarks: @Sendable () -> Void = {
     // Allocation counts are the thresholds that fail `make bench` (Benchmarks/Thresholds);
     // times are reported, not checked: machines here are shared.
@@ -149,6 +167,12 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
+    // Verify of keys that all have a monthly limit (usage beside the table, no data directory:
+    // what the journal adds is measured over HTTP with `--fsync always`).
+    Benchmark("verify, 1 thread") { benchmark in
+        try forEachKey(of: benchmark) { key in try verify(key) }
+    }
+
     Benchmark("reference: check, 10,000 keys (in cache), 1 thread") { benchmark in
         try forEachKey(of: benchmark, in: cachedFixture) { key in blackHole(try cachedFixture.engine.check(key: key)) }
     }
@@ -168,6 +192,25 @@ let benchmarks: @Sendable () -> Void = {
     Benchmark("check, 2 threads (20,000 lookups per iteration)", configuration: twoThreads) { benchmark in
         for _ in benchmark.scaledIterations {
             onThreads(2, lookupsEach: 10_000) { key in blackHole(try? fixture.engine.check(key: key)) }
+        }
+    }
+
+    // One key from two threads: every verify takes the same usage shard, every check reads the
+    // same record; exactness under this contention is a test's (UsageModelTests).
+    Benchmark("verify one key, 2 threads (20,000 verifies per iteration)", configuration: twoThreads) { benchmark in
+        for _ in benchmark.scaledIterations {
+            DispatchQueue.concurrentPerform(iterations: 2) { _ in
+                for _ in 0..<10_000 { try? verify(fixture.hotKey) }
+            }
+        }
+    }
+
+    Benchmark("reference: check one key, 2 threads (20,000 checks per iteration)", configuration: twoThreads) {
+        benchmark in
+        for _ in benchmark.scaledIterations {
+            DispatchQueue.concurrentPerform(iterations: 2) { _ in
+                for _ in 0..<10_000 { blackHole(try? fixture.engine.check(key: fixture.hotKey)) }
+            }
         }
     }
 

@@ -8,11 +8,13 @@ import Dispatch
     import Glibc
 #endif
 
-/// A server on loopback over 10,000 keys, and one keep-alive connection to it. Each request is
+/// A server on loopback over 10,000 keys (and 10,000 more with monthly limits no run reaches,
+/// for `verify`), and one keep-alive connection to it. Each request is
 /// written whole and its answer read whole on this thread, so a sample counts every allocation
 /// of the server (its event loop runs in this process) for exactly its requests.
 final class LoopbackFixture: Sendable {
     let keys: [String]
+    let verifyKeys: [String]
     let socket: Int32
     private let server: APIServer
 
@@ -21,6 +23,13 @@ final class LoopbackFixture: Sendable {
         keys = (0..<keyCount).map { index in
             let config = JSONValue.object([
                 JSONMember("custom_monthlyLimit", .integer(250 * (index % 40 + 1))),
+                JSONMember("custom_tier", .string(["free", "pro"][index % 2])),
+            ])
+            return try! engine.create(NewKey(clientID: Int64(index + 1), config: config)).apiKey
+        }
+        verifyKeys = (0..<keyCount).map { index in
+            let config = JSONValue.object([
+                JSONMember("custom_monthlyLimit", .integer(1_000_000_000_000 + Int64(index))),
                 JSONMember("custom_tier", .string(["free", "pro"][index % 2])),
             ])
             return try! engine.create(NewKey(clientID: Int64(index + 1), config: config)).apiKey
@@ -63,27 +72,54 @@ final class LoopbackFixture: Sendable {
         return socket
     }
 
-    /// Every key's request, built once by `spell`, and the length of each answer.
-    func requests(_ spell: (String) -> String) -> [(request: [UInt8], answerBytes: Int)] {
-        var answer = [UInt8](repeating: 0, count: 4096)
-        return keys.map { key in
+    /// Every key's request, built once by `spell` (and sent once, to check it is answered).
+    func requests(of keys: [String]? = nil, _ spell: (String) -> String) -> [[UInt8]] {
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 16)
+        defer { buffer.deallocate() }
+        return (keys ?? self.keys).map { key in
             let request = Array(spell(key).utf8)
-            request.withUnsafeBytes { _ = write(socket, $0.baseAddress, $0.count) }
-            let count = answer.withUnsafeMutableBytes { read(socket, $0.baseAddress, $0.count) }
-            precondition(count > 0, "no answer from the benchmark server")
-            return (request, count)
+            exchange(request, buffer: buffer)
+            return request
         }
     }
 
-    /// Sends each request in turn and reads its whole answer into `buffer`.
-    func exchange(_ request: [UInt8], answerBytes: Int, buffer: UnsafeMutableRawBufferPointer) {
+    /// Sends `request` and reads its whole answer into `buffer`: the head, then as many bytes as
+    /// its Content-Length says (a verify's answer grows as its counts gain digits).
+    func exchange(_ request: [UInt8], buffer: UnsafeMutableRawBufferPointer) {
         request.withUnsafeBytes { _ = write(socket, $0.baseAddress, $0.count) }
         var received = 0
-        while received < answerBytes {
-            let count = read(socket, buffer.baseAddress! + received, answerBytes - received)
+        var total: Int?
+        while total.map({ received < $0 }) ?? true {
+            let count = read(socket, buffer.baseAddress! + received, buffer.count - received)
             precondition(count > 0, "the benchmark server closed the connection")
             received += count
+            if total == nil { total = Self.messageLength(UnsafeRawBufferPointer(rebasing: buffer[..<received])) }
         }
+    }
+
+    /// The length of the answer whose first bytes are `bytes`; nil until its head is complete.
+    private static func messageLength(_ bytes: UnsafeRawBufferPointer) -> Int? {
+        let literal: StaticString = "Content-Length: "
+        let name = UnsafeRawBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount)
+        guard bytes.count >= 4 else { return nil }
+        var lengthStart: Int?
+        for index in 0...(bytes.count - 4) {
+            if bytes[index] == 13, bytes[index + 1] == 10, bytes[index + 2] == 13, bytes[index + 3] == 10 {
+                guard var digit = lengthStart else { preconditionFailure("an answer without Content-Length") }
+                var length = 0
+                while bytes[digit] >= 48, bytes[digit] <= 57 {
+                    length = length * 10 + Int(bytes[digit] - 48)
+                    digit += 1
+                }
+                return index + 4 + length
+            }
+            if lengthStart == nil, index + name.count <= bytes.count,
+                name.indices.allSatisfy({ bytes[index + $0] == name[$0] })
+            {
+                lengthStart = index + name.count
+            }
+        }
+        return nil
     }
 }
 
@@ -94,7 +130,7 @@ private func post(_ path: String, _ contentType: String, _ body: String) -> Stri
 }
 
 /// Each request spelling, prepared for every key.
-let spellings: [(name: String, requests: [(request: [UInt8], answerBytes: Int)])] = [
+let spellings: [(name: String, requests: [[UInt8]])] = [
     ("GET check", loopback.requests { "GET /api/guest/serviceapikey/check?key=\($0) HTTP/1.1\r\nHost: bench\r\n\r\n" }),
     (
         "POST JSON check",
@@ -107,6 +143,24 @@ let spellings: [(name: String, requests: [(request: [UInt8], answerBytes: Int)])
     (
         "GET get_info",
         loopback.requests { "GET /api/guest/serviceapikey/get_info?key=\($0) HTTP/1.1\r\nHost: bench\r\n\r\n" }
+    ),
+    (
+        "GET verify",
+        loopback.requests(of: loopback.verifyKeys) {
+            "GET /api/guest/serviceapikey/verify?key=\($0) HTTP/1.1\r\nHost: bench\r\n\r\n"
+        }
+    ),
+    (
+        "POST JSON verify",
+        loopback.requests(of: loopback.verifyKeys) {
+            post("/api/guest/serviceapikey/verify", "application/json", #"{"key": "\#($0)", "cost": 1}"#)
+        }
+    ),
+    (
+        "POST form verify",
+        loopback.requests(of: loopback.verifyKeys) {
+            post("/api/guest/serviceapikey/verify", "application/x-www-form-urlencoded", "key=\($0)&cost=1")
+        }
     ),
     (
         "reference: general path, POST JSON check with a second parameter",
@@ -132,8 +186,7 @@ let benchmarks: @Sendable () -> Void = {
             defer { buffer.deallocate() }
             var position = Int.random(in: 0..<requests.count)
             for _ in benchmark.scaledIterations {
-                let (request, answerBytes) = requests[position]
-                loopback.exchange(request, answerBytes: answerBytes, buffer: buffer)
+                loopback.exchange(requests[position], buffer: buffer)
                 position = position + 1 == requests.count ? 0 : position + 1
             }
         }
