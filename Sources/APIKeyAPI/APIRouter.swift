@@ -252,7 +252,7 @@ public struct APIRouter: Sendable {
         }
 
         let name = "\(role)/\(module)/\(method)"
-        let lookup = KeyLookup.allCases.first { $0.endpointName == name }
+        let lookup = KeyLookup.byEndpointName[name]
         guard lookup != nil || Self.endpoints[name] != nil else {
             return .answer(
                 .failure(

@@ -30,6 +30,9 @@ public enum KeyLookup: Sendable, CaseIterable {
     /// The name of the endpoint in the router's table: the path after `/api/`.
     var endpointName: String { String(describing: path).dropFirst("/api/".count).description }
 
+    /// Every lookup by ``endpointName``, built once.
+    static let byEndpointName = Dictionary(uniqueKeysWithValues: allCases.map { ($0.endpointName, $0) })
+
     /// What a fast-path request names: where the key (and request ID) lie in the bytes parsed,
     /// and the cost.
     public struct Arguments: Hashable, Sendable {

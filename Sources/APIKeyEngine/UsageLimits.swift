@@ -3,7 +3,8 @@
 /// - `custom_rateLimit`: the key's own requests per second, above 0 (fractions allowed), at most
 ///   ``maximumRate``;
 /// - `custom_rateBurst`: that bucket's burst, a whole number from 1 to ``maximumBurst``; without
-///   it, `max(1, ceil(custom_rateLimit))`.
+///   it, `max(1, ceil(custom_rateLimit))`. The burst over the rate (the seconds to refill it all)
+///   may be at most ``maximumRefillSeconds``.
 ///
 /// Each is a JSON number or a numeric string (`250`, `"250"`, `"2.5e2"`). Absent means unlimited.
 /// Any other value, `null` and booleans included, is refused on `create` and `update` with an
@@ -35,6 +36,9 @@ public struct UsageLimits: Hashable, Sendable {
     public static let maximumRate = 1_000_000_000.0
     /// The largest per-key burst a config may set.
     public static let maximumBurst: Int64 = 1_000_000_000
+    /// The longest a per-key bucket may take to refill its whole burst, in seconds (about 63
+    /// years): beyond it the bucket's arithmetic would not fit 64-bit nanoseconds.
+    public static let maximumRefillSeconds = 2_000_000_000.0
 
     /// The limits `config` sets; throws ``EngineError/Code/invalidArgument`` naming the first
     /// parameter that is out of range or of the wrong kind.
@@ -56,19 +60,25 @@ public struct UsageLimits: Hashable, Sendable {
             guard let perSecond = Self.number(value), perSecond > 0, perSecond <= Self.maximumRate else {
                 throw EngineError.invalid("custom_rateLimit must be a number above 0 and at most 1000000000")
             }
-            rate = Rate(perSecond: perSecond, burst: burst ?? max(1, Int64(perSecond.rounded(.up))))
+            let rate = Rate(perSecond: perSecond, burst: burst ?? max(1, Int64(perSecond.rounded(.up))))
+            guard Double(rate.burst) / perSecond <= Self.maximumRefillSeconds else {
+                throw EngineError.invalid(
+                    "custom_rateBurst / custom_rateLimit, the seconds to refill the whole burst, must be at most 2000000000"
+                )
+            }
+            self.rate = rate
         } else if burst != nil {
             throw EngineError.invalid("custom_rateBurst needs custom_rateLimit")
         }
     }
 
-    /// The limits the config of a stored `record` sets. The config is parsed only when its text
-    /// names one of the parameters; one that does not read (a config stored before they were
-    /// checked) sets no limit.
+    /// The limits the config of a stored `record` sets. Only the top level of the config's text is
+    /// scanned (``StoredConfigScan``), and only a config that has one of the parameters builds
+    /// values, so loading a million records stays cheap; a value that does not read (a config
+    /// stored before the parameters were checked) sets no limit.
     init(stored record: KeyRecord) {
-        let text = record.configJSON
-        guard Self.contains(text, Self.monthlyLimitName) || Self.contains(text, Self.ratePrefix),
-            let config = try? JSONValue.parse(text), let limits = try? UsageLimits(config: config)
+        guard let members = StoredConfigScan.members(of: record.configJSON, named: Self.names), !members.isEmpty,
+            let limits = try? UsageLimits(config: .object(members))
         else {
             self.init()
             return
@@ -76,19 +86,7 @@ public struct UsageLimits: Hashable, Sendable {
         self = limits
     }
 
-    private static let monthlyLimitName = Array(#""custom_monthlyLimit""#.utf8)
-    private static let ratePrefix = Array(#""custom_rate"#.utf8)
-
-    private static func contains(_ text: ArraySlice<UInt8>, _ needle: [UInt8]) -> Bool {
-        guard text.count >= needle.count, let first = needle.first else { return false }
-        var index = text.startIndex
-        while let found = text[index...].firstIndex(of: first) {
-            guard text.endIndex - found >= needle.count else { return false }
-            if text[found..<(found + needle.count)].elementsEqual(needle) { return true }
-            index = found + 1
-        }
-        return false
-    }
+    private static let names = ["monthlyLimit", "rateLimit", "rateBurst"].map { CustomParameters.prefix + $0 }
 
     /// A JSON number or numeric string as written in decimal, normalised; nil for anything else.
     private static func numericText(_ value: JSONValue) -> String? {

@@ -19,12 +19,15 @@ public struct TokenBucket: Hashable, Sendable {
             self.refillPerSecond = refillPerSecond
         }
 
-        /// Nanoseconds one token takes to come back. A bucket that never refills uses an
-        /// interval so long that its whole capacity spans a quarter of the `Int64` range.
+        /// Nanoseconds one token takes to come back. A bucket that never refills, or refills so
+        /// slowly that its interval would not fit (a rate of 1e-300), uses an interval so long
+        /// that its whole capacity spans a quarter of the `Int64` range.
         var tokenNanoseconds: Int64 {
             let never = Int64.max / 4 / Int64(capacity)
             guard refillPerSecond > 0 else { return never }
-            return min(never, max(1, Int64((1e9 / refillPerSecond).rounded())))
+            let interval = (1e9 / refillPerSecond).rounded()
+            guard interval < Double(never) else { return never }
+            return max(1, Int64(interval))
         }
 
         /// The nanoseconds the full bucket spans.

@@ -90,6 +90,32 @@ import Testing
         #expect(try engine.verify(key: key).code == .rateLimited)
     }
 
+    /// The slowest rate a config may set refills its whole burst in 2,000,000,000 seconds; slower
+    /// ones are refused (their interval would not fit), and one at the edge allows its burst, then
+    /// nothing for hours.
+    @Test func theSlowestRatesAreBoundedByTheirBurst() throws {
+        let clock = ManualClock(seconds: Self.lastSecondOfMarch - 100)
+        let engine = engine(clock)
+        for (rate, burst) in [("1e-300", 2), ("0.0000000001", 2), ("0.4", 1_000_000_000)] as [(String, Int64)] {
+            expectEngineError(
+                .invalidArgument,
+                "custom_rateBurst / custom_rateLimit, the seconds to refill the whole burst, must be at most 2000000000"
+            ) {
+                try create(
+                    engine, order: 9, config(("custom_rateLimit", .string(rate)), ("custom_rateBurst", .integer(burst)))
+                )
+            }
+        }
+        let key = try create(
+            engine, order: 1, config(("custom_rateLimit", .string("0.000000001")), ("custom_rateBurst", .integer(2)))
+        ).apiKey
+        #expect(try engine.verify(key: key).code == .valid)
+        #expect(try engine.verify(key: key).code == .valid)
+        clock.advance(seconds: 3600)
+        let limited = try engine.verify(key: key)
+        #expect(limited.code == .rateLimited && limited.rateLimit?.remaining == 0)
+    }
+
     @Test func theBucketIsAskedBeforeTheQuota() throws {
         let clock = ManualClock(seconds: Self.lastSecondOfMarch - 100)
         let engine = engine(clock)

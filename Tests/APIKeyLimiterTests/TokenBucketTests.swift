@@ -39,6 +39,24 @@ import Testing
         #expect(taken.check(cost: 2, rate: rate, nowNanoseconds: 0) == .refused(retryAfterNanoseconds: nil))
     }
 
+    /// Rates so slow that a token's interval does not fit 64 bits take the interval of a bucket
+    /// that never refills (its whole capacity spanning a quarter of the `Int64` range) instead of
+    /// trapping: a bucket of 1 then regains nothing in 11 days, one of 1,000,000,000 a token about
+    /// every 2.3 s.
+    @Test func ratesTooSlowForAnIntervalTakeTheLongestOne() {
+        for refill in [1e-300, 1e-12, 1e-10, Double.leastNonzeroMagnitude] {
+            for capacity in [1, 1_000_000_000] {
+                let rate = TokenBucket.Rate(capacity: capacity, refillPerSecond: refill)
+                #expect(rate.tokenNanoseconds == Int64.max / 4 / Int64(capacity))
+                var bucket = TokenBucket(rate: rate, nowNanoseconds: 1_775_000_000 * second)
+                #expect(bucket.take(cost: capacity, rate: rate, nowNanoseconds: 1_775_000_000 * second) == .allowed)
+                let later = bucket.tokens(rate: rate, nowNanoseconds: 1_776_000_000 * second)
+                #expect(capacity == 1 ? later == 0 : later < capacity / 1000)
+                #expect(bucket.nanosecondsUntilNextToken(rate: rate, nowNanoseconds: 1_775_000_000 * second) > 0)
+            }
+        }
+    }
+
     /// Random requests at random times against a model in exact rational arithmetic (tokens in
     /// nanosecond-token units): both agree on every decision.
     @Test func agreesWithAModel() async {
