@@ -2,10 +2,14 @@
 /// building the rest of it: what loading needs to read the usage limits of a million records.
 ///
 /// The text is a JSON object as the engine's encoder writes it. Values of other members are
-/// skipped (strings with escapes, nested objects and arrays); a wanted member's value is parsed
-/// alone. Nil when the text is not an object this scan can follow.
+/// skipped (strings with escapes, nested objects and arrays); a wanted member's value is handed
+/// back as text. Nil when the text is not an object this scan can follow.
 enum StoredConfigScan {
-    static func members(of text: ArraySlice<UInt8>, named names: [String]) -> [JSONMember]? {
+    /// The members named in `names`, in the order they appear: the index of the name, and the
+    /// value's text (white space after it included).
+    static func values(
+        of text: ArraySlice<UInt8>, named names: [String]
+    ) -> [(name: Int, value: ArraySlice<UInt8>)]? {
         var index = text.startIndex
         let end = text.endIndex
         func skipSpace() {
@@ -48,7 +52,8 @@ enum StoredConfigScan {
         skipSpace()
         guard index < end, text[index] == UInt8(ascii: "{") else { return nil }
         index += 1
-        var found: [JSONMember] = []
+        var found: [(name: Int, value: ArraySlice<UInt8>)] = []
+        let shortest = names.map(\.utf8.count).min() ?? 0
         while true {
             skipSpace()
             guard index < end else { return nil }
@@ -63,9 +68,10 @@ enum StoredConfigScan {
             skipSpace()
             let valueStart = index
             guard skipValue() else { return nil }
-            if let wanted = names.first(where: { name.elementsEqual($0.utf8) }) {
-                guard let value = try? JSONValue.parse(text[valueStart..<index]) else { return nil }
-                found.append(JSONMember(wanted, value))
+            if name.count >= shortest,
+                let wanted = names.firstIndex(where: { $0.utf8.count == name.count && name.elementsEqual($0.utf8) })
+            {
+                found.append((wanted, text[valueStart..<index]))
             }
             if text[index] == UInt8(ascii: ",") { index += 1 }
         }

@@ -77,13 +77,40 @@ public struct UsageLimits: Hashable, Sendable {
     /// values, so loading a million records stays cheap; a value that does not read (a config
     /// stored before the parameters were checked) sets no limit.
     init(stored record: KeyRecord) {
-        guard let members = StoredConfigScan.members(of: record.configJSON, named: Self.names), !members.isEmpty,
-            let limits = try? UsageLimits(config: .object(members))
-        else {
+        guard let values = StoredConfigScan.values(of: record.configJSON, named: Self.names), !values.isEmpty else {
             self.init()
             return
         }
-        self = limits
+        // The common case, a monthly limit alone written in digits, without building values.
+        if values.count == 1, values[0].name == 0, let limit = Self.digits(values[0].value) {
+            self.init(monthlyLimit: limit)
+            return
+        }
+        var members: [JSONMember] = []
+        for (name, value) in values {
+            guard let parsed = try? JSONValue.parse(value) else {
+                self.init()
+                return
+            }
+            members.append(JSONMember(Self.names[name], parsed))
+        }
+        self = (try? UsageLimits(config: .object(members))) ?? UsageLimits()
+    }
+
+    /// 1 to 18 decimal digits, with white space after them; nil for anything else.
+    private static func digits(_ text: ArraySlice<UInt8>) -> Int64? {
+        var value: Int64 = 0
+        var index = text.startIndex
+        while index < text.endIndex, index - text.startIndex < 18,
+            (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(text[index])
+        {
+            value = value * 10 + Int64(text[index] - UInt8(ascii: "0"))
+            index += 1
+        }
+        guard index > text.startIndex, text[index...].allSatisfy({ [0x20, 0x09, 0x0A, 0x0D].contains($0) }) else {
+            return nil
+        }
+        return value
     }
 
     private static let names = ["monthlyLimit", "rateLimit", "rateBurst"].map { CustomParameters.prefix + $0 }

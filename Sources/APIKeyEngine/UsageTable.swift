@@ -150,7 +150,11 @@ final class UsageTable: Sendable {
             slot.set(entry.meter)
             slot.hasHistory = !entry.meter.earlier.isEmpty
             base[index] = slot
-            history[entry.orderID] = slot.hasHistory ? entry.meter.earlier : nil
+            if slot.hasHistory {
+                history[entry.orderID] = entry.meter.earlier
+            } else if !history.isEmpty {
+                history[entry.orderID] = nil
+            }
         }
 
         /// Stores a meter whose earlier months are unchanged (a verify in the same month): the
@@ -171,7 +175,7 @@ final class UsageTable: Sendable {
         /// Empties slot `index`, pulling later members of its probe run back (backward shift),
         /// so every run stays unbroken without tombstones.
         private mutating func remove(at index: Int) {
-            history[base[index].orderID] = nil
+            if base[index].hasHistory { history[base[index].orderID] = nil }
             var hole = index
             var next = (hole + 1) & mask
             while base[next].orderID != 0 {
@@ -285,6 +289,12 @@ final class UsageTable: Sendable {
     /// the order's old key (nil: a new order) and new key locked, then gives the order's entry
     /// `limits`, moving it to the new key. An entry is kept only while it says something.
     func put(orderID: Int64, from oldHash: UInt64?, to newHash: UInt64, limits: UsageLimits, _ change: () -> Void) {
+        // A new order without limits has no usage yet, and nothing to keep: no lock is needed
+        // (a verify that counts its first use meanwhile makes its own entry).
+        if oldHash == nil, limits == UsageLimits() {
+            change()
+            return
+        }
         func moved(_ old: Entry?) -> Entry {
             var entry = old ?? Entry(keyHash: newHash, orderID: orderID, limits: limits, meter: UsageMeter())
             entry.keyHash = newHash

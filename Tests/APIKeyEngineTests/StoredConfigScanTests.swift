@@ -19,12 +19,17 @@ import Testing
             #"{"custom_monthlyLimit": "2\u0035"}"#,
             #"{ "custom_monthlyLimit" : 9 , "custom_rateLimit" :1e2 }"#,
             #"{"custom_monthlyLimit": [1], "custom_rateLimit": null}"#,
+            #"{"custom_monthlyLimit": 1234567890123456789}"#,
+            #"{"custom_monthlyLimit": 5e0}"#,
+            #"{"custom_monthlyLimit": -5}"#,
         ])
     func agreesWithParsingTheWholeConfig(_ text: String) throws {
         let config = try JSONValue.parse(text)
         guard case .object(let members) = config else { return }
         let expected = members.filter { Self.names.contains($0.name) }
-        let scanned = StoredConfigScan.members(of: Array(text.utf8)[...], named: Self.names)
+        let scanned = StoredConfigScan.values(of: Array(text.utf8)[...], named: Self.names)?.map { name, value in
+            JSONMember(Self.names[name], try! JSONValue.parse(value))
+        }
         #expect(scanned == expected)
         let record = KeyRecord(
             orderID: 1, clientID: 1, apiKey: "K", config: config, status: .active, expiresAt: nil, createdAt: 0,
@@ -34,7 +39,7 @@ import Testing
 
     @Test func textsItCannotFollowGiveNil() {
         for text in [#"[1]"#, #"{"a": "#, #"{"a" 1}"#, #"{"a": "b"#, ""] {
-            #expect(StoredConfigScan.members(of: Array(text.utf8)[...], named: Self.names) == nil, "\(text)")
+            #expect(StoredConfigScan.values(of: Array(text.utf8)[...], named: Self.names) == nil, "\(text)")
         }
     }
 }
