@@ -20,7 +20,7 @@ mkdir -p Benchmarks/results
 exec > >(tee Benchmarks/results/verify-durable.txt) 2>&1
 work=$(mktemp -d /tmp/apikeyd-verify.XXXXXX)
 pid=""
-trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; redis-cli -p 6393 shutdown nosave >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; redis-cli -p 6393 shutdown nosave >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem:/{print $2}') GiB; $(date -u '+%Y-%m-%d %H:%M UTC')"
 Benchmarks/.build/release/DurabilityBenchmark "$work/store" "$KEYS" 0 "$work/records.resp" "$work/keys.txt" 2>/dev/null | head -2
 shuf "$work/keys.txt" > "$work/keys-shuffled.txt"

@@ -192,7 +192,8 @@ public struct DeferredWrites: Sendable {
             // Journaled with the shard held, as uses are, so the journal keeps their order.
             return try state.usage.withShard(keyHash: hash) { (slots) throws(EngineError) -> Written<Void> in
                 let pending = try append(mutation)
-                EngineState.applyUsage(mutation, keyHash: hash, to: &slots)
+                EngineState.applyUsage(
+                    mutation, keyHash: hash, limits: { state.limits(orderID: orderID, keyHash: hash) }, to: &slots)
                 return Written((), pending: pending)
             }
         }

@@ -112,8 +112,8 @@ final class EngineState: Sendable {
             table.withInfo(keyBytes, hash: hash) { validity, owners, custom in
                 do throws(EngineError) {
                     let verification = try Self.decide(
-                        validity, owners, keyHash: hash, cost: cost, now: now, slots: &slots, journal: journal,
-                        pending: &pending)
+                        validity, owners, custom: custom, keyHash: hash, cost: cost, now: now, slots: &slots,
+                        journal: journal, pending: &pending)
                     if let remembered = try remember(verification) { pending = remembered }
                     body(verification, custom)
                 } catch {
@@ -129,16 +129,22 @@ final class EngineState: Sendable {
     /// The rules for a key that exists: status, expiry, the key's bucket, the monthly quota; a
     /// use that passes is journaled, then counted.
     private static func decide(
-        _ validity: KeyValidity, _ owners: KeyOwners, keyHash: UInt64, cost: Int64, now: Int64,
-        slots: inout UsageTable.Slots, journal: (KeyMutation) throws(EngineError) -> PendingDurability?,
-        pending: inout PendingDurability?
+        _ validity: KeyValidity, _ owners: KeyOwners, custom: UnsafeRawBufferPointer, keyHash: UInt64, cost: Int64,
+        now: Int64, slots: inout UsageTable.Slots,
+        journal: (KeyMutation) throws(EngineError) -> PendingDurability?, pending: inout PendingDurability?
     ) throws(EngineError) -> Verification {
         let orderID = owners.orderID
-        let index = slots.find(keyHash: keyHash, orderID: orderID)
+        var index = slots.find(keyHash: keyHash, orderID: orderID)
         let month = UsageMonth(containingNanoseconds: now)
         var limits = UsageLimits()
         var meter = UsageMeter()
-        if let index {
+        if index == nil {
+            // The key's first verify: its limits, read once from the record, get a slot.
+            limits = UsageLimits(customParameters: custom)
+            if limits != UsageLimits() {
+                index = slots.store(UsageTable.Entry(keyHash: keyHash, orderID: orderID, limits: limits, meter: meter))
+            }
+        } else if let index {
             let slot = slots[index]
             limits = slot.limits
             // Earlier months are read only when this use moves the current month among them.
@@ -186,7 +192,11 @@ final class EngineState: Sendable {
     /// The usage of order `orderID` (whose key hashes to `keyHash`) in `month`, with its limit.
     func usage(orderID: Int64, keyHash: UInt64, month: UsageMonth) -> (used: Int64, limit: Int64?) {
         usage.withShard(keyHash: keyHash) { slots in
-            guard let entry = slots.entry(keyHash: keyHash, orderID: orderID) else { return (0, nil) }
+            guard let entry = slots.entry(keyHash: keyHash, orderID: orderID) else {
+                // Never verified: nothing counted, and the limit is the record's.
+                let record = table.record(orderID: orderID, hash: keyHash)
+                return (0, record.map { UsageLimits(stored: $0) }?.monthlyLimit)
+            }
             return (entry.meter.used(in: month), entry.limits.monthlyLimit)
         }
     }
@@ -200,7 +210,7 @@ final class EngineState: Sendable {
         case .put(let record):
             let newHash = table.hash(record.apiKey)
             let oldHash = state.isBulkLoading ? nil : state.orders[record.orderID]
-            usage.put(orderID: record.orderID, from: oldHash, to: newHash, limits: UsageLimits(stored: record)) {
+            usage.put(orderID: record.orderID, from: oldHash, to: newHash, limits: { UsageLimits(stored: record) }) {
                 put(record, keyHash: newHash, oldHash: oldHash, to: &state)
             }
             state.raiseNextOrderID(past: record.orderID)
@@ -224,7 +234,10 @@ final class EngineState: Sendable {
                 return
             }
             guard let hash = state.orders[orderID] else { return }
-            usage.withShard(keyHash: hash) { Self.applyUsage(mutation, keyHash: hash, to: &$0) }
+            usage.withShard(keyHash: hash) { slots in
+                Self.applyUsage(
+                    mutation, keyHash: hash, limits: { limits(orderID: orderID, keyHash: hash) }, to: &slots)
+            }
         case .remember(let answer):
             remembered.withLock { $0.remember(answer, nowNanoseconds: answer.atNanoseconds) }
         }
@@ -261,9 +274,16 @@ final class EngineState: Sendable {
         }
     }
 
+    /// The limits the record of order `orderID` (whose key hashes to `keyHash`) sets.
+    func limits(orderID: Int64, keyHash: UInt64) -> UsageLimits {
+        table.record(orderID: orderID, hash: keyHash).map { UsageLimits(stored: $0) } ?? UsageLimits()
+    }
+
     /// Applies a usage mutation to its order's shard (held by the caller), whose key hashes to
-    /// `keyHash`.
-    static func applyUsage(_ mutation: KeyMutation, keyHash: UInt64, to slots: inout UsageTable.Slots) {
+    /// `keyHash`; `limits` gives the record's limits when the order has no slot yet.
+    static func applyUsage(
+        _ mutation: KeyMutation, keyHash: UInt64, limits: () -> UsageLimits, to slots: inout UsageTable.Slots
+    ) {
         let orderID: Int64
         switch mutation {
         case .use(let id, _, _), .resetUsage(let id, _), .setUsage(let id, _): orderID = id
@@ -271,7 +291,7 @@ final class EngineState: Sendable {
         }
         var entry =
             slots.entry(keyHash: keyHash, orderID: orderID)
-            ?? UsageTable.Entry(keyHash: keyHash, orderID: orderID, limits: UsageLimits(), meter: UsageMeter())
+            ?? UsageTable.Entry(keyHash: keyHash, orderID: orderID, limits: limits(), meter: UsageMeter())
         switch mutation {
         case .use(_, let month, let count): entry.meter.add(count, in: month)
         case .resetUsage(_, let month): entry.meter.reset(month: month)

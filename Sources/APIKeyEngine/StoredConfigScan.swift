@@ -1,30 +1,35 @@
-/// Finds members of a stored config's top-level object by name, scanning its text once without
-/// building the rest of it: what loading needs to read the usage limits of a million records.
+/// Finds members of a stored JSON object by name, scanning its text once without building the
+/// rest of it: how the usage limits are read from a record's config (on replay and updates) or
+/// from its custom-parameter text (at a key's first verify), allocating nothing when none of the
+/// names is there.
 ///
 /// The text is a JSON object as the engine's encoder writes it. Values of other members are
 /// skipped (strings with escapes, nested objects and arrays); a wanted member's value is handed
-/// back as text. Nil when the text is not an object this scan can follow.
+/// back as a range of the text. Nil when the text is not an object this scan can follow.
 enum StoredConfigScan {
-    /// The members named in `names`, in the order they appear: the index of the name, and the
-    /// value's text (white space after it included).
-    static func values(
-        of text: ArraySlice<UInt8>, named names: [String]
-    ) -> [(name: Int, value: ArraySlice<UInt8>)]? {
+    /// The members named in `names` (UTF-8), in the order they appear: the index of the name, and
+    /// where the value's text lies (white space after it included).
+    static func values<Text: RandomAccessCollection<UInt8>>(
+        of text: Text, named names: [[UInt8]]
+    ) -> [(name: Int, value: Range<Text.Index>)]? {
         var index = text.startIndex
         let end = text.endIndex
         func skipSpace() {
-            while index < end, [0x20, 0x09, 0x0A, 0x0D].contains(text[index]) { index += 1 }
+            while index < end, [0x20, 0x09, 0x0A, 0x0D].contains(text[index]) { text.formIndex(after: &index) }
         }
         /// Past a string whose opening quote is at `index`; false when it does not end.
         func skipString() -> Bool {
-            index += 1
+            text.formIndex(after: &index)
             while index < end {
                 switch text[index] {
                 case UInt8(ascii: "\""):
-                    index += 1
+                    text.formIndex(after: &index)
                     return true
-                case UInt8(ascii: "\\"): index += 2
-                default: index += 1
+                case UInt8(ascii: "\\"):
+                    text.formIndex(after: &index)
+                    guard index < end else { return false }
+                    text.formIndex(after: &index)
+                default: text.formIndex(after: &index)
                 }
             }
             return false
@@ -45,35 +50,32 @@ enum StoredConfigScan {
                     if depth == 0 { return true }
                 default: break
                 }
-                index += 1
+                text.formIndex(after: &index)
             }
             return false
         }
         skipSpace()
         guard index < end, text[index] == UInt8(ascii: "{") else { return nil }
-        index += 1
-        var found: [(name: Int, value: ArraySlice<UInt8>)] = []
-        let shortest = names.map(\.utf8.count).min() ?? 0
+        text.formIndex(after: &index)
+        var found: [(name: Int, value: Range<Text.Index>)] = []
         while true {
             skipSpace()
             guard index < end else { return nil }
             if text[index] == UInt8(ascii: "}") { return found }
             guard text[index] == UInt8(ascii: "\"") else { return nil }
-            let nameStart = index + 1
+            let nameStart = text.index(after: index)
             guard skipString() else { return nil }
-            let name = text[nameStart..<(index - 1)]
+            let name = text[nameStart..<text.index(before: index)]
             skipSpace()
             guard index < end, text[index] == UInt8(ascii: ":") else { return nil }
-            index += 1
+            text.formIndex(after: &index)
             skipSpace()
             let valueStart = index
             guard skipValue() else { return nil }
-            if name.count >= shortest,
-                let wanted = names.firstIndex(where: { $0.utf8.count == name.count && name.elementsEqual($0.utf8) })
-            {
-                found.append((wanted, text[valueStart..<index]))
+            if let wanted = names.firstIndex(where: { $0.count == name.count && name.elementsEqual($0) }) {
+                found.append((wanted, valueStart..<index))
             }
-            if text[index] == UInt8(ascii: ",") { index += 1 }
+            if text[index] == UInt8(ascii: ",") { text.formIndex(after: &index) }
         }
     }
 }

@@ -72,48 +72,61 @@ public struct UsageLimits: Hashable, Sendable {
         }
     }
 
-    /// The limits the config of a stored `record` sets. Only the top level of the config's text is
-    /// scanned (``StoredConfigScan``), and only a config that has one of the parameters builds
-    /// values, so loading a million records stays cheap; a value that does not read (a config
+    /// The limits the config of a stored `record` sets (on replay and updates). Only the top level
+    /// of the config's text is scanned (``StoredConfigScan``); a value that does not read (a config
     /// stored before the parameters were checked) sets no limit.
     init(stored record: KeyRecord) {
-        guard let values = StoredConfigScan.values(of: record.configJSON, named: Self.names), !values.isEmpty else {
+        self.init(scanning: record.configJSON, names: Self.configNames)
+    }
+
+    /// The limits a key's custom-parameter text (its `get_info` object, names without the
+    /// prefix) sets: what a key's first verify reads. Allocates nothing for a text without them.
+    init(customParameters text: UnsafeRawBufferPointer) {
+        self.init(scanning: text, names: Self.customNames)
+    }
+
+    private init<Text: RandomAccessCollection<UInt8>>(scanning text: Text, names: [[UInt8]]) {
+        guard let values = StoredConfigScan.values(of: text, named: names), !values.isEmpty else {
             self.init()
             return
         }
         // The common case, a monthly limit alone written in digits, without building values.
-        if values.count == 1, values[0].name == 0, let limit = Self.digits(values[0].value) {
+        if values.count == 1, values[0].name == 0, let limit = Self.digits(text[values[0].value]) {
             self.init(monthlyLimit: limit)
             return
         }
         var members: [JSONMember] = []
         for (name, value) in values {
-            guard let parsed = try? JSONValue.parse(value) else {
+            guard let parsed = try? JSONValue.parse(text[value]) else {
                 self.init()
                 return
             }
-            members.append(JSONMember(Self.names[name], parsed))
+            members.append(JSONMember(CustomParameters.prefix + Self.parameterNames[name], parsed))
         }
         self = (try? UsageLimits(config: .object(members))) ?? UsageLimits()
     }
 
-    /// 1 to 18 decimal digits, with white space after them; nil for anything else.
-    private static func digits(_ text: ArraySlice<UInt8>) -> Int64? {
-        var value: Int64 = 0
-        var index = text.startIndex
-        while index < text.endIndex, index - text.startIndex < 18,
-            (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(text[index])
-        {
-            value = value * 10 + Int64(text[index] - UInt8(ascii: "0"))
-            index += 1
-        }
-        guard index > text.startIndex, text[index...].allSatisfy({ [0x20, 0x09, 0x0A, 0x0D].contains($0) }) else {
-            return nil
-        }
-        return value
-    }
+    private static let parameterNames = ["monthlyLimit", "rateLimit", "rateBurst"]
+    private static let configNames = parameterNames.map { Array((CustomParameters.prefix + $0).utf8) }
+    private static let customNames = parameterNames.map { Array($0.utf8) }
 
-    private static let names = ["monthlyLimit", "rateLimit", "rateBurst"].map { CustomParameters.prefix + $0 }
+    /// 1 to 18 decimal digits, with white space after them; nil for anything else.
+    private static func digits(_ text: some Collection<UInt8>) -> Int64? {
+        var value: Int64 = 0
+        var count = 0
+        var ended = false
+        for byte in text {
+            if !ended, count < 18, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) {
+                value = value * 10 + Int64(byte - UInt8(ascii: "0"))
+                count += 1
+            } else if count > 0, [0x20, 0x09, 0x0A, 0x0D].contains(byte) {
+                ended = true
+            } else {
+                return nil
+            }
+        }
+        return count > 0 ? value : nil
+    }
 
     /// A JSON number or numeric string as written in decimal, normalised; nil for anything else.
     private static func numericText(_ value: JSONValue) -> String? {

@@ -14,8 +14,9 @@ import Synchronization
 ///
 /// A verify holds its key's shard while it reads the key table and decides, and every change to
 /// an order's record is applied with that order's shard held (both shards when a reset moves the
-/// order to a new key), so a verify sees a record and its usage at one moment. An order has a slot
-/// only while its config sets a limit or it has counted a use: keys only ever checked cost nothing.
+/// order to a new key), so a verify sees a record and its usage at one moment. An order gets a
+/// slot at its first verify, when its limits are read from the record, and keeps it while it has
+/// a limit or a count: keys that are only ever checked cost nothing here, at start-up or after.
 final class UsageTable: Sendable {
     /// One order's usage, as a value: what ``Slots/entry(at:)`` builds and ``Slots/store(_:)``
     /// keeps.
@@ -125,23 +126,25 @@ final class UsageTable: Sendable {
             find(keyHash: keyHash, orderID: orderID).map { entry(at: $0) }
         }
 
-        /// Keeps `entry` (replacing the order's slot), or drops the order's slot when the entry
-        /// says nothing.
-        mutating func store(_ entry: Entry) {
+        /// Keeps `entry` (replacing the order's slot) and returns its slot, or drops the order's
+        /// slot when the entry says nothing.
+        @discardableResult
+        mutating func store(_ entry: Entry) -> Int? {
             if let index = find(keyHash: entry.keyHash, orderID: entry.orderID) {
                 if entry.isEmpty {
                     remove(at: index)
-                    return
+                    return nil
                 }
                 fill(index, entry)
-                return
+                return index
             }
-            guard !entry.isEmpty else { return }
+            guard !entry.isEmpty else { return nil }
             if (count + 1) * 4 > (mask + 1) * 3 { grow() }
             var index = Int(truncatingIfNeeded: entry.keyHash) & mask
             while base[index].orderID != 0 { index = (index + 1) & mask }
             fill(index, entry)
             count += 1
+            return index
         }
 
         private mutating func fill(_ index: Int, _ entry: Entry) {
@@ -286,33 +289,37 @@ final class UsageTable: Sendable {
     }
 
     /// Applies a put of order `orderID`: runs `change` (the key table's part) with the shards of
-    /// the order's old key (nil: a new order) and new key locked, then gives the order's entry
-    /// `limits`, moving it to the new key. An entry is kept only while it says something.
-    func put(orderID: Int64, from oldHash: UInt64?, to newHash: UInt64, limits: UsageLimits, _ change: () -> Void) {
-        // A new order without limits has no usage yet, and nothing to keep: no lock is needed
-        // (a verify that counts its first use meanwhile makes its own entry).
-        if oldHash == nil, limits == UsageLimits() {
+    /// the order's old key and new key locked, then moves the order's slot, if it has one, to the
+    /// new key, with the `limits` the new record sets (read only then). A new order (no old key)
+    /// has no slot: nothing is locked.
+    func put(
+        orderID: Int64, from oldHash: UInt64?, to newHash: UInt64, limits: () -> UsageLimits, _ change: () -> Void
+    ) {
+        guard let oldHash else {
+            // A verify that finds the new key meanwhile makes the slot itself, from the record.
             change()
             return
         }
-        func moved(_ old: Entry?) -> Entry {
-            var entry = old ?? Entry(keyHash: newHash, orderID: orderID, limits: limits, meter: UsageMeter())
+        func move(_ old: inout Slots, _ new: inout Slots) {
+            guard var entry = old.remove(keyHash: oldHash, orderID: orderID) else { return }
             entry.keyHash = newHash
-            entry.limits = limits
-            return entry
+            entry.limits = limits()
+            new.store(entry)
         }
         let newIndex = shardIndex(newHash)
-        let oldIndex = oldHash.map(shardIndex) ?? newIndex
+        let oldIndex = shardIndex(oldHash)
         if oldIndex == newIndex {
             withShard(keyHash: newHash) { slots in
                 change()
-                let old = oldHash.flatMap { slots.remove(keyHash: $0, orderID: orderID) }
-                slots.store(moved(old))
+                guard var entry = slots.remove(keyHash: oldHash, orderID: orderID) else { return }
+                entry.keyHash = newHash
+                entry.limits = limits()
+                slots.store(entry)
             }
         } else {
             withBoth(oldIndex, newIndex) { old, new in
                 change()
-                new.store(moved(old.remove(keyHash: oldHash!, orderID: orderID)))
+                move(&old, &new)
             }
         }
     }

@@ -27,19 +27,25 @@ import Testing
         let config = try JSONValue.parse(text)
         guard case .object(let members) = config else { return }
         let expected = members.filter { Self.names.contains($0.name) }
-        let scanned = StoredConfigScan.values(of: Array(text.utf8)[...], named: Self.names)?.map { name, value in
-            JSONMember(Self.names[name], try! JSONValue.parse(value))
+        let bytes = Array(text.utf8)
+        let scanned = StoredConfigScan.values(of: bytes, named: Self.names.map { Array($0.utf8) })?.map { name, value in
+            JSONMember(Self.names[name], try! JSONValue.parse(bytes[value]))
         }
         #expect(scanned == expected)
         let record = KeyRecord(
             orderID: 1, clientID: 1, apiKey: "K", config: config, status: .active, expiresAt: nil, createdAt: 0,
             updatedAt: 0)
-        #expect(UsageLimits(stored: record) == ((try? UsageLimits(config: config)) ?? UsageLimits()))
+        let fromConfig = (try? UsageLimits(config: config)) ?? UsageLimits()
+        #expect(UsageLimits(stored: record) == fromConfig)
+        // The custom-parameter text a first verify reads gives the same limits.
+        #expect(Array(record.customParametersJSON).withUnsafeBytes { UsageLimits(customParameters: $0) } == fromConfig)
     }
 
     @Test func textsItCannotFollowGiveNil() {
         for text in [#"[1]"#, #"{"a": "#, #"{"a" 1}"#, #"{"a": "b"#, ""] {
-            #expect(StoredConfigScan.values(of: Array(text.utf8)[...], named: Self.names) == nil, "\(text)")
+            #expect(
+                StoredConfigScan.values(of: Array(text.utf8), named: Self.names.map { Array($0.utf8) }) == nil,
+                "\(text)")
         }
     }
 }

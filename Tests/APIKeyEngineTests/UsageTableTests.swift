@@ -50,29 +50,41 @@ import Testing
 
     @Test func aPutMovesUsageToTheNewKeysShardAndKeepsEarlierMonths() {
         let table = UsageTable()
-        let limits = UsageLimits(monthlyLimit: 5)
         // Shards are picked by bits 40-47: these two hashes lie in different shards.
         let (first, second): (UInt64, UInt64) = (1 << 40 | 7, 2 << 40 | 7)
-        table.put(orderID: 9, from: nil, to: first, limits: limits) {}
+        // A new order gets no slot from its put (its first verify makes one).
+        table.put(orderID: 9, from: nil, to: first, limits: { UsageLimits(monthlyLimit: 5) }) {}
+        #expect(table.count == 0)
         table.withShard(keyHash: first) { slots in
-            var entry = slots.entry(keyHash: first, orderID: 9)!
+            var entry = UsageTable.Entry(
+                keyHash: first, orderID: 9, limits: UsageLimits(monthlyLimit: 5), meter: UsageMeter())
             entry.meter.add(3, in: UsageMonth(year: 2026, month: 2)!)
             entry.meter.add(2, in: UsageMonth(year: 2026, month: 3)!)
             slots.store(entry)
         }
-        table.put(orderID: 9, from: first, to: second, limits: UsageLimits()) {}
+        var limitsRead = 0
+        table.put(
+            orderID: 9, from: first, to: second,
+            limits: {
+                limitsRead += 1
+                return UsageLimits(monthlyLimit: 7)
+            }
+        ) {}
+        #expect(limitsRead == 1)
         #expect(table.withShard(keyHash: first) { $0.entry(keyHash: first, orderID: 9) } == nil)
         let moved = table.withShard(keyHash: second) { $0.entry(keyHash: second, orderID: 9) }
         #expect(moved?.meter.used(in: UsageMonth(year: 2026, month: 2)!) == 3)
         #expect(moved?.meter.used(in: UsageMonth(year: 2026, month: 3)!) == 2)
-        #expect(moved?.limits == UsageLimits())
-        // Nothing counted and no limit: the entry is dropped.
-        table.withShard(keyHash: second) { slots in
-            var entry = slots.entry(keyHash: second, orderID: 9)!
-            entry.meter.setCounts([])
-            slots.store(entry)
-        }
-        #expect(table.count == 0)
+        #expect(moved?.limits == UsageLimits(monthlyLimit: 7))
+        // An order without a slot is not read at all.
+        table.put(
+            orderID: 10, from: first, to: second,
+            limits: {
+                limitsRead += 1
+                return UsageLimits()
+            }
+        ) {}
+        #expect(limitsRead == 1)
         table.delete(orderID: 9, keyHash: second) {}
         #expect(table.count == 0)
     }
