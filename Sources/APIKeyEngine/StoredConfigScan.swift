@@ -7,11 +7,12 @@
 /// skipped (strings with escapes, nested objects and arrays); a wanted member's value is handed
 /// back as a range of the text. Nil when the text is not an object this scan can follow.
 enum StoredConfigScan {
-    /// The members named in `names` (UTF-8), in the order they appear: the index of the name, and
-    /// where the value's text lies (white space after it included).
-    static func values<Text: RandomAccessCollection<UInt8>>(
-        of text: Text, named names: [[UInt8]]
-    ) -> [(name: Int, value: Range<Text.Index>)]? {
+    /// Calls `found` for each member named in `names` (UTF-8), in the order they appear, with the
+    /// index of the name and where the value's text lies (white space after it included); false
+    /// when the text is not an object this scan can follow.
+    static func scan<Text: RandomAccessCollection<UInt8>>(
+        _ text: Text, named names: [[UInt8]], _ found: (_ name: Int, _ value: Range<Text.Index>) -> Void
+    ) -> Bool {
         var index = text.startIndex
         let end = text.endIndex
         func skipSpace() {
@@ -55,25 +56,24 @@ enum StoredConfigScan {
             return false
         }
         skipSpace()
-        guard index < end, text[index] == UInt8(ascii: "{") else { return nil }
+        guard index < end, text[index] == UInt8(ascii: "{") else { return false }
         text.formIndex(after: &index)
-        var found: [(name: Int, value: Range<Text.Index>)] = []
         while true {
             skipSpace()
-            guard index < end else { return nil }
-            if text[index] == UInt8(ascii: "}") { return found }
-            guard text[index] == UInt8(ascii: "\"") else { return nil }
+            guard index < end else { return false }
+            if text[index] == UInt8(ascii: "}") { return true }
+            guard text[index] == UInt8(ascii: "\"") else { return false }
             let nameStart = text.index(after: index)
-            guard skipString() else { return nil }
+            guard skipString() else { return false }
             let name = text[nameStart..<text.index(before: index)]
             skipSpace()
-            guard index < end, text[index] == UInt8(ascii: ":") else { return nil }
+            guard index < end, text[index] == UInt8(ascii: ":") else { return false }
             text.formIndex(after: &index)
             skipSpace()
             let valueStart = index
-            guard skipValue() else { return nil }
+            guard skipValue() else { return false }
             if let wanted = names.firstIndex(where: { $0.count == name.count && name.elementsEqual($0) }) {
-                found.append((wanted, valueStart..<index))
+                found(wanted, valueStart..<index)
             }
             if text[index] == UInt8(ascii: ",") { text.formIndex(after: &index) }
         }

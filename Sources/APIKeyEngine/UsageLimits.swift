@@ -86,17 +86,32 @@ public struct UsageLimits: Hashable, Sendable {
     }
 
     private init<Text: RandomAccessCollection<UInt8>>(scanning text: Text, names: [[UInt8]]) {
-        guard let values = StoredConfigScan.values(of: text, named: names), !values.isEmpty else {
+        var values: [Range<Text.Index>?] = []
+        var monthly: Range<Text.Index>?
+        var others = false
+        let followed = StoredConfigScan.scan(text, named: names) { name, value in
+            if name == 0 && monthly == nil && !others {
+                monthly = value
+            } else {
+                // Rare: a rate, or several parameters; collected for the general reading below.
+                if values.isEmpty { values = [monthly, nil, nil] }
+                values[name] = value
+                others = true
+            }
+        }
+        guard followed, monthly != nil || others else {
             self.init()
             return
         }
-        // The common case, a monthly limit alone written in digits, without building values.
-        if values.count == 1, values[0].name == 0, let limit = Self.digits(text[values[0].value]) {
+        // The common case, a monthly limit alone written in digits, read without building values.
+        if !others, let monthly, let limit = Self.digits(text[monthly]) {
             self.init(monthlyLimit: limit)
             return
         }
+        if values.isEmpty { values = [monthly, nil, nil] }
         var members: [JSONMember] = []
-        for (name, value) in values {
+        for (name, value) in values.enumerated() {
+            guard let value else { continue }
             guard let parsed = try? JSONValue.parse(text[value]) else {
                 self.init()
                 return
