@@ -200,6 +200,8 @@ public enum KeyLookup: Sendable, CaseIterable {
             if name == .cost, index < body.count, body[index] != UInt8(ascii: "\"") {
                 let start = index
                 while index < body.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(body[index]) { index += 1 }
+                // JSON allows no leading zero (`007`): the general path refuses such a body.
+                guard index - start == 1 || body[start] != UInt8(ascii: "0") else { return nil }
                 value = start..<index
             } else {
                 guard let text = string() else { return nil }

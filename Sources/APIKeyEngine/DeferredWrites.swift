@@ -147,7 +147,9 @@ public struct DeferredWrites: Sendable {
         }
         // The usage slot's load overlaps the key table's.
         state.usage.prefetch(keyHash: keyHash)
-        let digest = requestID.map { Self.digest(key: keyBytes, requestID: $0) }
+        // With no answers to remember (`idempotencyEntries` 0), a request ID changes nothing.
+        let remembers = engine.configuration.idempotencyEntries > 0
+        let digest = remembers ? requestID.map { Self.digest(key: keyBytes, requestID: $0) } : nil
         return try state.verify(
             keyBytes: keyBytes, hash: keyHash, cost: cost, requestDigest: digest,
             nowNanoseconds: engine.clock.nowNanoseconds(), journal: append

@@ -71,24 +71,29 @@ final class EngineState: Sendable {
         _ body: (Verification, UnsafeRawBufferPointer) -> Void
     ) throws(EngineError) -> PendingDurability? {
         guard let requestDigest else {
-            return try decide(
-                keyBytes, hash: hash, cost: cost, now: now, journal: journal,
-                remember: { _ throws(EngineError) in nil }, body)
+            // A use is its own record.
+            return try decide(keyBytes, hash: hash, cost: cost, now: now, body) {
+                (verification, use) throws(EngineError) in
+                guard let use else { return nil }
+                return try journal(.use(orderID: verification.orderID, month: use.month, count: use.used))
+            }
         }
         return try remembered.withLock { (answers) throws(EngineError) -> PendingDurability? in
-            if let earlier = answers.answer(for: requestDigest, nowNanoseconds: now) {
+            if let (earlier, pending) = answers.answer(for: requestDigest, nowNanoseconds: now) {
                 let found = table.withInfo(keyBytes, hash: hash) { _, _, custom in body(earlier.verification, custom) }
                 if !found { Self.withEmptyObject { body(earlier.verification, $0) } }
-                return nil
-            }
-            func remember(_ verification: Verification) throws(EngineError) -> PendingDurability? {
-                let answer = RememberedVerification(
-                    digest: requestDigest, atNanoseconds: now, verification: verification)
-                let pending = try journal(.remember(answer))
-                answers.remember(answer, nowNanoseconds: now)
+                // Not acknowledged before the first answer is.
                 return pending
             }
-            return try decide(keyBytes, hash: hash, cost: cost, now: now, journal: journal, remember: remember, body)
+            // The use and the answer are one record: a crash keeps both or neither.
+            return try decide(keyBytes, hash: hash, cost: cost, now: now, body) {
+                (verification, use) throws(EngineError) in
+                let answer = RememberedVerification(
+                    digest: requestDigest, atNanoseconds: now, verification: verification, consumed: use)
+                let pending = try journal(.remember(answer))
+                answers.remember(answer, pending: pending, nowNanoseconds: now)
+                return pending
+            }
         }
     }
 
@@ -100,11 +105,12 @@ final class EngineState: Sendable {
 
     /// The verify itself, with the key's usage shard held while the key table is read, the rules
     /// run and the use is journaled and counted.
+    /// `commit` journals what the verify decided (with the use it counts, nil for none) and
+    /// returns what must become durable; it runs before the use is counted.
     private func decide(
         _ keyBytes: UnsafeRawBufferPointer, hash: UInt64, cost: Int64, now: Int64,
-        journal: (KeyMutation) throws(EngineError) -> PendingDurability?,
-        remember: (Verification) throws(EngineError) -> PendingDurability?,
-        _ body: (Verification, UnsafeRawBufferPointer) -> Void
+        _ body: (Verification, UnsafeRawBufferPointer) -> Void,
+        commit: (Verification, UsageCount?) throws(EngineError) -> PendingDurability?
     ) throws(EngineError) -> PendingDurability? {
         var pending: PendingDurability?
         var failure: EngineError?
@@ -113,8 +119,7 @@ final class EngineState: Sendable {
                 do throws(EngineError) {
                     let verification = try Self.decide(
                         validity, owners, custom: custom, keyHash: hash, cost: cost, now: now, slots: &slots,
-                        journal: journal, pending: &pending)
-                    if let remembered = try remember(verification) { pending = remembered }
+                        commit: commit, pending: &pending)
                     body(verification, custom)
                 } catch {
                     failure = error
@@ -131,7 +136,8 @@ final class EngineState: Sendable {
     private static func decide(
         _ validity: KeyValidity, _ owners: KeyOwners, custom: UnsafeRawBufferPointer, keyHash: UInt64, cost: Int64,
         now: Int64, slots: inout UsageTable.Slots,
-        journal: (KeyMutation) throws(EngineError) -> PendingDurability?, pending: inout PendingDurability?
+        commit: (Verification, UsageCount?) throws(EngineError) -> PendingDurability?,
+        pending: inout PendingDurability?
     ) throws(EngineError) -> Verification {
         let orderID = owners.orderID
         var index = slots.find(keyHash: keyHash, orderID: orderID)
@@ -167,14 +173,6 @@ final class EngineState: Sendable {
         case (nil, .rateLimited): code = .rateLimited
         case (nil, .usageExceeded): code = .usageExceeded
         }
-        if code == .valid, cost > 0 {
-            pending = try journal(.use(orderID: orderID, month: decision.current.month, count: cost))
-            if let index, !rollsOver {
-                slots.storeCurrent(meter, at: index)
-            } else {
-                slots.store(UsageTable.Entry(keyHash: keyHash, orderID: orderID, limits: limits, meter: meter))
-            }
-        }
         var verification = Verification(code: code, orderID: orderID, clientID: owners.clientID)
         if let limit = decision.limit, let remaining = decision.remaining {
             verification.usage = Verification.Usage(
@@ -185,6 +183,15 @@ final class EngineState: Sendable {
         {
             verification.rateLimit = Verification.RateLimit(
                 limit: burst, remaining: tokens, resetInMilliseconds: (wait + 999_999) / 1_000_000)
+        }
+        let consumes = code == .valid && cost > 0
+        pending = try commit(verification, consumes ? UsageCount(month: decision.current.month, used: cost) : nil)
+        if consumes {
+            if let index, !rollsOver {
+                slots.storeCurrent(meter, at: index)
+            } else {
+                slots.store(UsageTable.Entry(keyHash: keyHash, orderID: orderID, limits: limits, meter: meter))
+            }
         }
         return verification
     }
@@ -239,7 +246,10 @@ final class EngineState: Sendable {
                     mutation, keyHash: hash, limits: { limits(orderID: orderID, keyHash: hash) }, to: &slots)
             }
         case .remember(let answer):
-            remembered.withLock { $0.remember(answer, nowNanoseconds: answer.atNanoseconds) }
+            if let use = answer.consumed {
+                apply(.use(orderID: answer.verification.orderID, month: use.month, count: use.used), to: &state)
+            }
+            remembered.withLock { $0.remember(answer, pending: nil, nowNanoseconds: answer.atNanoseconds) }
         }
     }
 

@@ -11,7 +11,7 @@
 /// | 4 use | order i64, month, count i64 |
 /// | 5 reset usage | order i64, month |
 /// | 6 set usage | order i64, count u16, then per month: month, used i64 |
-/// | 7 remember | digest (low u64, high u64), at i64, verification |
+/// | 7 remember | digest (low u64, high u64), at i64, verification, has-use u8, then month, count i64 |
 ///
 /// A month is year u16 and month u8. A verification is code u8, order i64, client i64, flags u8
 /// (1: usage follows, 2: rate limit follows), usage (month, limit i64, used i64, remaining i64),
@@ -72,6 +72,11 @@ enum MutationCodec {
             bytes.appendLittleEndian(remembered.digest.high)
             bytes.appendLittleEndian(remembered.atNanoseconds)
             encode(remembered.verification, into: &bytes)
+            bytes.append(remembered.consumed == nil ? 0 : 1)
+            if let use = remembered.consumed {
+                encode(use.month, into: &bytes)
+                bytes.appendLittleEndian(use.used)
+            }
         }
     }
 
@@ -172,11 +177,17 @@ enum MutationCodec {
             mutation = .setUsage(orderID: orderID, counts: counts)
         case rememberType:
             guard let low = reader.uint64(), let high = reader.uint64(), let at = reader.int64(),
-                let verification = verification(&reader)
+                let verification = verification(&reader), let hasUse = reader.uint8(), hasUse <= 1
             else { return nil }
+            var consumed: UsageCount?
+            if hasUse == 1 {
+                guard let month = month(&reader), let count = reader.int64(), count > 0 else { return nil }
+                consumed = UsageCount(month: month, used: count)
+            }
             mutation = .remember(
                 RememberedVerification(
-                    digest: RequestDigest(low: low, high: high), atNanoseconds: at, verification: verification))
+                    digest: RequestDigest(low: low, high: high), atNanoseconds: at, verification: verification,
+                    consumed: consumed))
         default:
             return nil
         }

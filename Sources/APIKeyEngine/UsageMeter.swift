@@ -45,6 +45,11 @@ struct UsageMeter: Hashable, Sendable {
         self.bucket = bucket
     }
 
+    /// Starts the bucket afresh (full at the next use): what a changed rate or burst does.
+    mutating func forgetBucket() {
+        bucket = nil
+    }
+
     /// Whether a use at `month` would roll the current month over into ``earlier`` (then a
     /// meter built without its earlier months must be given them first).
     func rollsOver(to month: UsageMonth) -> Bool { month > current.month && current.used > 0 }
@@ -112,7 +117,9 @@ struct UsageMeter: Hashable, Sendable {
         let rate = limits.rate.map { TokenBucket.Rate(capacity: Int($0.burst), refillPerSecond: $0.perSecond) }
         var outcome = Outcome.valid
         if let rate {
-            let held = bucket ?? TokenBucket(rate: rate, nowNanoseconds: nowNanoseconds)
+            let held =
+                bucket?.limited(to: rate, nowNanoseconds: nowNanoseconds)
+                ?? TokenBucket(rate: rate, nowNanoseconds: nowNanoseconds)
             if held.check(rate: rate, nowNanoseconds: nowNanoseconds) != .allowed { outcome = .rateLimited }
             bucket = held
         }

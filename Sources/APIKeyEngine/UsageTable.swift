@@ -300,26 +300,27 @@ final class UsageTable: Sendable {
             change()
             return
         }
-        func move(_ old: inout Slots, _ new: inout Slots) {
-            guard var entry = old.remove(keyHash: oldHash, orderID: orderID) else { return }
+        func moved(_ old: Entry) -> Entry {
+            var entry = old
             entry.keyHash = newHash
             entry.limits = limits()
-            new.store(entry)
+            // A changed rate or burst starts the key's bucket afresh.
+            if entry.limits.rate != old.limits.rate { entry.meter.forgetBucket() }
+            return entry
         }
         let newIndex = shardIndex(newHash)
         let oldIndex = shardIndex(oldHash)
         if oldIndex == newIndex {
             withShard(keyHash: newHash) { slots in
                 change()
-                guard var entry = slots.remove(keyHash: oldHash, orderID: orderID) else { return }
-                entry.keyHash = newHash
-                entry.limits = limits()
-                slots.store(entry)
+                guard let entry = slots.remove(keyHash: oldHash, orderID: orderID) else { return }
+                slots.store(moved(entry))
             }
         } else {
             withBoth(oldIndex, newIndex) { old, new in
                 change()
-                move(&old, &new)
+                guard let entry = old.remove(keyHash: oldHash, orderID: orderID) else { return }
+                new.store(moved(entry))
             }
         }
     }

@@ -84,11 +84,17 @@ public struct RememberedVerification: Hashable, Sendable {
     /// When the first answer was given, in nanoseconds since the Unix epoch.
     public var atNanoseconds: Int64
     public var verification: Verification
+    /// The use the answer counted (its month and cost), journaled in the same record so that a
+    /// crash keeps both or neither; nil for none, and in a snapshot (whose counts hold it).
+    public var consumed: UsageCount?
 
-    public init(digest: RequestDigest, atNanoseconds: Int64, verification: Verification) {
+    public init(
+        digest: RequestDigest, atNanoseconds: Int64, verification: Verification, consumed: UsageCount? = nil
+    ) {
         self.digest = digest
         self.atNanoseconds = atNanoseconds
         self.verification = verification
+        self.consumed = consumed
     }
 }
 

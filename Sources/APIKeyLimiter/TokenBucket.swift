@@ -55,6 +55,12 @@ public struct TokenBucket: Hashable, Sendable {
         self.fullAtNanoseconds = fullAtNanoseconds
     }
 
+    /// The same bucket owing at most a full bucket of `rate` at `nowNanoseconds`: after a rate
+    /// changes, what the old rate left can never take longer to refill than the new rate's span.
+    public func limited(to rate: Rate, nowNanoseconds: Int64) -> TokenBucket {
+        TokenBucket(fullAtNanoseconds: min(fullAtNanoseconds, nowNanoseconds + rate.spanNanoseconds))
+    }
+
     /// Tokens held at `nowNanoseconds`, in whole tokens.
     public func tokens(rate: Rate, nowNanoseconds: Int64) -> Int {
         let missing = max(0, fullAtNanoseconds - nowNanoseconds)

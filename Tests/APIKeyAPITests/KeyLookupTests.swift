@@ -44,6 +44,8 @@ import Testing
             (#"{"cost": "0", "request_id": "r.1~", "key": "K-1"}"#, "application/json", "K-1", 0, "r.1~"),
             (" {\"request_id\" :\"R\",\n\"key\":\"K\" } ", "application/json", "K", nil, "R"),
             (#"{"key": "K-1", "cost": 1000000000}"#, "application/json", "K-1", 1_000_000_000, nil),
+            (#"{"key": "K-1", "cost": 0}"#, "application/json", "K-1", 0, nil),
+            (#"{"key": "K-1", "cost": "007"}"#, "application/json", "K-1", 7, nil),
             (#"{"key": "K-1", "cost": 9999999999}"#, "application/json", "K-1", 9_999_999_999, nil),
             ("key=K-1&cost=7&request_id=abc", nil, "K-1", 7, "abc"),
             ("request_id=abc&key=K-1", "application/x-www-form-urlencoded", "K-1", nil, "abc"),
@@ -59,6 +61,8 @@ import Testing
     @Test(
         arguments: [
             (#"{"key": "K-1", "cost": 1.0}"#, "application/json"),
+            (#"{"key": "K-1", "cost": 007}"#, "application/json"),
+            (#"{"key": "K-1", "cost": 00}"#, "application/json"),
             (#"{"key": "K-1", "cost": -1}"#, "application/json"),
             (#"{"key": "K-1", "cost": 1e3}"#, "application/json"),
             (#"{"key": "K-1", "cost": 12345678901}"#, "application/json"),

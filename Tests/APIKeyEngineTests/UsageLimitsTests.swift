@@ -17,6 +17,14 @@ import Testing
         #expect(try limits(#"{"custom_monthlyLimit": "2.5e2"}"#).monthlyLimit == 250)
         #expect(try limits(#"{"custom_monthlyLimit": 0}"#).monthlyLimit == 0)
         #expect(try limits(#"{"custom_monthlyLimit": 9223372036854775807}"#).monthlyLimit == .max)
+        // Whole numbers are read exactly from their digits, however they are written.
+        #expect(try limits(#"{"custom_monthlyLimit": "1e16"}"#).monthlyLimit == 10_000_000_000_000_000)
+        #expect(try limits(#"{"custom_monthlyLimit": 1e18}"#).monthlyLimit == 1_000_000_000_000_000_000)
+        #expect(try limits(#"{"custom_monthlyLimit": "9007199254740993.0"}"#).monthlyLimit == 9_007_199_254_740_993)
+        #expect(try limits(#"{"custom_monthlyLimit": "9223372036854775807.00"}"#).monthlyLimit == .max)
+        #expect(try limits(#"{"custom_monthlyLimit": 92233720368547758.07e2}"#).monthlyLimit == .max)
+        #expect(try limits(#"{"custom_monthlyLimit": "0e400"}"#).monthlyLimit == 0)
+        #expect(try limits(#"{"custom_monthlyLimit": "-0"}"#).monthlyLimit == 0)
         #expect(try limits(#"{"custom_monthlyLimit": 250.0}"#).monthlyLimit == 250)
         #expect(try limits(#"{"custom_rateLimit": 2.5}"#).rate == .init(perSecond: 2.5, burst: 3))
         #expect(try limits(#"{"custom_rateLimit": "0.1"}"#).rate == .init(perSecond: 0.1, burst: 1))
@@ -30,6 +38,10 @@ import Testing
     @Test(arguments: [
         (#"{"custom_monthlyLimit": -1}"#, "custom_monthlyLimit must be a whole number of at least 0"),
         (#"{"custom_monthlyLimit": 2.5}"#, "custom_monthlyLimit must be a whole number of at least 0"),
+        (#"{"custom_monthlyLimit": 9223372036854775808}"#, "custom_monthlyLimit must be a whole number of at least 0"),
+        (#"{"custom_monthlyLimit": "1e19"}"#, "custom_monthlyLimit must be a whole number of at least 0"),
+        (#"{"custom_monthlyLimit": "1.5e0"}"#, "custom_monthlyLimit must be a whole number of at least 0"),
+        (#"{"custom_monthlyLimit": "1e-1"}"#, "custom_monthlyLimit must be a whole number of at least 0"),
         (#"{"custom_monthlyLimit": "ten"}"#, "custom_monthlyLimit must be a whole number of at least 0"),
         (#"{"custom_monthlyLimit": null}"#, "custom_monthlyLimit must be a whole number of at least 0"),
         (#"{"custom_monthlyLimit": true}"#, "custom_monthlyLimit must be a whole number of at least 0"),

@@ -11,6 +11,7 @@ import Testing
 @Suite struct VerifyTests {
     /// 2026-03-31 23:59:59 UTC: one second before April.
     static let lastSecondOfMarch: Int64 = 1_775_001_599
+    static let now: Int64 = lastSecondOfMarch - 100
     static let march = UsageMonth(year: 2026, month: 3)!
     static let april = UsageMonth(year: 2026, month: 4)!
 
@@ -114,6 +115,75 @@ import Testing
         clock.advance(seconds: 3600)
         let limited = try engine.verify(key: key)
         #expect(limited.code == .rateLimited && limited.rateLimit?.remaining == 0)
+    }
+
+    /// A changed rate or burst applies at the next verify: the old rate's debt does not carry
+    /// over (a hostile pass found a key that stayed limited for 5,000 s at its new 1,000/s), and
+    /// removing the rate forgets the bucket.
+    @Test func aChangedRateStartsTheBucketAfresh() throws {
+        let clock = ManualClock(seconds: Self.lastSecondOfMarch - 100)
+        let engine = engine(clock)
+        let slow = config(("custom_rateLimit", .string("0.001")), ("custom_rateBurst", .integer(10)))
+        let key = try create(engine, order: 1, slow).apiKey
+        for _ in 0..<10 { _ = try engine.verify(key: key) }
+        #expect(try engine.verify(key: key).code == .rateLimited)
+        try engine.update(
+            KeyChanges(
+                orderID: 1, config: config(("custom_rateLimit", .integer(1000)), ("custom_rateBurst", .integer(1000)))))
+        let fast = try engine.verify(key: key)
+        #expect(fast.code == .valid && fast.rateLimit == .init(limit: 1000, remaining: 999, resetInMilliseconds: 1))
+        try engine.update(KeyChanges(orderID: 1, config: slow))
+        for _ in 0..<10 { #expect(try engine.verify(key: key).code == .valid) }
+        try engine.update(KeyChanges(orderID: 1, config: config()))
+        _ = try engine.verify(key: key)
+        try engine.update(KeyChanges(orderID: 1, config: slow))
+        #expect(try engine.verify(key: key).code == .valid)
+        // An unchanged rate keeps its bucket across other config changes.
+        for _ in 0..<9 { _ = try engine.verify(key: key) }
+        try engine.update(
+            KeyChanges(
+                orderID: 1,
+                config: config(
+                    ("custom_rateLimit", .string("0.001")), ("custom_rateBurst", .integer(10)),
+                    ("custom_tier", .string("pro")))))
+        #expect(try engine.verify(key: key).code == .rateLimited)
+    }
+
+    /// With `idempotencyEntries` 0 a request ID changes nothing: each verify counts, nothing is
+    /// journaled for it, and a later engine that remembers answers finds none.
+    @Test func noRememberedAnswersMeansRequestIDsAreIgnored() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let clock = ManualClock(seconds: Self.lastSecondOfMarch - 100)
+        var configuration = EngineConfiguration()
+        configuration.idempotencyEntries = 0
+        var engine = try Engine.open(directory: directory.path, configuration: configuration, clock: clock)
+        let key = try create(engine, order: 1, config()).apiKey
+        _ = try engine.verify(key: key, requestID: "once")
+        _ = try engine.verify(key: key, requestID: "once")
+        #expect(try engine.usage(.orderID(1)).used == 2)
+        engine.abandonForTesting()
+        configuration.idempotencyEntries = 10
+        engine = try Engine.open(directory: directory.path, configuration: configuration, clock: clock)
+        _ = try engine.verify(key: key, requestID: "once")
+        #expect(try engine.usage(.orderID(1)).used == 3)
+        try engine.close()
+    }
+
+    /// Under `always`, a repeated request ID is answered only once the first answer's record is
+    /// durable: the repeat waits for the same record.
+    @Test func aRepeatWaitsForTheFirstAnswersRecord() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        var options = StorageOptions()
+        options.fsync = .always
+        let engine = try Engine.open(directory: directory.path, options: options, clock: ManualClock(seconds: Self.now))
+        let key = try create(engine, order: 1, config()).apiKey
+        let first = try engine.deferred.verify(key: key, requestID: "r")
+        let repeated = try engine.deferred.verify(key: key, requestID: "r")
+        #expect(first.pending != nil && repeated.pending == first.pending && repeated.value == first.value)
+        try engine.waitUntilDurable(repeated.pending)
+        try engine.close()
     }
 
     @Test func theBucketIsAskedBeforeTheQuota() throws {
