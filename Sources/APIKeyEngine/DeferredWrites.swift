@@ -128,7 +128,7 @@ public struct DeferredWrites: Sendable {
     /// the call), and returns what must be durable before the answer is sent. With `requestID`
     /// (1 to ``maximumRequestIDBytes`` bytes), a repeat within 24 hours gets the first answer and
     /// consumes nothing. `hash` is what ``Engine/prefetch(keyBytes:)`` returned for these bytes.
-    /// Allocates nothing without a request ID, once the key has been used.
+    /// Allocates nothing without a request ID (a key's first verify may, making its usage slot).
     public func verify(
         keyBytes: UnsafeRawBufferPointer, hash: KeyHash? = nil, cost: Int64 = 1,
         requestID: UnsafeRawBufferPointer? = nil, _ body: (Verification, UnsafeRawBufferPointer) -> Void
