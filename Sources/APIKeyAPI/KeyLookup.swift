@@ -171,7 +171,7 @@ public enum KeyLookup: Sendable, CaseIterable {
     private func jsonArguments(_ body: UnsafeRawBufferPointer) -> Arguments? {
         var index = 0
         func skipSpace() {
-            while index < body.count, [0x20, 0x09, 0x0A, 0x0D].contains(body[index]) { index += 1 }
+            while index < body.count, JSONValue.isSpace(body[index]) { index += 1 }
         }
         func take(_ byte: UInt8) -> Bool {
             skipSpace()

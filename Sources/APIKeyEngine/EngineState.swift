@@ -117,7 +117,7 @@ final class EngineState: Sendable {
         let found = usage.withShard(keyHash: hash) { slots in
             table.withInfo(keyBytes, hash: hash) { validity, owners, custom in
                 do throws(EngineError) {
-                    let verification = try Self.decide(
+                    let verification = try Self.applyRules(
                         validity, owners, custom: custom, keyHash: hash, cost: cost, now: now, slots: &slots,
                         commit: commit, pending: &pending)
                     body(verification, custom)
@@ -133,7 +133,7 @@ final class EngineState: Sendable {
 
     /// The rules for a key that exists: status, expiry, the key's bucket, the monthly quota; a
     /// use that passes is journaled, then counted.
-    private static func decide(
+    private static func applyRules(
         _ validity: KeyValidity, _ owners: KeyOwners, custom: UnsafeRawBufferPointer, keyHash: UInt64, cost: Int64,
         now: Int64, slots: inout UsageTable.Slots,
         commit: (Verification, UsageCount?) throws(EngineError) -> PendingDurability?,
@@ -154,9 +154,8 @@ final class EngineState: Sendable {
             let slot = slots[index]
             limits = slot.limits
             // Earlier months are read only when this use moves the current month among them.
-            meter =
-                slot.hasHistory && slot.meter(earlier: []).rollsOver(to: month)
-                ? slots.entry(at: index).meter : slot.meter(earlier: [])
+            meter = slot.meter(earlier: [])
+            if slot.hasHistory, meter.rollsOver(to: month) { meter = slot.meter(history: slots.history) }
         }
         let rollsOver = meter.rollsOver(to: month)
         var denial: Verification.Code?

@@ -134,12 +134,7 @@ private struct JSONParser {
     func failure(_ reason: String) -> JSONParseError { JSONParseError(reason: reason, offset: position) }
 
     mutating func skipWhitespace() {
-        while position < input.count {
-            switch input[position] {
-            case 0x20, 0x09, 0x0A, 0x0D: position += 1
-            default: return
-            }
-        }
+        while position < input.count, JSONValue.isSpace(input[position]) { position += 1 }
     }
 
     mutating func expectLiteral(_ literal: StaticString, _ value: JSONValue) throws(JSONParseError) -> JSONValue {
@@ -334,5 +329,13 @@ private struct JSONParser {
             position += 1
         }
         return value
+    }
+}
+
+extension JSONValue {
+    /// Whether `byte` is JSON white space: space, tab, line feed or carriage return.
+    @inline(__always)
+    package static func isSpace(_ byte: UInt8) -> Bool {
+        byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x0D
     }
 }

@@ -16,7 +16,7 @@ enum StoredConfigScan {
         var index = text.startIndex
         let end = text.endIndex
         func skipSpace() {
-            while index < end, [0x20, 0x09, 0x0A, 0x0D].contains(text[index]) { text.formIndex(after: &index) }
+            while index < end, JSONValue.isSpace(text[index]) { text.formIndex(after: &index) }
         }
         /// Past a string whose opening quote is at `index`; false when it does not end.
         func skipString() -> Bool {

@@ -2,8 +2,8 @@ import APIKeyLimiter
 import CMemoryHints
 import Synchronization
 
-/// The usage of every order, beside the key table: each order's limits (parsed once, when its
-/// record is put) and counting state, changed in place, so counting never rewrites a key record.
+/// The usage of every order, beside the key table: each order's limits (read once, at its first
+/// verify) and counting state, changed in place, so counting never rewrites a key record.
 ///
 /// Sharded by the hash of the order's current key (bits 40-47; the key table's shard takes the
 /// low bits). A shard is an open-addressed table of 64-byte slots (``Slot``: the key hash, the
@@ -52,6 +52,11 @@ final class UsageTable: Sendable {
             UsageLimits(
                 monthlyLimit: monthlyLimit >= 0 ? monthlyLimit : nil,
                 rate: ratePerSecond > 0 ? UsageLimits.Rate(perSecond: ratePerSecond, burst: rateBurst) : nil)
+        }
+
+        /// The meter, with its earlier months from `history` (a shard's).
+        func meter(history: [Int64: [UsageCount]]) -> UsageMeter {
+            meter(earlier: hasHistory ? history[orderID] ?? [] : [])
         }
 
         /// The meter, with `earlier` as its earlier months.
@@ -116,9 +121,8 @@ final class UsageTable: Sendable {
         /// The whole entry in slot `index`, earlier months included.
         func entry(at index: Int) -> Entry {
             let slot = base[index]
-            let earlier = slot.hasHistory ? history[slot.orderID] ?? [] : []
             return Entry(
-                keyHash: slot.keyHash, orderID: slot.orderID, limits: slot.limits, meter: slot.meter(earlier: earlier))
+                keyHash: slot.keyHash, orderID: slot.orderID, limits: slot.limits, meter: slot.meter(history: history))
         }
 
         /// The entry of order `orderID` (key hash `keyHash`); nil when it has none.
@@ -217,10 +221,6 @@ final class UsageTable: Sendable {
             Copy(slots: Array(UnsafeBufferPointer(start: base, count: mask + 1)), history: history)
         }
 
-        /// The first slot a lookup of `keyHash` reads, for a prefetch.
-        func firstSlot(_ keyHash: UInt64) -> UnsafeRawPointer {
-            UnsafeRawPointer(base + (Int(truncatingIfNeeded: keyHash) & mask))
-        }
     }
 
     /// A shard's slots and history as copied for a snapshot (a memcpy and a copy-on-write).
@@ -232,7 +232,7 @@ final class UsageTable: Sendable {
         var counts: [(orderID: Int64, counts: [UsageCount])] {
             slots.compactMap { slot in
                 guard slot.orderID != 0 else { return nil }
-                let meter = slot.meter(earlier: slot.hasHistory ? history[slot.orderID] ?? [] : [])
+                let meter = slot.meter(history: history)
                 return meter.isEmpty ? nil : (slot.orderID, meter.counts)
             }
         }
