@@ -161,13 +161,10 @@ struct RequestParameters: Sendable {
             if let value = Int64(text.utf8.first == UInt8(ascii: "+") ? String(text.dropFirst()) : text) {
                 return value
             }
-            // Whole numbers written as decimals (`16.0`, `1e3`); `Double` alone would also take
-            // hexadecimal (`0x10`), `inf` and `nan`.
-            let decimal = text.utf8.allSatisfy { byte in
-                (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || Array("+-.eE".utf8).contains(byte)
-            }
-            if decimal, let double = Double(text), double.isFinite, double == double.rounded(), abs(double) < 9e18 {
-                return Int64(double)
+            // Whole numbers written as decimals (`16.0`, `1e3`), read exactly from their digits
+            // (through a double, `9007199254740993.0` became ...992), below 9e18 as before.
+            if let value = CustomParameters.wholeNumber(text), value.magnitude < 9_000_000_000_000_000_000 {
+                return value
             }
             throw EngineError(.invalidArgument, "\(name) must be an integer")
         default:

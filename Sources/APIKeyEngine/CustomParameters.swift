@@ -44,6 +44,58 @@ public enum CustomParameters {
         return String(double)
     }
 
+    /// The whole number decimal `text` (``isDecimalNumber(_:)``: `250`, `2.5e2`, `1e16`,
+    /// `9007199254740993.0`) stands for, computed on its digits, never rounded through a double;
+    /// nil for other text, a fraction, or a value outside 64 bits.
+    package static func wholeNumber(_ number: String) -> Int64? {
+        guard isDecimalNumber(number) else { return nil }
+        let text = Array(number.utf8)
+        var index = 0
+        var negative = false
+        if index < text.count, text[index] == UInt8(ascii: "+") || text[index] == UInt8(ascii: "-") {
+            negative = text[index] == UInt8(ascii: "-")
+            index += 1
+        }
+        var digits: [UInt8] = []
+        var pointAt: Int?
+        while index < text.count, text[index] != UInt8(ascii: "e"), text[index] != UInt8(ascii: "E") {
+            if text[index] == UInt8(ascii: ".") { pointAt = digits.count } else { digits.append(text[index] - 48) }
+            index += 1
+        }
+        var exponent = 0
+        if index < text.count {
+            index += 1
+            var exponentNegative = false
+            if text[index] == UInt8(ascii: "+") || text[index] == UInt8(ascii: "-") {
+                exponentNegative = text[index] == UInt8(ascii: "-")
+                index += 1
+            }
+            for byte in text[index...] {
+                exponent = min(exponent * 10 + Int(byte - 48), 10_000)
+            }
+            if exponentNegative { exponent = -exponent }
+        }
+        // The value is digits × 10^(exponent − digits after the point).
+        let shift = exponent - (digits.count - (pointAt ?? digits.count))
+        var kept = digits
+        if shift < 0 {
+            guard -shift <= kept.count, kept.suffix(-shift).allSatisfy({ $0 == 0 }) else { return nil }
+            kept.removeLast(-shift)
+        } else {
+            guard shift <= 19 else { return kept.allSatisfy { $0 == 0 } ? 0 : nil }
+            kept += Array(repeating: 0, count: shift)
+        }
+        var magnitude: UInt64 = 0
+        for digit in kept {
+            let (times, overflow) = magnitude.multipliedReportingOverflow(by: 10)
+            let (sum, carry) = times.addingReportingOverflow(UInt64(digit))
+            guard !overflow, !carry else { return nil }
+            magnitude = sum
+        }
+        if negative { return magnitude <= UInt64(Int64.max) + 1 ? Int64(truncatingIfNeeded: 0 &- magnitude) : nil }
+        return magnitude <= UInt64(Int64.max) ? Int64(magnitude) : nil
+    }
+
     /// Whether `text` is `[+-]? (digits [. digits?] | . digits) ([eE] [+-]? digits)?`.
     static func isDecimalNumber(_ text: String) -> Bool {
         var bytes = text.utf8[...]

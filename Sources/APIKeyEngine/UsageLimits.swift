@@ -134,7 +134,7 @@ public struct UsageLimits: Hashable, Sendable {
             if !ended, count < 18, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) {
                 value = value * 10 + Int64(byte - UInt8(ascii: "0"))
                 count += 1
-            } else if count > 0, [0x20, 0x09, 0x0A, 0x0D].contains(byte) {
+            } else if count > 0, JSONValue.isSpace(byte) {
                 ended = true
             } else {
                 return nil
@@ -155,61 +155,9 @@ public struct UsageLimits: Hashable, Sendable {
     /// its decimal text (`250`, `"2.5e2"`, `1e16`, `"9007199254740993.0"`); nil for anything else.
     private static func wholeNumber(_ value: JSONValue) -> Int64? {
         switch value {
-        case .number(let text), .string(let text):
-            guard CustomParameters.isDecimalNumber(text) else { return nil }
-            return exactWhole(Array(text.utf8))
-        default:
-            return nil
+        case .number(let text), .string(let text): CustomParameters.wholeNumber(text)
+        default: nil
         }
-    }
-
-    /// The whole number `[+-]? digits [. digits] [e [+-] digits]` stands for, computed on its
-    /// digits (no rounding through a double); nil when it has a fraction or leaves 64 bits.
-    private static func exactWhole(_ text: [UInt8]) -> Int64? {
-        var index = 0
-        var negative = false
-        if index < text.count, text[index] == UInt8(ascii: "+") || text[index] == UInt8(ascii: "-") {
-            negative = text[index] == UInt8(ascii: "-")
-            index += 1
-        }
-        var digits: [UInt8] = []
-        var pointAt: Int?
-        while index < text.count, text[index] != UInt8(ascii: "e"), text[index] != UInt8(ascii: "E") {
-            if text[index] == UInt8(ascii: ".") { pointAt = digits.count } else { digits.append(text[index] - 48) }
-            index += 1
-        }
-        var exponent = 0
-        if index < text.count {
-            index += 1
-            var exponentNegative = false
-            if text[index] == UInt8(ascii: "+") || text[index] == UInt8(ascii: "-") {
-                exponentNegative = text[index] == UInt8(ascii: "-")
-                index += 1
-            }
-            for byte in text[index...] {
-                exponent = min(exponent * 10 + Int(byte - 48), 10_000)
-            }
-            if exponentNegative { exponent = -exponent }
-        }
-        // The value is digits × 10^(exponent − digits after the point).
-        let shift = exponent - (digits.count - (pointAt ?? digits.count))
-        var kept = digits
-        if shift < 0 {
-            guard -shift <= kept.count, kept.suffix(-shift).allSatisfy({ $0 == 0 }) else { return nil }
-            kept.removeLast(-shift)
-        } else {
-            guard shift <= 19 else { return kept.allSatisfy { $0 == 0 } ? 0 : nil }
-            kept += Array(repeating: 0, count: shift)
-        }
-        var magnitude: UInt64 = 0
-        for digit in kept {
-            let (times, overflow) = magnitude.multipliedReportingOverflow(by: 10)
-            let (sum, carry) = times.addingReportingOverflow(UInt64(digit))
-            guard !overflow, !carry else { return nil }
-            magnitude = sum
-        }
-        if negative { return magnitude <= UInt64(Int64.max) + 1 ? Int64(truncatingIfNeeded: 0 &- magnitude) : nil }
-        return magnitude <= UInt64(Int64.max) ? Int64(magnitude) : nil
     }
 
     private static func number(_ value: JSONValue) -> Double? {

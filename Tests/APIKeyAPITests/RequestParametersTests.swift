@@ -74,10 +74,13 @@ import Testing
         #expect(throws: EngineError.self) { try parameters.time("bad") }
     }
 
-    /// Integers as decimal text only: whole decimals (`16.0`, `1e3`) are taken, hexadecimal and
-    /// the special floating-point words are not.
+    /// Integers as decimal text only: whole decimals (`16.0`, `1e3`) are taken, exactly (a double
+    /// rounded `9007199254740993.0` to ...992), hexadecimal and the special floating-point words
+    /// are not, nor decimal forms from 9e18 up.
     @Test(arguments: [
         ("16.0", 16), ("1e3", 1000), ("+7", 7), ("-2", -2), ("0x10", nil), ("inf", nil), ("nan", nil), ("1.5", nil),
+        ("9007199254740993.0", 9_007_199_254_740_993), ("-9.007199254740993e15", -9_007_199_254_740_993),
+        ("8.999999999999999999e18", 8_999_999_999_999_999_999), ("9e18", nil), ("9.0e18", nil),
     ])
     func integersAreDecimal(_ text: String, _ expected: Int64?) throws {
         let parameters = RequestParameters(.object([JSONMember("n", .string(text))]))
