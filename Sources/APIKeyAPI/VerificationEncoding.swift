@@ -17,17 +17,19 @@ public enum VerificationEncoding {
         func text(_ literal: StaticString) {
             write(UnsafeRawBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
         }
+        /// A member's name and separators, then its value.
+        func number(_ before: StaticString, _ value: Int64) {
+            text(before)
+            decimal(value, write)
+        }
         text(verification.isValid ? #"{"valid": 1, "code": ""# : #"{"valid": 0, "code": ""#)
         text(verification.code.name)
         text(#"", "config": "#)
         write(customParameters)
         if let usage = verification.usage {
-            text(#", "usage": {"limit": "#)
-            decimal(usage.limit, write)
-            text(#", "used": "#)
-            decimal(usage.used, write)
-            text(#", "remaining": "#)
-            decimal(usage.remaining, write)
+            number(#", "usage": {"limit": "#, usage.limit)
+            number(#", "used": "#, usage.used)
+            number(#", "remaining": "#, usage.remaining)
             text(#", "reset_at": ""#)
             if let next = usage.month.next {
                 decimal(Int64(next.year), minimumDigits: 4, write)
@@ -39,12 +41,9 @@ public enum VerificationEncoding {
             text(#"-01 00:00:00"}"#)
         }
         if let rate = verification.rateLimit {
-            text(#", "rate_limit": {"limit": "#)
-            decimal(rate.limit, write)
-            text(#", "remaining": "#)
-            decimal(rate.remaining, write)
-            text(#", "reset_in_ms": "#)
-            decimal(rate.resetInMilliseconds, write)
+            number(#", "rate_limit": {"limit": "#, rate.limit)
+            number(#", "remaining": "#, rate.remaining)
+            number(#", "reset_in_ms": "#, rate.resetInMilliseconds)
             text("}")
         }
         text("}")

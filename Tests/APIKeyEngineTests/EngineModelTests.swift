@@ -25,14 +25,6 @@ import Testing
         ])
     }
 
-    private static func options() -> StorageOptions {
-        var options = StorageOptions()
-        options.fsync = .no
-        options.snapshotIntervalSeconds = 0
-        options.snapshotAfterJournalBytes = 1 << 30
-        return options
-    }
-
     @Test func matchesADictionaryAcrossRestarts() async throws {
         let runs = FuzzBudget.scaled(20)
         await HeavyWork.run {
@@ -47,7 +39,7 @@ import Testing
         defer { directory.remove() }
         let clock = ManualClock(seconds: 1_767_225_600)
         func open() throws -> Engine {
-            let engine = try Engine.open(directory: directory.path, options: options(), clock: clock)
+            let engine = try Engine.open(directory: directory.path, options: .forModelTests, clock: clock)
             #expect(engine.integrityProblems() == [])
             return engine
         }

@@ -84,3 +84,15 @@ func fileMode(_ path: String) -> UInt32 {
     guard stat(path, &status) == 0 else { return 0 }
     return UInt32(status.st_mode) & 0o777
 }
+
+extension StorageOptions {
+    /// What the model-based tests open their directories with: no fsync, and snapshots only when
+    /// a test asks for one.
+    static var forModelTests: StorageOptions {
+        var options = StorageOptions()
+        options.fsync = .no
+        options.snapshotIntervalSeconds = 0
+        options.snapshotAfterJournalBytes = 1 << 30
+        return options
+    }
+}

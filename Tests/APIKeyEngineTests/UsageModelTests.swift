@@ -24,14 +24,6 @@ import Testing
         .object(limit.map { [JSONMember("custom_monthlyLimit", .integer($0))] } ?? [])
     }
 
-    private static func options() -> StorageOptions {
-        var options = StorageOptions()
-        options.fsync = .no
-        options.snapshotIntervalSeconds = 0
-        options.snapshotAfterJournalBytes = 1 << 30
-        return options
-    }
-
     @Test func matchesAModelAcrossMonthsAndRestarts() async throws {
         let runs = FuzzBudget.scaled(25)
         await HeavyWork.run {
@@ -50,7 +42,7 @@ import Testing
             var configuration = EngineConfiguration()
             configuration.idempotencyEntries = 1000
             let engine = try Engine.open(
-                directory: directory.path, options: options(), configuration: configuration, clock: clock)
+                directory: directory.path, options: .forModelTests, configuration: configuration, clock: clock)
             #expect(engine.integrityProblems() == [])
             return engine
         }

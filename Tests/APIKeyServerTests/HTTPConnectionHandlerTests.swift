@@ -320,80 +320,83 @@ import Testing
 /// write to be durable while the connection reads nothing more, and the answers still leave in
 /// request order, the read after them included.
 @Suite struct DurablePipeliningTests {
-    @Test func pipelinedDurableWritesAreAnsweredInOrder() async throws {
-        let directory = "/tmp/apikeyd-pipelining-\(UInt64.random(in: 0...UInt64.max))"
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+    private static var options: StorageOptions {
         var options = StorageOptions()
         options.fsync = .always
         options.snapshotOnClose = false
-        let engine = try Engine.open(directory: directory, options: options)
+        return options
+    }
+
+    /// Opens an `always` engine on a fresh directory, has `prepare` fill it and give the pipelined
+    /// requests, sends them on one connection to a server over it, shuts both down, and hands the
+    /// answers and the engine reopened from the directory to `check`.
+    private func pipeline(
+        _ prepare: (Engine) throws -> String, check: ([RawResponse], Engine) throws -> Void
+    ) async throws {
+        let directory = "/tmp/apikeyd-pipelining-\(UInt64.random(in: 0...UInt64.max))"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let engine = try Engine.open(directory: directory, options: Self.options)
+        let requests = try prepare(engine)
         var configuration = ServerConfiguration()
         configuration.port = 0
         configuration.eventLoopCount = 1
         let server = try await APIServer.start(
             router: APIRouter(engine: engine, adminToken: "t"), configuration: configuration)
+        let responses = try TestHTTPClient.parseResponses(
+            try TestHTTPClient(port: server.port).exchange(Array(requests.utf8)))
+        try await server.shutdown()
+        try engine.close()
+        let reopened = try Engine.open(directory: directory, options: Self.options)
+        defer { try? reopened.close() }
+        try check(responses, reopened)
+    }
+
+    @Test func pipelinedDurableWritesAreAnsweredInOrder() async throws {
         let authorization = "Basic " + Data("admin:t".utf8).base64EncodedString()
         func create(_ orderID: Int) -> String {
             let body = "client_id=3&order_id=\(orderID)"
             return "POST /api/admin/serviceapikey/create HTTP/1.1\r\nAuthorization: \(authorization)\r\n"
                 + "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
         }
-        let requests =
+        try await pipeline { _ in
             create(11) + create(12) + create(11) + create(13)
-            + "GET /api/admin/serviceapikey/get_list HTTP/1.1\r\nAuthorization: \(authorization)\r\n"
-            + "Connection: close\r\n\r\n"
-        let responses = try TestHTTPClient.parseResponses(
-            try TestHTTPClient(port: server.port).exchange(Array(requests.utf8)))
-        try await server.shutdown()
-        try engine.close()
-        #expect(responses.map(\.status) == [200, 200, 200, 200, 200])
-        let orders = try responses.prefix(4).map { try JSONValue.parse($0.body)["result"]?["order_id"] }
-        #expect(orders == [.integer(11), .integer(12), nil, .integer(13)])
-        #expect(responses[2].body.contains("Order 11 already has an API key"))
-        #expect(try JSONValue.parse(responses[4].body)["result"]?["total"] == .integer(3))
-        // Every acknowledged key is in the journal.
-        let reopened = try Engine.open(directory: directory, options: options)
-        #expect(reopened.keyCount == 3)
-        try reopened.close()
+                + "GET /api/admin/serviceapikey/get_list HTTP/1.1\r\nAuthorization: \(authorization)\r\n"
+                + "Connection: close\r\n\r\n"
+        } check: { responses, reopened in
+            #expect(responses.map(\.status) == [200, 200, 200, 200, 200])
+            let orders = try responses.prefix(4).map { try JSONValue.parse($0.body)["result"]?["order_id"] }
+            #expect(orders == [.integer(11), .integer(12), nil, .integer(13)])
+            #expect(responses[2].body.contains("Order 11 already has an API key"))
+            #expect(try JSONValue.parse(responses[4].body)["result"]?["total"] == .integer(3))
+            // Every acknowledged key is in the journal.
+            #expect(reopened.keyCount == 3)
+        }
     }
 
     /// Pipelined verifies under `always`, on the fast path and the general one: each VALID answer
     /// waits for its use to be durable, refusals need no wait, and the answers leave in order.
     @Test func pipelinedDurableVerifiesAreAnsweredInOrder() async throws {
-        let directory = "/tmp/apikeyd-pipelining-\(UInt64.random(in: 0...UInt64.max))"
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        var options = StorageOptions()
-        options.fsync = .always
-        options.snapshotOnClose = false
-        let engine = try Engine.open(directory: directory, options: options)
-        let key = try engine.create(
-            NewKey(clientID: 1, config: .object([JSONMember("custom_monthlyLimit", .integer(3))]))
-        ).apiKey
-        var configuration = ServerConfiguration()
-        configuration.port = 0
-        configuration.eventLoopCount = 1
-        let server = try await APIServer.start(
-            router: APIRouter(engine: engine, adminToken: "t"), configuration: configuration)
-        let path = "/api/guest/serviceapikey/verify"
-        let json = #"{"key": "\#(key)", "cost": 1}"#
-        let requests =
-            "GET \(path)?key=\(key) HTTP/1.1\r\n\r\n"
-            + "POST \(path) HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: \(json.utf8.count)\r\n\r\n\(json)"
-            + "GET \(path)?key=\(key)&ignored=1 HTTP/1.1\r\n\r\n"
-            + "GET \(path)?key=\(key) HTTP/1.1\r\n\r\n"
-            + "GET \(path)?key=NOPE HTTP/1.1\r\n\r\n"
-            + "GET \(path)?key=\(key)&cost=0 HTTP/1.1\r\nConnection: close\r\n\r\n"
-        let responses = try TestHTTPClient.parseResponses(
-            try TestHTTPClient(port: server.port).exchange(Array(requests.utf8)))
-        try await server.shutdown()
-        try engine.close()
-        let codes = try responses.map { try JSONValue.parse($0.body)["result"]?["code"] }
-        #expect(
-            codes == ["VALID", "VALID", "VALID", "USAGE_EXCEEDED", "NOT_FOUND", "USAGE_EXCEEDED"].map { .string($0) })
-        let used = try responses.prefix(3).map { try JSONValue.parse($0.body)["result"]?["usage"]?["used"] }
-        #expect(used == [.integer(1), .integer(2), .integer(3)])
-        let reopened = try Engine.open(directory: directory, options: options)
-        #expect(try reopened.usage(.key(key)).used == 3)
-        try reopened.close()
+        var key = ""
+        try await pipeline { engine in
+            key = try engine.create(
+                NewKey(clientID: 1, config: .object([JSONMember("custom_monthlyLimit", .integer(3))]))
+            ).apiKey
+            let path = "/api/guest/serviceapikey/verify"
+            let json = #"{"key": "\#(key)", "cost": 1}"#
+            return "GET \(path)?key=\(key) HTTP/1.1\r\n\r\n"
+                + "POST \(path) HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: \(json.utf8.count)\r\n\r\n\(json)"
+                + "GET \(path)?key=\(key)&ignored=1 HTTP/1.1\r\n\r\n"
+                + "GET \(path)?key=\(key) HTTP/1.1\r\n\r\n"
+                + "GET \(path)?key=NOPE HTTP/1.1\r\n\r\n"
+                + "GET \(path)?key=\(key)&cost=0 HTTP/1.1\r\nConnection: close\r\n\r\n"
+        } check: { responses, reopened in
+            let codes = try responses.map { try JSONValue.parse($0.body)["result"]?["code"] }
+            #expect(
+                codes
+                    == ["VALID", "VALID", "VALID", "USAGE_EXCEEDED", "NOT_FOUND", "USAGE_EXCEEDED"].map { .string($0) })
+            let used = try responses.prefix(3).map { try JSONValue.parse($0.body)["result"]?["usage"]?["used"] }
+            #expect(used == [.integer(1), .integer(2), .integer(3)])
+            #expect(try reopened.usage(.key(key)).used == 3)
+        }
     }
 }
