@@ -16,6 +16,13 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-atomics.git", from: "1.3.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-configuration.git", from: "1.4.0", traits: ["JSON", "YAML"]),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-system.git", from: "1.8.1"),
     ],
     targets: [
         .systemLibrary(
@@ -35,6 +42,7 @@ let package = Package(
             dependencies: [
                 "CXXHash", "CZlib", "CMemoryHints", "APIKeyLimiter", .product(name: "Logging", package: "swift-log"),
                 .product(name: "Atomics", package: "swift-atomics"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
             ]
         ),
         // Token buckets (per client address for the server, per key for usage limits) and IP
@@ -42,7 +50,12 @@ let package = Package(
         .target(name: "APIKeyLimiter"),
         // The API without a transport: routing, parameters, answers, authentication, limits.
         // Imports no NIO, so it is tested without sockets and a second transport could reuse it.
-        .target(name: "APIKeyAPI", dependencies: ["APIKeyEngine", "APIKeyLimiter"]),
+        .target(
+            name: "APIKeyAPI",
+            dependencies: [
+                "APIKeyEngine", "APIKeyLimiter", .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+            ]),
         // HTTP/1.1 over SwiftNIO: the server, the connection handler, the parser, the guard.
         .target(
             name: "APIKeyServer",
@@ -50,6 +63,9 @@ let package = Package(
                 "APIKeyEngine", "APIKeyAPI", "APIKeyLimiter",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Atomics", package: "swift-atomics"),
             ]
         ),
         .executableTarget(
@@ -58,6 +74,14 @@ let package = Package(
                 "APIKeyEngine", "APIKeyAPI", "APIKeyLimiter", "APIKeyServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
         // What the test targets share: heavy work off the cooperative pool, loopback sockets and a

@@ -1,18 +1,26 @@
 import APIKeyEngine
 
-/// The answer to an ``APIRequest``: always a JSON body.
+/// The answer to an ``APIRequest``: a JSON body, but for `/metrics`.
 public struct APIResponse: Sendable {
     /// The HTTP status code.
     public var status: Int
     /// Headers besides `Content-Type` and `Content-Length`.
     public var headers: [(String, String)]
-    /// The JSON body.
+    /// The body.
     public var body: [UInt8]
+    /// The body's `Content-Type`.
+    public var contentType: StaticString
 
-    public init(status: Int, headers: [(String, String)] = [], body: [UInt8]) {
+    /// The content type of every answer but the metrics.
+    public static let jsonContentType: StaticString = "application/json; charset=utf-8"
+
+    public init(
+        status: Int, headers: [(String, String)] = [], body: [UInt8], contentType: StaticString = jsonContentType
+    ) {
         self.status = status
         self.headers = headers
         self.body = body
+        self.contentType = contentType
     }
 
     /// A successful answer: FOSSBilling's envelope around `result`, JSON text.

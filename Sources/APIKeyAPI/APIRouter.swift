@@ -1,5 +1,6 @@
 import APIKeyEngine
 import APIKeyLimiter
+import Logging
 
 /// Maps API requests onto engine operations (SPEC section 5) and engine answers onto FOSSBilling's
 /// envelope, codes and HTTP statuses; decides for each request what the transport must do
@@ -9,16 +10,20 @@ public struct APIRouter: Sendable {
     public let engine: Engine
     private let authenticator: Authenticator
     let limiter: RequestLimiter
+    private let metrics: MetricsEndpoint?
 
-    /// A router over `engine`, authenticating administrators with `adminToken` and limiting
-    /// request rates per client address as `rateLimits` says.
+    /// A router over `engine`, authenticating administrators with `adminToken`, limiting
+    /// request rates per client address as `rateLimits` says, and serving `metrics` (none: a
+    /// 404 like any unknown path). Rate-limit refusals and misplaced proxies go to `logger`.
     public init(
         engine: Engine, adminToken: String, rateLimits: RateLimitConfiguration = RateLimitConfiguration(),
-        clock: any EngineClock = SystemClock()
+        metrics: MetricsEndpoint? = nil, clock: any EngineClock = SystemClock(),
+        logger: Logger = Logger(label: "apikeyd")
     ) {
         self.engine = engine
         self.authenticator = Authenticator(adminToken: adminToken, engine: engine)
-        self.limiter = RequestLimiter(configuration: rateLimits, clock: clock)
+        self.limiter = RequestLimiter(configuration: rateLimits, clock: clock, logger: logger)
+        self.metrics = metrics
     }
 
     /// What to answer `request` with, an envelope for every failure, and when: a write is applied
@@ -29,6 +34,12 @@ public struct APIRouter: Sendable {
     /// failed key lookups and authentications one from its failure bucket; an empty bucket
     /// answers 429 with `Retry-After`, and a refused request takes nothing.
     public func respond(to request: APIRequest, client: IPAddress? = nil) -> APIAnswer {
+        if let metrics, request.target.prefix(while: { $0 != "?" }) == "/metrics" {
+            guard request.method == "GET" || request.method == "HEAD" else {
+                return .now(methodNotAllowed(request.method))
+            }
+            return .now(metrics.answer(client: client))
+        }
         let charged = request.target.hasPrefix("/api/") ? limiter.charged(client) : nil
         if let charged, let refusal = limiter.admit(charged) { return .now(refusal) }
         switch route(request) {

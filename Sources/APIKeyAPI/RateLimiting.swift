@@ -1,5 +1,8 @@
 import APIKeyEngine
 import APIKeyLimiter
+import CoreMetrics
+import Logging
+import Synchronization
 
 /// The rate limits of SPEC section 6, as `apikeyd serve` options configure them.
 public struct RateLimitConfiguration: Sendable {
@@ -28,10 +31,18 @@ final class RequestLimiter: Sendable {
     private let general: AddressLimiter
     private let failures: AddressLimiter
     private let clock: any EngineClock
+    private let logger: Logger
+    private let refusals: RefusalLog
+    private let generalRefused = Counter(label: "apikeyd_rate_limited_total", dimensions: [("bucket", "general")])
+    private let failedRefused = Counter(label: "apikeyd_rate_limited_total", dimensions: [("bucket", "failed")])
+    /// Whether the warning about `X-Forwarded-For` from an untrusted peer was logged: once.
+    private let untrustedForwardingLogged = Atomic(false)
 
-    init(configuration: RateLimitConfiguration, clock: any EngineClock) {
+    init(configuration: RateLimitConfiguration, clock: any EngineClock, logger: Logger) {
         self.configuration = configuration
         self.clock = clock
+        self.logger = logger
+        self.refusals = RefusalLog(logger: logger)
         general = AddressLimiter(rate: configuration.general, capacity: configuration.tableCapacity)
         failures = AddressLimiter(rate: configuration.failures, capacity: configuration.tableCapacity)
     }
@@ -40,7 +51,11 @@ final class RequestLimiter: Sendable {
     /// rightmost `X-Forwarded-For` address that is not a trusted proxy (the leftmost when all
     /// are). An unreadable entry stops the walk at the address to its right.
     func clientAddress(peer: IPAddress, forwardedFor: [String]) -> IPAddress {
-        guard isTrustedProxy(peer), !forwardedFor.isEmpty else { return peer }
+        guard !forwardedFor.isEmpty else { return peer }
+        guard isTrustedProxy(peer) else {
+            warnOfUntrustedForwarding(peer)
+            return peer
+        }
         var client = peer
         let hops = forwardedFor.flatMap { $0.split(separator: ",") }
         for hop in hops.reversed() {
@@ -53,6 +68,17 @@ final class RequestLimiter: Sendable {
             if !isTrustedProxy(address) { break }
         }
         return client
+    }
+
+    /// Behind a proxy that is not trusted, every client shares the proxy's address and its
+    /// buckets: a few failed lookups from one lock out all. Said once per process.
+    private func warnOfUntrustedForwarding(_ peer: IPAddress) {
+        guard configuration.isEnabled,
+            untrustedForwardingLogged.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged
+        else { return }
+        logger.warning(
+            "requests carry X-Forwarded-For from a peer that is not a trusted proxy: they are rate limited by the peer's address, so all clients behind it share one limit; if it is your proxy, start with --trusted-proxy (logged once)",
+            metadata: ["peer": "\(peer)"])
     }
 
     private func isTrustedProxy(_ address: IPAddress) -> Bool {
@@ -71,7 +97,10 @@ final class RequestLimiter: Sendable {
     /// and one table lookup; a 429 answer (nothing taken) when the bucket is empty. Follow a
     /// request that failed a key lookup or an authentication with ``chargeFailure(_:)``.
     func admit(_ address: IPAddress) -> APIResponse? {
-        if case .refused(let wait) = general.take(address.limiterKey, nowNanoseconds: clock.nowNanoseconds()) {
+        let now = clock.nowNanoseconds()
+        if case .refused(let wait) = general.take(address.limiterKey, nowNanoseconds: now) {
+            generalRefused.increment()
+            refusals.refused(address, bucket: "general", nowNanoseconds: now)
             return Self.tooManyRequests(wait)
         }
         return nil
@@ -81,8 +110,11 @@ final class RequestLimiter: Sendable {
     /// bucket is already empty, a 429 answer to send instead and the general token given back.
     func chargeFailure(_ address: IPAddress) -> APIResponse? {
         let key = address.limiterKey
-        if case .refused(let wait) = failures.take(key, nowNanoseconds: clock.nowNanoseconds()) {
+        let now = clock.nowNanoseconds()
+        if case .refused(let wait) = failures.take(key, nowNanoseconds: now) {
             general.giveBack(key)
+            failedRefused.increment()
+            refusals.refused(address, bucket: "failed", nowNanoseconds: now)
             return Self.tooManyRequests(wait)
         }
         return nil

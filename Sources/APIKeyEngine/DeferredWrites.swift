@@ -244,7 +244,7 @@ public struct DeferredWrites: Sendable {
         do {
             return try storage.journal.append(mutation)
         } catch {
-            storage.logger.critical("journal write failed, writes are stopped: \(error)")
+            storage.writesStopped(by: error)
             throw EngineError.writesStopped(error)
         }
     }

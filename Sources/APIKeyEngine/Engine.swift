@@ -346,6 +346,16 @@ public final class Engine: Sendable {
     /// How many keys the engine holds.
     public var keyCount: Int { state.withLock { $0.orders.count } }
 
+    /// What the engine holds and how its storage fares, for monitoring; takes the write lock
+    /// for a moment.
+    public var statistics: EngineStatistics {
+        let keys = state.withLock { $0.keysByStatus }
+        let health = storage?.health
+        return EngineStatistics(
+            keysByStatus: keys, journalBytes: health?.journalBytes ?? 0,
+            lastSnapshotSeconds: health?.lastSnapshotSeconds, writesStopped: health?.writesStopped ?? false)
+    }
+
     /// The client whose API token is exactly `token`, compared in constant time; nil for none.
     public func authenticateClient(token: String) -> Int64? {
         guard !token.isEmpty else { return nil }

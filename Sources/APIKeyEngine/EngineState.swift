@@ -225,6 +225,7 @@ final class EngineState: Sendable {
             usage.delete(orderID: orderID, keyHash: hash) {
                 if let old = table.remove(orderID: orderID, hash: hash) {
                     state.removeFromClient(old.clientID, orderID)
+                    state.keysByStatus.remove(old.status)
                 }
             }
         case .setClientToken(let clientID, let token):
@@ -254,6 +255,7 @@ final class EngineState: Sendable {
 
     /// The key table's part of a put; call with the write lock and the order's usage shards held.
     private func put(_ record: KeyRecord, keyHash: UInt64, oldHash: UInt64?, to state: inout WriteState) {
+        state.keysByStatus.add(record.status)
         if state.isBulkLoading {
             // A snapshot holds each order once: nothing to replace, indexes sorted at the end.
             _ = table.insert(record)
@@ -262,13 +264,15 @@ final class EngineState: Sendable {
         } else if let oldHash {
             // Keys are unique, so a record with this key is this order's: swapped in one step,
             // checks of the key never miss it.
-            if let oldClient = table.replace(record) {
+            if let (oldClient, oldStatus) = table.replace(record) {
+                state.keysByStatus.remove(oldStatus)
                 if oldClient != record.clientID {
                     state.removeFromClient(oldClient, record.orderID)
                     state.addToClient(record.clientID, record.orderID)
                 }
             } else {
                 let old = table.remove(orderID: record.orderID, hash: oldHash)
+                if let old { state.keysByStatus.remove(old.status) }
                 _ = table.insert(record)
                 if let old, old.clientID != record.clientID {
                     state.removeFromClient(old.clientID, record.orderID)
@@ -348,13 +352,18 @@ final class EngineState: Sendable {
             if state.orders.count != table.count {
                 problems.append("the order index holds \(state.orders.count) orders, the key table \(table.count) keys")
             }
+            var recounted = KeyCounts()
             for entry in state.orders.entries where problems.count < limit {
                 let orderID = entry.orderID
                 guard let record = table.record(orderID: orderID, hash: entry.keyHash) else {
                     problems.append("order \(orderID) is indexed but its record is not in the key table")
                     continue
                 }
+                recounted.add(record.status)
                 if let problem = recordProblem(record, state) { problems.append(problem) }
+            }
+            if problems.isEmpty, recounted != state.keysByStatus {
+                problems.append("the counts by status are \(state.keysByStatus), the records say \(recounted)")
             }
             let clientIndexed = state.ordersByClient.values.reduce(0) { $0 + $1.count }
             if clientIndexed != state.orders.count {

@@ -128,3 +128,15 @@ public struct Written<Value: Sendable>: Sendable {
 public struct KeyHash: Hashable, Sendable {
     let value: UInt64
 }
+
+/// A moment's view of an engine for monitoring (``Engine/statistics``).
+public struct EngineStatistics: Sendable {
+    /// Keys by status.
+    public var keysByStatus: KeyCounts
+    /// Journal bytes written since the newest snapshot began (0 without a data directory).
+    public var journalBytes: Int
+    /// When this process last wrote a snapshot (seconds since 1970); nil before its first.
+    public var lastSnapshotSeconds: Int64?
+    /// Whether the journal failed and writes are refused.
+    public var writesStopped: Bool
+}

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Dispatch
 
 /// When the journal calls `fsync`, as Redis' `appendfsync`.
@@ -26,6 +27,8 @@ final class Journal: @unchecked Sendable {
     private let files: any FileLayer
     private let segmentBytesLimit: Int
     private let monitor = Monitor()
+    /// How long each fsync takes (a histogram where a metrics backend is bootstrapped).
+    private let fsyncDurations = Timer(label: "apikeyd_journal_fsync_duration_seconds")
 
     // Guarded by `monitor`.
     private var segment: any AppendFile
@@ -221,7 +224,9 @@ final class Journal: @unchecked Sendable {
         let file = segment
         monitor.unlock()
         var result: StorageError?
+        let started = SystemClock.monotonicNanoseconds()
         do { try file.sync() } catch { result = error }
+        fsyncDurations.recordNanoseconds(SystemClock.monotonicNanoseconds() - started)
         monitor.lock()
         syncing = false
         if let result {

@@ -213,22 +213,23 @@ final class KeyTable<Hash: KeyHashFunction>: @unchecked Sendable {
         }
     }
 
-    /// Replaces the record that has `record`'s key and returns the client ID it had; nil (and
-    /// no change) when there is none.
-    func replace(_ record: KeyRecord) -> Int64? {
+    /// Replaces the record that has `record`'s key and returns the client ID and status it had;
+    /// nil (and no change) when there is none.
+    func replace(_ record: KeyRecord) -> (clientID: Int64, status: KeyStatus)? {
         withBytes(record.apiKey) { bytes in
             let (shard, tag) = place(bytes)
             let header = self.header(shard)
-            return locks[shard].withWriter { writer -> Int64? in
+            return locks[shard].withWriter { writer -> (clientID: Int64, status: KeyStatus)? in
                 guard let (slot, old) = Self.find(tag: tag, in: header, matching: { $0.keyEquals(bytes) }) else {
                     return nil
                 }
                 let oldClient = old.view.clientID
+                let oldStatus = KeyStatus(code: old.view.statusCode) ?? .active
                 let reference = store(record, header, &writer)
                 Self.changing(header) { header.slotTable.slots[slot] = UInt64(tag) << 32 | UInt64(reference + 1) }
                 writer.release(old.reference, size: old.view.size, header: header, memory: memory)
                 compactIfWasteful(header, &writer)
-                return oldClient
+                return (oldClient, oldStatus)
             }
         }
     }

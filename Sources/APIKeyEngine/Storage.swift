@@ -62,6 +62,10 @@ final class Storage: @unchecked Sendable {
     /// Sequence numbers of the snapshots known to be good: the one recovery loaded and those this
     /// process wrote. Only these count when pruning decides what a fallback still needs.
     private let verifiedSnapshots: Mutex<Set<UInt64>>
+    /// When the newest snapshot this process wrote finished (seconds since 1970); nil before one.
+    private let lastSuccess = Mutex<Int64?>(nil)
+    /// Whether the journal's failure (writes stopped) has been logged: once per process.
+    private let stopLogged = Atomic(false)
     /// Where tests stop a snapshot half-way to simulate a crash.
     var snapshotStepHook: (SnapshotFile.Step) throws(StorageError) -> Void = { _ throws(StorageError) in }
 
@@ -123,7 +127,7 @@ final class Storage: @unchecked Sendable {
         }
         try repair.cutTornTail(report)
         try files.syncDirectory(directory)
-        logger.info(
+        logger.debug(
             "recovered \(state.table.count) keys: \(report.snapshot ?? "no snapshot") (\(report.snapshotEntries) entries), \(report.replayedRecords) journal records, last sequence \(report.lastSequence)"
         )
         let storage = try Storage(
@@ -188,10 +192,10 @@ final class Storage: @unchecked Sendable {
     private func startBackgroundWork() {
         timer.schedule(deadline: .now() + 1, repeating: 1)
         timer.setEventHandler { [self] in
-            do {
+            do throws(StorageError) {
                 try journal.secondElapsed()
             } catch {
-                logger.critical("journal fsync failed, writes are stopped: \(error)")
+                writesStopped(by: error)
             }
             let (bytes, seconds) = lastSnapshot.withLock { $0 }
             let grown = journal.appendedBytes - bytes
@@ -202,10 +206,9 @@ final class Storage: @unchecked Sendable {
             if due && !snapshotGate.withLock({ $0 }) {
                 snapshotQueue.async { [self] in
                     do throws(SnapshotFailure) {
-                        let summary = try snapshot()
-                        logger.info("snapshot \(summary.path): \(summary.entries) entries, \(summary.bytes) bytes")
+                        _ = try snapshot()
                     } catch {
-                        logger.error("background snapshot failed: \(error)")
+                        logger.error("background snapshot failed", metadata: ["error": "\(error)"])
                     }
                 }
             }
@@ -264,10 +267,18 @@ final class Storage: @unchecked Sendable {
                 afterStep: snapshotStepHook)
             verifiedSnapshots.withLock { _ = $0.insert(header.lastSequence) }
             try pruneAfterSnapshot()
-            return SnapshotSummary(
+            let summary = SnapshotSummary(
                 path: path, lastSequence: header.lastSequence, entries: header.entryCount,
                 bytes: header.compressedBytes + UInt64(SnapshotFile.magic.count + SnapshotFile.trailerSize),
                 nanoseconds: SystemClock.monotonicNanoseconds() - startNanoseconds)
+            lastSuccess.withLock { $0 = SystemClock().nowSeconds() }
+            logger.info(
+                "snapshot written",
+                metadata: [
+                    "path": "\(summary.path)", "entries": "\(summary.entries)", "bytes": "\(summary.bytes)",
+                    "milliseconds": "\(summary.nanoseconds / 1_000_000)",
+                ])
+            return summary
         } catch {
             throw .write(error)
         }
@@ -296,6 +307,25 @@ final class Storage: @unchecked Sendable {
             try files.remove(directory + "/" + segments[index].name)
         }
         try files.syncDirectory(directory)
+    }
+
+    // MARK: - Health
+
+    /// Logs, once per process, that writes are stopped by `error`: every later write is refused
+    /// with the same cause, and repeating the line on each would flood the log.
+    func writesStopped(by error: StorageError) {
+        guard stopLogged.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged else { return }
+        logger.critical(
+            "writes are stopped: the journal failed, reads go on; restart once the cause is fixed",
+            metadata: ["error": "\(error)"])
+    }
+
+    /// Journal bytes appended since the newest snapshot began (what a restart would replay
+    /// beyond it, besides journal left from before this start), when that snapshot finished,
+    /// and whether writes are stopped.
+    var health: (journalBytes: Int, lastSnapshotSeconds: Int64?, writesStopped: Bool) {
+        let bytes = lastSnapshot.withLock { $0.bytes }
+        return (journal.appendedBytes - bytes, lastSuccess.withLock { $0 }, journal.latchedFailure != nil)
     }
 
     // MARK: - Closing

@@ -13,6 +13,8 @@ struct WriteState: ~Copyable {
     var nextOrderID: Int64 = 1
     var tokenByClient: [Int64: String] = [:]
     var clientByTokenDigest: [TokenDigest: Int64] = [:]
+    /// How many keys have each status, kept as records are put and deleted.
+    var keysByStatus = KeyCounts()
     /// While a snapshot loads, new orders are appended to the indexes unsorted (a snapshot lists
     /// them shard by shard, and sorted insertion would make loading quadratic); `endBulkLoad`
     /// sorts once.
@@ -39,5 +41,23 @@ struct WriteState: ~Copyable {
     mutating func removeFromClient(_ clientID: Int64, _ orderID: Int64) {
         ordersByClient[clientID]?.removeSorted(orderID)
         if ordersByClient[clientID]?.isEmpty == true { ordersByClient[clientID] = nil }
+    }
+}
+
+/// Keys by ``KeyStatus``.
+public struct KeyCounts: Hashable, Sendable, CustomStringConvertible {
+    /// Indexed by ``KeyStatus/code``.
+    private var counts: [Int] = Array(repeating: 0, count: KeyStatus.allCases.count)
+
+    public init() {}
+
+    /// How many keys have `status`.
+    public subscript(status: KeyStatus) -> Int { counts[Int(status.code)] }
+
+    mutating func add(_ status: KeyStatus) { counts[Int(status.code)] += 1 }
+    mutating func remove(_ status: KeyStatus) { counts[Int(status.code)] -= 1 }
+
+    public var description: String {
+        KeyStatus.allCases.map { "\($0.rawValue) \(self[$0])" }.joined(separator: ", ")
     }
 }

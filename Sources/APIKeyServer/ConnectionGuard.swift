@@ -21,6 +21,9 @@ final class ConnectionCounter: Sendable {
     }
 
     func release() { open.subtract(1, ordering: .relaxed) }
+
+    /// Connections open now.
+    var count: Int { open.load(ordering: .relaxed) }
 }
 
 /// The first handler of every connection, on raw bytes: closes a connection whose request does

@@ -1,5 +1,6 @@
 import APIKeyAPI
 import APIKeyLimiter
+import Logging
 import NIOCore
 import NIOPosix
 
@@ -34,12 +35,24 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     private var readHeld = false
     /// The last answer said `Connection: close`: nothing more is read or answered.
     private var closing = false
+    /// The server is stopping: answer what is under way, then close.
+    private var quiescing = false
+    /// This event loop's request counters (nil: metrics off), and the access log (nil: off).
+    private let statistics: RequestStatistics?
+    private let accessLog: Logger?
+    /// The request being answered, for the counters and the access log.
+    private var current = CurrentRequest()
 
-    init(router: APIRouter, limits: RequestAssembler.Limits, threadPool: NIOThreadPool) {
+    init(
+        router: APIRouter, limits: RequestAssembler.Limits, threadPool: NIOThreadPool,
+        statistics: RequestStatistics? = nil, accessLog: Logger? = nil
+    ) {
         self.router = router
         self.fastPath = KeyLookupFastPath(router: router)
         self.threadPool = threadPool
         self.assembler = RequestAssembler(limits: limits)
+        self.statistics = statistics
+        self.accessLog = accessLog
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -79,6 +92,20 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         context.close(promise: nil)
     }
 
+    /// On ``ChannelShouldQuiesceEvent`` (the server is stopping): an idle connection closes now,
+    /// a busy one once its answer is written.
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard event is ChannelShouldQuiesceEvent else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        quiescing = true
+        if !waiting, output == nil, input == nil, !assembler.isInBody {
+            closing = true
+            context.close(promise: nil)
+        }
+    }
+
     // MARK: - Requests
 
     /// Answers every complete request in the input, in order, until one must be waited for.
@@ -104,17 +131,24 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         case .needMore:
             return false
         case .inPlace(let head, let body):
+            begin()
+            let keepAlive = head.keepAlive && !quiescing
+            var status = 200
             let outcome = fastPath.answer(head, bytes, body: body, client: peer, prefetched: prefetched) { answer in
-                write(answer, keepAlive: head.keepAlive, isHTTP11: head.isHTTP11, context: context)
+                status = write(answer, keepAlive: keepAlive, isHTTP11: head.isHTTP11, context: context)
             }
             switch outcome {
-            case .answered: break
-            case .later(let answer):
-                carryOut(answer, keepAlive: head.keepAlive, isHTTP11: head.isHTTP11, isHead: false, context: context)
+            case .answered(let lookup):
+                noteLookup(lookup, isGET: ASCII.equal(bytes, head.method, "GET"))
+                finish(status: status)
+            case .later(let answer, let lookup):
+                noteLookup(lookup, isGET: ASCII.equal(bytes, head.method, "GET"))
+                carryOut(answer, keepAlive: keepAlive, isHTTP11: head.isHTTP11, isHead: false, context: context)
             case .notTaken:
                 respond(to: RequestAssembler.request(head, bytes, body: Array(bytes[body])), context: context)
             }
         case .assembled(let request):
+            begin()
             respond(to: request, context: context)
         case .sendContinue:
             var interim = context.channel.allocator.buffer(capacity: 25)
@@ -122,9 +156,11 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             context.writeAndFlush(wrapOutboundOut(.byteBuffer(interim)), promise: nil)
         case .failed(let failure):
             input = nil
+            begin()
             answer(
                 .failure(status: failure.status, code: failure.status, failure.message), context: context,
                 keepAlive: false, isHTTP11: true, isHead: false)
+            finish(status: failure.status)
         }
         return true
     }
@@ -133,8 +169,12 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// durable, or a call run on the blocking pool. The last two hold the connection meanwhile.
     private func respond(to assembled: RequestAssembler.Request, context: ChannelHandlerContext) {
         let client = peer.map { router.clientAddress(peer: $0, forwardedFor: assembled.forwardedFor) }
+        if statistics != nil || accessLog != nil {
+            current.endpoint = EndpointLabel.number(target: assembled.request.target)
+            if accessLog != nil { current.general = (assembled.request.method, assembled.request.target) }
+        }
         carryOut(
-            router.respond(to: assembled.request, client: client), keepAlive: assembled.keepAlive,
+            router.respond(to: assembled.request, client: client), keepAlive: assembled.keepAlive && !quiescing,
             isHTTP11: assembled.isHTTP11, isHead: assembled.isHead, context: context)
     }
 
@@ -145,6 +185,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         switch decided {
         case .now(let response):
             answer(response, context: context, keepAlive: keepAlive, isHTTP11: isHTTP11, isHead: isHead)
+            finish(status: response.status)
         case .afterDurable(let response, let pending):
             // Answered once the journal's syncer reports it durable (one fsync for every write
             // waiting by then).
@@ -179,7 +220,9 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         _ response: APIResponse, keepAlive: Bool, isHTTP11: Bool, isHead: Bool, context: ChannelHandlerContext
     ) {
         waiting = false
-        answer(response, context: context, keepAlive: keepAlive, isHTTP11: isHTTP11, isHead: isHead)
+        answer(
+            response, context: context, keepAlive: keepAlive && !quiescing, isHTTP11: isHTTP11, isHead: isHead)
+        finish(status: response.status)
         process(context: context)
         flushOutput(context: context)
         if readHeld, !waiting, !closing {
@@ -196,14 +239,19 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         var buffer = takeOutput(context: context, capacity: 160 + response.body.count)
         ResponseHead.write(
             status: response.status, bodyLength: response.body.count, headers: response.headers,
-            connection: ResponseHead.connection(keepAlive: keepAlive, isHTTP11: isHTTP11), into: &buffer)
+            connection: ResponseHead.connection(keepAlive: keepAlive, isHTTP11: isHTTP11),
+            contentType: response.contentType, into: &buffer)
         if !isHead { buffer.writeBytes(response.body) }
         output = buffer
         if !keepAlive { closeAfterFlush(context: context) }
     }
 
-    /// A key lookup's answer: found ones from the pre-encoded bytes.
-    private func write(_ answer: KeyLookupAnswer, keepAlive: Bool, isHTTP11: Bool, context: ChannelHandlerContext) {
+    /// A key lookup's answer: found ones from the pre-encoded bytes. Returns its status.
+    private func write(
+        _ answer: KeyLookupAnswer, keepAlive: Bool, isHTTP11: Bool, context: ChannelHandlerContext
+    )
+        -> Int
+    {
         let connection = ResponseHead.connection(keepAlive: keepAlive, isHTTP11: isHTTP11)
         switch answer {
         case .check(let valid):
@@ -220,10 +268,73 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             output = buffer
         case .response(let response):
             self.answer(response, context: context, keepAlive: keepAlive, isHTTP11: isHTTP11, isHead: false)
-            return
+            return response.status
         }
         if !keepAlive { closeAfterFlush(context: context) }
+        return 200
     }
+
+    // MARK: - Counting and the access log
+
+    /// What is known of the request being answered.
+    private struct CurrentRequest {
+        var endpoint = EndpointLabel.other
+        var started: UInt64 = 0
+        /// A request answered on the fast path, which builds no method or target strings.
+        var lookup: KeyLookup?
+        var isGET = true
+        /// The method and target of a request on the general path, kept only for the access log.
+        var general: (method: String, target: String)?
+    }
+
+    /// The request under way is this key lookup on the fast path.
+    private func noteLookup(_ lookup: KeyLookup, isGET: Bool) {
+        current.endpoint = EndpointLabel.number(of: lookup)
+        current.lookup = lookup
+        current.isGET = isGET
+    }
+
+    /// A request starts being answered.
+    private func begin() {
+        guard statistics != nil || accessLog != nil else { return }
+        current = CurrentRequest(started: NIODeadline.now().uptimeNanoseconds)
+    }
+
+    /// The request under way was answered with `status`: counted, and logged when asked.
+    private func finish(status: Int) {
+        guard statistics != nil || accessLog != nil else { return }
+        let nanoseconds = Int64(NIODeadline.now().uptimeNanoseconds &- current.started)
+        statistics?.record(endpoint: current.endpoint, status: status, nanoseconds: nanoseconds)
+        if let accessLog { logAccess(accessLog, status: status, nanoseconds: nanoseconds) }
+    }
+
+    /// One access-log line. Only what cannot hold a secret is written: the method when it is a
+    /// standard one, and the path when it is one the API has (a key or a token can only be in
+    /// a query, a body or a header, none of which is logged, or in an unknown path).
+    private func logAccess(_ logger: Logger, status: Int, nanoseconds: Int64) {
+        var method = "-"
+        var path = "-"
+        if let lookup = current.lookup {
+            method = current.isGET ? "GET" : "POST"
+            path = String(describing: lookup.path)
+        } else if let (requestMethod, target) = current.general {
+            method = Self.standardMethods.contains(requestMethod) ? requestMethod : "(other)"
+            let requestPath = target.prefix { $0 != "?" }
+            if current.endpoint != EndpointLabel.other || requestPath == "/health" || requestPath == "/metrics" {
+                path = String(requestPath)
+            } else {
+                path = "(unknown path)"
+            }
+        }
+        logger.info(
+            "request",
+            metadata: [
+                "method": "\(method)", "path": "\(path)", "status": "\(status)",
+                "microseconds": "\(nanoseconds / 1000)", "client": "\(peer.map { "\($0)" } ?? "-")",
+            ])
+    }
+
+    private static let standardMethods: Set<String> = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
 
     /// The pending output buffer (or a new one) with room for `capacity` more bytes.
     private func takeOutput(context: ChannelHandlerContext, capacity: Int) -> ByteBuffer {

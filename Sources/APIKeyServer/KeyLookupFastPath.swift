@@ -19,10 +19,10 @@ struct KeyLookupFastPath {
     enum Outcome {
         /// Not one it takes: nothing was done.
         case notTaken
-        /// Answered through `write`.
-        case answered
-        /// To be carried out by the caller (a verify waiting for its fsync).
-        case later(APIAnswer)
+        /// This lookup, answered through `write`.
+        case answered(KeyLookup)
+        /// This lookup's answer, to be carried out by the caller (a verify waiting for its fsync).
+        case later(APIAnswer, KeyLookup)
     }
 
     /// Answers the request `head` (with its body at `body` in `bytes`) through `write` when it is
@@ -56,9 +56,9 @@ struct KeyLookupFastPath {
         if let later = router.respondToKeyLookup(
             lookup, key: key, cost: arguments.cost, requestID: requestID, hash: hash, client: client, write)
         {
-            return .later(later)
+            return .later(later, lookup)
         }
-        return .answered
+        return .answered(lookup)
     }
 
     /// When `bytes` start a `GET` of a key lookup with a query the fast path takes, starts loading

@@ -4,16 +4,19 @@ import NIOCore
 
 /// The status line and headers of every answer the server writes.
 enum ResponseHead {
-    /// Status line and headers: JSON content type, the length, `headers` and `connection`.
+    /// Status line and headers: the content type (JSON unless said), the length, `headers` and
+    /// `connection`.
     static func write(
         status: Int, bodyLength: Int, headers: [(String, String)] = [], connection: StaticString?,
-        into buffer: inout ByteBuffer
+        contentType: StaticString = APIResponse.jsonContentType, into buffer: inout ByteBuffer
     ) {
         buffer.writeStaticString("HTTP/1.1 ")
         buffer.writeString(String(status))
         buffer.writeStaticString(" ")
         buffer.writeString(reasonPhrase(status))
-        buffer.writeStaticString("\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ")
+        buffer.writeStaticString("\r\nContent-Type: ")
+        buffer.writeStaticString(contentType)
+        buffer.writeStaticString("\r\nContent-Length: ")
         writeDecimal(bodyLength, into: &buffer)
         buffer.writeStaticString("\r\n")
         for (name, value) in headers {
@@ -37,6 +40,7 @@ enum ResponseHead {
         case 200: "OK"
         case 400: "Bad Request"
         case 401: "Unauthorized"
+        case 403: "Forbidden"
         case 404: "Not Found"
         case 405: "Method Not Allowed"
         case 413: "Content Too Large"

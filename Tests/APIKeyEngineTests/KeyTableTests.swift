@@ -69,7 +69,8 @@ final class AtomicFlag: Sendable {
         var changed = record("K", order: 1, client: 6)
         changed.status = .suspended
         changed.config = .object([JSONMember("custom_tier", .string("pro"))])
-        #expect(table.replace(changed) == 5)
+        let old = table.replace(changed)
+        #expect(old?.clientID == 5 && old?.status == .active)
         #expect(table.record("K") == changed)
         #expect(table.validity(bytes("K")) == KeyValidity(status: .suspended, expiresAt: nil))
         #expect(table.replace(record("missing", order: 2)) == nil)
@@ -291,9 +292,10 @@ final class AtomicFlag: Sendable {
                         #expect(inserted == (model[key] == nil))
                         if inserted { model[key] = candidate }
                     case 3, 4, 5:
-                        let oldClient = table.replace(candidate)
-                        #expect(oldClient == model[key]?.clientID)
-                        if oldClient != nil { model[key] = candidate }
+                        let old = table.replace(candidate)
+                        #expect(old?.clientID == model[key]?.clientID)
+                        #expect(old?.status == model[key]?.status)
+                        if old != nil { model[key] = candidate }
                     default:
                         let removed = table.remove(orderID: model[key]?.orderID ?? 0, hash: table.hash(key))
                         #expect(removed == model.removeValue(forKey: key))
