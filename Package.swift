@@ -87,7 +87,10 @@ let package = Package(
         // What the test targets share: heavy work off the cooperative pool, loopback sockets and a
         // raw HTTP client, a seeded generator, temporary directories, the fault-injecting file
         // layer, whole-engine comparisons.
-        .target(name: "TestSupport", dependencies: ["APIKeyEngine"], path: "Tests/TestSupport"),
+        .target(
+            name: "TestSupport",
+            dependencies: ["APIKeyEngine", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/TestSupport"),
         .testTarget(
             name: "APIKeyLimiterTests",
             dependencies: [

@@ -119,6 +119,10 @@ import Testing
     static func expectAgrees(_ engine: Engine, _ model: [Int64: KeyRecord], _ clock: ManualClock, _ when: String) throws
     {
         #expect(engine.keyCount == model.count, "\(when)")
+        let counts = engine.statistics.keysByStatus
+        for status in KeyStatus.allCases {
+            #expect(counts[status] == model.values.count { $0.status == status }, "\(when): \(status) keys")
+        }
         for (orderID, expected) in model {
             #expect(try engine.get(.orderID(orderID)) == expected, "\(when): order \(orderID)")
             #expect(try engine.get(.key(expected.apiKey)) == expected, "\(when): key of order \(orderID)")

@@ -18,6 +18,7 @@ public final class FaultyFileLayer: FileLayer, @unchecked Sendable {
         var files: [FaultyAppendFile] = []
         var crashed = false
         var failSyncs = false
+        var syncDelayMicroseconds: UInt32 = 0
         var failWrites = false
         /// Writes and fsyncs of files whose path ends so fail as on a full disk (ENOSPC).
         var noSpaceSuffix: String?
@@ -38,6 +39,8 @@ public final class FaultyFileLayer: FileLayer, @unchecked Sendable {
 
     public func setFailSyncs(_ fail: Bool) { state.withLock { $0.failSyncs = fail } }
     public func setFailWrites(_ fail: Bool) { state.withLock { $0.failWrites = fail } }
+    /// Makes every file sync take this long (a slow disk), for tests of what waits on one.
+    public func setSyncDelay(microseconds: UInt32) { state.withLock { $0.syncDelayMicroseconds = microseconds } }
     public func crash(afterOperations count: Int) { state.withLock { $0.operationsBeforeCrash = count } }
     public func setNoSpace(forPathsEnding suffix: String?) { state.withLock { $0.noSpaceSuffix = suffix } }
 
@@ -61,6 +64,10 @@ public final class FaultyFileLayer: FileLayer, @unchecked Sendable {
             return nil
         }
         if let failure { throw failure }
+        if kind == "sync" {
+            let delay = state.withLock { $0.syncDelayMicroseconds }
+            if delay > 0 { usleep(delay) }
+        }
     }
 
     public func checkAlive() throws(StorageError) {

@@ -1,5 +1,6 @@
 import APIKeyEngine
 import Foundation
+import Synchronization
 import TestSupport
 
 #if canImport(Glibc)
@@ -14,35 +15,63 @@ struct ServerProcess {
     let process: Process
     let port: Int
 
+    /// Everything the server wrote to standard error so far (its log).
+    let output: CapturedOutput
+
+    /// What a process wrote, collected by a thread of its own so that the process never blocks
+    /// on a full pipe.
+    final class CapturedOutput: Sendable {
+        private let text = Mutex("")
+        var log: String { text.withLock { $0 } }
+        fileprivate func append(_ chunk: String) { text.withLock { $0 += chunk } }
+    }
+
     /// Starts the server on `dataDirectory` with `arguments` after the defaults (a free port,
-    /// the admin token, two event loops, no rate limit) and waits until it listens.
-    static func start(dataDirectory: String, arguments: [String] = []) throws -> ServerProcess {
+    /// the admin token, two event loops, no rate limit; none with `defaults` false) and the
+    /// `environment` (nil: this process's), and waits until it says where it listens.
+    static func start(
+        dataDirectory: String, arguments: [String] = [], environment: [String: String]? = nil, defaults: Bool = true
+    ) throws -> ServerProcess {
         let process = Process()
         process.executableURL = try KillNineTests.binary()
         process.arguments =
-            [
-                "serve", "--port", "0", "--data-dir", dataDirectory, "--admin-token", adminToken, "--event-loops", "2",
-                "--no-rate-limit",
-            ] + arguments
+            (defaults
+                ? [
+                    "serve", "--port", "0", "--data-dir", dataDirectory, "--admin-token", adminToken, "--event-loops",
+                    "2", "--no-rate-limit",
+                ] : ["serve"]) + arguments
+        if let environment { process.environment = environment }
         let errors = Pipe()
         process.standardError = errors
         process.standardOutput = FileHandle.nullDevice
         try process.run()
-        var log = ""
-        let deadline = Date().addingTimeInterval(30)
-        while Date() < deadline {
-            let chunk = errors.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            log += String(decoding: chunk, as: UTF8.self)
-            if let range = log.range(of: #"listening on http://127\.0\.0\.1:(\d+)"#, options: .regularExpression) {
-                let port = Int(log[range].split(separator: ":").last!)!
-                // Keep draining the server's log so it never blocks on a full pipe.
-                Thread.detachNewThread { while !errors.fileHandleForReading.availableData.isEmpty {} }
-                return ServerProcess(process: process, port: port)
+        let output = CapturedOutput()
+        Thread.detachNewThread {
+            while true {
+                let chunk = errors.fileHandleForReading.availableData
+                if chunk.isEmpty { break }
+                output.append(String(decoding: chunk, as: UTF8.self))
             }
         }
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            let log = output.log
+            if let range = log.range(of: #"listening on https?://[^ "]*:(\d+)"#, options: .regularExpression) {
+                let port = Int(log[range].split(separator: ":").last!)!
+                return ServerProcess(process: process, port: port, output: output)
+            }
+            if !process.isRunning { break }
+            usleep(10_000)
+        }
         process.terminate()
-        throw KillNineTests.Failure("the server did not report its port: \(log)")
+        throw KillNineTests.Failure("the server did not report its port: \(output.log)")
+    }
+
+    /// The exit status once the process has ended, waiting up to `seconds`; nil if it still runs.
+    func exitStatus(within seconds: Double) -> Int32? {
+        let deadline = Date().addingTimeInterval(seconds)
+        while process.isRunning, Date() < deadline { usleep(10_000) }
+        return process.isRunning ? nil : process.terminationStatus
     }
 
     /// Sends SIGTERM (orderly shutdown: final snapshot) or SIGKILL and waits until the process is dead.
@@ -101,8 +130,8 @@ struct ServerProcess {
     }
 
     /// Sends `bytes` on a new connection and reads until the server closes it.
-    static func exchange(port: Int, _ bytes: [UInt8]) -> [UInt8]? {
-        guard let descriptor = LoopbackSocket.connect(port: port, timeoutSeconds: 30) else { return nil }
+    static func exchange(port: Int, from source: String = "127.0.0.1", _ bytes: [UInt8]) -> [UInt8]? {
+        guard let descriptor = LoopbackSocket.connect(port: port, from: source, timeoutSeconds: 30) else { return nil }
         defer { close(descriptor) }
         var sent = 0
         while sent < bytes.count {
