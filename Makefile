@@ -3,7 +3,9 @@ SHELL := /bin/bash
 SWIFT ?= swift
 DATA_DIR ?= data/store
 SERVE_ARGS ?=
-APT_PACKAGES := libxxhash-dev zlib1g-dev pkg-config
+# openssl and curl: the HTTPS tests make certificates and talk TLS with them; nginx: a test runs
+# the shipped deploy/nginx-apikeyd.conf in front of the server.
+APT_PACKAGES := libxxhash-dev zlib1g-dev pkg-config openssl curl nginx
 
 .PHONY: deps serve build release test bench fuzz lint format clean
 
@@ -23,8 +25,10 @@ deps:
 serve: release
 	.build/release/apikeyd serve --data-dir $(DATA_DIR) $(SERVE_ARGS)
 
+## release: the release binary with the Swift runtime linked in (runs without the toolchain;
+## needs only libc, libxxhash and zlib), at .build/release/apikeyd
 release: deps
-	$(SWIFT) build -c release --product apikeyd
+	$(SWIFT) build -c release --product apikeyd --static-swift-stdlib
 
 build: deps
 	$(SWIFT) build

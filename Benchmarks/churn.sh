@@ -13,7 +13,7 @@ ROUNDS=${ROUNDS:-120}
 LARGE_ROUNDS=${LARGE_ROUNDS:-20}
 BASELINE=${BASELINE:-}
 command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl; }
-swift build -c release --product apikeyd
+swift build -c release --product apikeyd --static-swift-stdlib
 mkdir -p Benchmarks/results
 exec > >(tee Benchmarks/results/churn.txt) 2>&1
 work=$(mktemp -d /tmp/apikeyd-churn.XXXXXX)

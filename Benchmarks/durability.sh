@@ -15,7 +15,7 @@ CLIENTS=16
 for tool in redis-server redis-benchmark wrk curl; do
   command -v $tool >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server wrk curl; break; }
 done
-swift build -c release --product apikeyd
+swift build -c release --product apikeyd --static-swift-stdlib
 (cd Benchmarks && swift build -c release --product DurabilityBenchmark)
 mkdir -p Benchmarks/results
 exec > >(tee Benchmarks/results/durability.txt) 2>&1

@@ -10,8 +10,10 @@
 # one of them, so the rates of two fast servers meet at wrk's limit and CPU per request shows the
 # difference), and resident memory of the server holding the keys against Redis holding the same
 # records.
-# Usage: Benchmarks/http.sh   (KEYS, DURATION, THREADS, CONNECTIONS, EVENT_LOOPS, ROUNDS, PREVIOUS, ROWS:
-# endpoint:spelling pairs, e.g. ROWS="check:get check:json")
+# With VARIANT_ARGS="<serve options>" the same build also runs with those options added, as
+# "variant", in the same rounds: VARIANT_ARGS=--no-metrics measures what metrics cost.
+# Usage: Benchmarks/http.sh   (KEYS, DURATION, THREADS, CONNECTIONS, EVENT_LOOPS, ROUNDS, PREVIOUS, VARIANT_ARGS,
+# ROWS: endpoint:spelling pairs, e.g. ROWS="check:get check:json")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KEYS=${KEYS:-1000000}
@@ -21,23 +23,27 @@ CONNECTIONS=${CONNECTIONS:-64}
 EVENT_LOOPS=${EVENT_LOOPS:-1}
 ROUNDS=${ROUNDS:-5}
 PREVIOUS=${PREVIOUS:-}
+VARIANT_ARGS=${VARIANT_ARGS:-}
 for tool in nginx wrk redis-server curl; do
   command -v $tool >/dev/null || { apt-get update -qq && apt-get install -y -qq nginx wrk redis-server curl; break; }
 done
-swift build -c release --product apikeyd
+swift build -c release --product apikeyd --static-swift-stdlib
 (cd Benchmarks && swift build -c release --product DurabilityBenchmark)
 mkdir -p Benchmarks/results
 exec > >(tee Benchmarks/results/http.txt) 2>&1
 work=$(mktemp -d /tmp/apikeyd-http.XXXXXX)
 pid=""
 previous_pid=""
-trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; [ -n "$previous_pid" ] && kill "$previous_pid" 2>/dev/null; [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" || true; redis-cli -p 6392 shutdown nosave >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+variant_pid=""
+trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; [ -n "$previous_pid" ] && kill "$previous_pid" 2>/dev/null; [ -n "$variant_pid" ] && kill "$variant_pid" 2>/dev/null; [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" || true; redis-cli -p 6392 shutdown nosave >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem:/{print $2}') GiB; $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s, $ROUNDS rounds, apikeyd --event-loops $EVENT_LOOPS, nginx worker_processes 1"
 [ -n "$PREVIOUS" ] && echo "previous: $PREVIOUS"
+[ -n "$VARIANT_ARGS" ] && echo "variant: this build with $VARIANT_ARGS"
 Benchmarks/.build/release/DurabilityBenchmark "$work/store" "$KEYS" 0 "$work/records.resp" "$work/keys.txt" 2>/dev/null | head -2
 shuf "$work/keys.txt" > "$work/keys-shuffled.txt"   # keys.lua takes them in file order
 [ -n "$PREVIOUS" ] && cp -a "$work/store" "$work/store-previous"   # each server locks its own
+[ -n "$VARIANT_ARGS" ] && cp -a "$work/store" "$work/store-variant"
 
 cat > "$work/nginx.conf" <<CONF
 worker_processes 1;
@@ -66,6 +72,14 @@ if [ -n "$PREVIOUS" ]; then
   previous_pid=$!
   until curl -sf http://127.0.0.1:18094/health >/dev/null; do sleep 0.05; done
   servers+=("previous http://127.0.0.1:18094 $previous_pid")
+fi
+if [ -n "$VARIANT_ARGS" ]; then
+  # shellcheck disable=SC2086 # the options are words
+  .build/release/apikeyd serve --port 18095 --data-dir "$work/store-variant" --admin-token bench --event-loops "$EVENT_LOOPS" \
+    --rate-burst 1000000000 --rate-per-second 1000000000 $VARIANT_ARGS 2>/dev/null &
+  variant_pid=$!
+  until curl -sf http://127.0.0.1:18095/health >/dev/null; do sleep 0.05; done
+  servers+=("variant http://127.0.0.1:18095 $variant_pid")
 fi
 nginx_worker=$(pgrep -P "$(cat "$work/nginx.pid")")
 ticks=$(getconf CLK_TCK)
@@ -110,7 +124,7 @@ for row in $rows; do
     printf -v "cpu_${name//-/_}_${server}" "%s" "$(median 8)"
     echo "$name, $server: $(median 3) req/s, p50 $(median 4) ms, p99 $(median 5) ms, CPU per request: user $(median 6) us, kernel $(median 7) us, total $(median 8) us"
   done
-  for server in apikeyd ${PREVIOUS:+previous}; do
+  for server in apikeyd ${PREVIOUS:+previous} ${VARIANT_ARGS:+variant}; do
     rate=rate_${name//-/_}_$server; nginx=rate_${name//-/_}_nginx
     cpu=cpu_${name//-/_}_$server; nginx_cpu=cpu_${name//-/_}_nginx
     echo "$name: $server / nginx = $(ratio "${!rate}" "${!nginx}"), CPU per request $server / nginx = $(ratio "${!cpu}" "${!nginx_cpu}")"
@@ -133,6 +147,16 @@ if [ -n "$PREVIOUS" ]; then
   done
   kill "$previous_pid"
   previous_pid=""
+fi
+if [ -n "$VARIANT_ARGS" ]; then
+  for row in $rows; do
+    name=${row/:/-}
+    ours=rate_${name//-/_}_apikeyd; theirs=rate_${name//-/_}_variant
+    ours_cpu=cpu_${name//-/_}_apikeyd; theirs_cpu=cpu_${name//-/_}_variant
+    echo "$name: apikeyd / variant ($VARIANT_ARGS) = $(ratio "${!ours}" "${!theirs}"), CPU per request = $(ratio "${!ours_cpu}" "${!theirs_cpu}")"
+  done
+  kill "$variant_pid"
+  variant_pid=""
 fi
 kill $pid
 pid=""

@@ -413,6 +413,113 @@ import Testing
         return key
     }
 
+    // MARK: - Behind nginx
+
+    static let nginx = "/usr/sbin/nginx"
+
+    /// nginx running `deploy/nginx-apikeyd.conf` on `port` (TLS with the certificate in
+    /// `directory`), passing to apikeyd on `upstream`; stopped by `stop`.
+    static func startNginx(directory: String, port: Int, upstream: Int) throws -> Process {
+        let here = URL(fileURLWithPath: #filePath)
+        let snippet = try String(
+            contentsOf: here.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+                .appendingPathComponent("deploy/nginx-apikeyd.conf"), encoding: .utf8)
+        let site =
+            snippet
+            .replacingOccurrences(of: "listen 443 ssl", with: "listen 127.0.0.1:\(port) ssl")
+            .replacingOccurrences(of: "listen [::]:443 ssl http2;", with: "")
+            .replacingOccurrences(of: "127.0.0.1:8080", with: "127.0.0.1:\(upstream)")
+            .replacingOccurrences(of: "/etc/ssl/certs/keys.example.com.pem", with: directory + "/cert.pem")
+            .replacingOccurrences(of: "/etc/ssl/private/keys.example.com.key", with: directory + "/key.pem")
+        try write(site, to: directory + "/site.conf")
+        try write(
+            """
+            pid \(directory)/nginx.pid;
+            error_log \(directory)/nginx-error.log;
+            daemon off;
+            events {}
+            http { access_log off; include \(directory)/site.conf; }
+            """, to: directory + "/nginx.conf")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: nginx)
+        process.arguments = ["-c", directory + "/nginx.conf"]
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline {
+            if let socket = LoopbackSocket.connect(port: port, timeoutSeconds: 1) {
+                close(socket)
+                return process
+            }
+            usleep(20_000)
+        }
+        process.terminate()
+        throw KillNineTests.Failure(
+            "nginx did not start: \((try? String(contentsOfFile: directory + "/nginx-error.log", encoding: .utf8)) ?? "")"
+        )
+    }
+
+    /// A check through nginx from the loopback address `source`: the answer's body.
+    static func check(_ key: String, through port: Int, from source: String, certificate: String) throws -> String {
+        let (_, answer) = try tool(
+            curl,
+            [
+                "-s", "--cacert", certificate, "--interface", source,
+                "https://127.0.0.1:\(port)/api/guest/serviceapikey/check?key=\(key)",
+            ])
+        return answer
+    }
+
+    @Test(.timeLimit(.minutes(3)))
+    func behindTheShippedNginxSnippetEachClientHasItsOwnLimits() async throws {
+        try await HeavyWork.run {
+            let directory = TemporaryDirectory()
+            defer { directory.remove() }
+            try Self.makeCertificate("proxy", in: directory.path)
+            let certificate = directory.path + "/cert.pem"
+            let upstream = try Self.freePort()
+            let port = try Self.freePort()
+            let nginx = try Self.startNginx(directory: directory.path, port: port, upstream: upstream)
+            defer {
+                nginx.terminate()
+                nginx.waitUntilExit()
+            }
+            let refused = #""code": 429"#
+            for trusted in [true, false] {
+                let server = try ServerProcess.start(
+                    dataDirectory: "",
+                    arguments: [
+                        "--port", String(upstream), "--data-dir", directory.path + "/data-\(trusted)", "--admin-token",
+                        ServerProcess.adminToken, "--failed-burst", "3", "--failed-per-minute", "0",
+                    ] + (trusted ? ["--trusted-proxy", "127.0.0.1"] : []), environment: Self.environment(),
+                    defaults: false)
+                let key = try #require(server.create(form: "client_id=1")).key
+                // One client fails lookups until it is refused.
+                let answers = try (0..<5).map { _ in
+                    try Self.check("NO-SUCH-KEY", through: port, from: "127.0.0.2", certificate: certificate)
+                }
+                #expect(answers.prefix(3).allSatisfy { $0.contains("API key does not exist") }, "\(answers)")
+                #expect(answers.suffix(2).allSatisfy { $0.contains(refused) }, "\(answers)")
+                // Another client behind the same nginx: a valid key checks either way; its own
+                // mistyped key is answered only when the two are told apart.
+                let valid = try Self.check(key, through: port, from: "127.0.0.3", certificate: certificate)
+                #expect(valid == #"{"result": true, "error": null}"#, "\(valid)")
+                let typo = try Self.check("TYPO", through: port, from: "127.0.0.3", certificate: certificate)
+                let warnings = server.output.log.components(separatedBy: "X-Forwarded-For").count - 1
+                if trusted {
+                    #expect(typo.contains("API key does not exist"), "\(typo)")
+                    #expect(warnings == 0, "\(server.output.log)")
+                } else {
+                    // Without --trusted-proxy every client is nginx: locked out together, and said once.
+                    #expect(typo.contains(refused), "\(typo)")
+                    #expect(warnings == 1, "\(server.output.log)")
+                }
+                try server.stop()
+                #expect(server.exitStatus(within: 30) == 0)
+            }
+        }
+    }
+
     // MARK: - Logs
 
     @Test(.timeLimit(.minutes(3)))

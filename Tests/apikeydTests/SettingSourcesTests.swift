@@ -152,3 +152,52 @@ import Testing
         #expect(Daemon.url(host: "localhost", port: 1, tls: false) == "http://localhost:1")
     }
 }
+
+/// The commented sample config lists every setting once with its default, and uncommented it is
+/// a valid config that changes nothing.
+@Suite struct SampleConfigTests {
+    static func sample() throws -> String {
+        let here = URL(fileURLWithPath: #filePath)
+        let path = here.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("data/apikeyd.yaml").path
+        return try String(contentsOfFile: path, encoding: .utf8)
+    }
+
+    @Test func theSampleListsEverySettingWithItsDefault() async throws {
+        let lines = try Self.sample().split(separator: "\n").map(String.init)
+        let settings = lines.compactMap { line -> (String, String)? in
+            guard let match = line.wholeMatch(of: #/# ([a-z-]+):(.*)/#) else { return nil }
+            return (String(match.1), String(match.2).trimmingCharacters(in: .whitespaces))
+        }
+        #expect(settings.map(\.0).sorted() == Setting.all.map(\.name).sorted())
+        // Uncommented (but for the settings without a default), it comes to the defaults.
+        let uncommented = settings.filter { !$0.1.isEmpty }.map { "\($0.0): \($0.1)" }.joined(separator: "\n")
+        let resolved = try await SettingSourcesTests.resolve(file: uncommented)
+        for setting in Setting.all {
+            #expect(setting.render(resolved.settings) == setting.render(ServeSettings()), "\(setting.name)")
+        }
+        #expect(resolved.sources.count == settings.filter { !$0.1.isEmpty }.count)
+    }
+}
+
+/// The README's table of `serve` options: every option once, with its file key and its
+/// environment variable.
+@Suite struct OptionTableTests {
+    @Test func theReadmeListsEveryOptionOnceWithItsKeyAndVariable() throws {
+        let here = URL(fileURLWithPath: #filePath)
+        let readme = try String(
+            contentsOf: here.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+                .appendingPathComponent("README.md"), encoding: .utf8)
+        let rows = readme.split(separator: "\n").filter { $0.hasPrefix("| `--") }
+        var listed: [String] = []
+        for row in rows {
+            let cells = row.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
+            guard cells.count >= 3, cells[1].hasPrefix("`"), cells[2].hasPrefix("`APIKEYD_") else { continue }
+            let key = cells[1].trimmingCharacters(in: CharacterSet(charactersIn: "`"))
+            listed.append(key)
+            #expect(cells[0].contains("`--\(key)"), "\(row)")
+            #expect(cells[2] == "`\(Setting.byName[key]?.environmentName ?? "?")`", "\(row)")
+        }
+        #expect(listed.sorted() == Setting.all.map(\.name).sorted())
+    }
+}
