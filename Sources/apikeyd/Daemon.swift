@@ -72,27 +72,20 @@ struct Daemon {
         serverConfiguration.tls = tls
         serverConfiguration.collectsStatistics = exporter != nil
         if settings.accessLog { serverConfiguration.accessLog = Logger(label: "apikeyd.access") }
-        let server: APIServer
-        do {
-            server = try await APIServer.start(router: router, configuration: serverConfiguration)
-        } catch {
-            try? engine.close()
-            throw StartFailure(description: "cannot listen on \(settings.host):\(settings.port): \(error)")
-        }
-        exporter?.attach(engine: engine, server: server)
-
-        let elapsed = ContinuousClock.now - started
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        logger.notice(
-            "apikeyd listening on \(Self.url(host: settings.host, port: server.port, tls: tls != nil))",
-            metadata: [
-                "data_dir": "\(settings.dataDir)", "fsync": "\(settings.fsync.rawValue)",
-                "keys": "\(engine.keyCount)", "recovery": "\(Self.recoverySummary(engine.recoveryReport))",
-                "seconds": "\((seconds * 1000).rounded() / 1000)", "version": "\(apikeydVersion)",
-            ])
-
         let running = RunningServer(
-            server: server, engine: engine, tls: tls, drainSeconds: settings.shutdownTimeoutSeconds, logger: logger)
+            router: router, configuration: serverConfiguration, engine: engine, exporter: exporter, tls: tls,
+            drainSeconds: settings.shutdownTimeoutSeconds, logger: logger,
+            listening: { server in
+                let elapsed = ContinuousClock.now - started
+                let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+                return [
+                    "data_dir": "\(settings.dataDir)", "fsync": "\(settings.fsync.rawValue)",
+                    "keys": "\(engine.keyCount)", "recovery": "\(Self.recoverySummary(engine.recoveryReport))",
+                    "seconds": "\((seconds * 1000).rounded() / 1000)", "version": "\(apikeydVersion)",
+                ]
+            })
+        // The group traps SIGTERM and SIGINT before it runs the service, which only then listens:
+        // a signal that arrives once the address is known is always a graceful shutdown.
         let group = ServiceGroup(
             services: [running], gracefulShutdownSignals: [.sigterm, .sigint], logger: Self.quiet(logger))
         try await group.run()
@@ -205,18 +198,34 @@ struct Daemon {
     }
 }
 
-/// The listening server under swift-service-lifecycle: reloads the TLS files on SIGHUP; on
-/// graceful shutdown (SIGTERM, SIGINT) stops accepting, lets requests under way finish, then
-/// closes the engine (every acknowledged write fsynced, a final snapshot).
+/// The listening server under swift-service-lifecycle: starts listening (SIGHUP already trapped),
+/// reloads the TLS files on SIGHUP; on graceful shutdown (SIGTERM, SIGINT) stops accepting, lets
+/// requests under way finish, then closes the engine (every acknowledged write fsynced, a final
+/// snapshot).
 struct RunningServer: Service {
-    let server: APIServer
+    let router: APIRouter
+    let configuration: ServerConfiguration
     let engine: Engine
+    let exporter: MetricsExporter?
     let tls: TLSCertificates?
     let drainSeconds: Double
     let logger: Logger
+    /// The start line's metadata, once listening.
+    let listening: @Sendable (APIServer) -> Logger.Metadata
 
     func run() async throws {
         let hangups = await UnixSignalsSequence(trapping: .sighup)
+        let server: APIServer
+        do {
+            server = try await APIServer.start(router: router, configuration: configuration)
+        } catch {
+            try? engine.close()
+            throw StartFailure(description: "cannot listen on \(configuration.host):\(configuration.port): \(error)")
+        }
+        exporter?.attach(engine: engine, server: server)
+        logger.notice(
+            "apikeyd listening on \(Daemon.url(host: configuration.host, port: server.port, tls: tls != nil))",
+            metadata: listening(server))
         for await _ in hangups.cancelOnGracefulShutdown() {
             guard let tls else {
                 logger.notice("SIGHUP: no TLS certificate to reload")
