@@ -35,14 +35,18 @@ import Testing
             defer { close(idle) }
             let busy = try client.connectSocket()
             defer { close(busy) }
-            // An fsync of 800 ms: the create is under way when the shutdown begins.
-            files.setSyncDelay(microseconds: 800_000)
+            // A 3 s fsync: the create is under way when the shutdown begins (its fsync has started,
+            // seen in the layer's count, whatever the machine's load).
+            let syncsBefore = files.syncCount
+            files.setSyncDelay(microseconds: 3_000_000)
             let form = "client_id=1"
             let request =
                 "POST /api/admin/serviceapikey/create HTTP/1.1\r\nHost: x\r\nAuthorization: \(basicAuthorization("admin", Self.token))\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: \(form.utf8.count)\r\n\r\n\(form)"
             let sent = request.withCString { send(busy, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
             #expect(sent == request.utf8.count)
-            usleep(200_000)
+            let deadline = Date().addingTimeInterval(60)
+            while files.syncCount == syncsBefore, Date() < deadline { usleep(1_000) }
+            #expect(files.syncCount > syncsBefore, "the create's fsync never started")
             let stopping = Date()
             try await server.shutdown(drainSeconds: 30)
             let seconds = Date().timeIntervalSince(stopping)
