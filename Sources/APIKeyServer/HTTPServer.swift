@@ -133,7 +133,8 @@ public final class APIServer: Sendable {
     public func shutdown(drainSeconds: Double = 0) async throws {
         try? await channel.close()
         for open in openChannels.all { open.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent()) }
-        let deadline = ContinuousClock.now + .milliseconds(Int64(max(0, drainSeconds) * 1000))
+        let drain = drainSeconds.isFinite ? min(max(0, drainSeconds), 86_400) : 0
+        let deadline = ContinuousClock.now + .milliseconds(Int64(drain * 1000))
         while !openChannels.all.isEmpty, ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(10))
         }

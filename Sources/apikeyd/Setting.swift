@@ -77,13 +77,14 @@ struct Setting: Sendable {
     }
 
     static func number(
-        _ name: String, _ path: WritableKeyPath<ServeSettings, Double> & Sendable, atLeast minimum: Double
+        _ name: String, _ path: WritableKeyPath<ServeSettings, Double> & Sendable, atLeast minimum: Double,
+        atMost maximum: Double = 1e12
     ) -> Setting {
         Setting(
             name, .number,
             apply: { value, settings in
-                guard case .number(let number) = value, number.isFinite, number >= minimum else {
-                    return "must be a number of at least \(minimum.formatted)"
+                guard case .number(let number) = value, number.isFinite, number >= minimum, number <= maximum else {
+                    return "must be a number from \(minimum.formatted) to \(maximum.formatted)"
                 }
                 settings[keyPath: path] = number
                 return nil
@@ -183,7 +184,7 @@ struct Setting: Sendable {
         integer("max-connections", \.maxConnections, in: 1...Int.max),
         integer("idle-timeout-seconds", \.idleTimeoutSeconds, in: 1...Int(Int32.max)),
         integer("request-timeout-seconds", \.requestTimeoutSeconds, in: 1...Int(Int32.max)),
-        number("shutdown-timeout-seconds", \.shutdownTimeoutSeconds, atLeast: 0),
+        number("shutdown-timeout-seconds", \.shutdownTimeoutSeconds, atLeast: 0, atMost: 86_400),
         choice("log-level", \.logLevel),
         choice("log-format", \.logFormat),
         boolean("access-log", \.accessLog),
