@@ -36,7 +36,10 @@ public struct APIRouter: Sendable {
     public func respond(to request: APIRequest, client: IPAddress? = nil) -> APIAnswer {
         if let metrics, request.target.prefix(while: { $0 != "?" }) == "/metrics" {
             guard request.method == "GET" || request.method == "HEAD" else {
-                return .now(methodNotAllowed(request.method))
+                return .now(
+                    .failure(
+                        status: 405, code: 405, "Method \(request.method) is not allowed on /metrics; use GET or HEAD",
+                        headers: [("Allow", "GET, HEAD")]))
             }
             return .now(metrics.answer(client: client))
         }

@@ -28,7 +28,8 @@ struct Serve: AsyncParsableCommand {
             "The admin token for HTTP Basic user 'admin'; visible to every user in ps, prefer --admin-token-file. With neither, one is generated into <data-dir>/admin-token.",
             "admin-token"))
     var adminToken: String?
-    @Option(help: help("A file whose first line is the admin token.", "admin-token-file")) var adminTokenFile: String?
+    @Option(help: help("A file whose first non-empty line is the admin token.", "admin-token-file")) var adminTokenFile:
+        String?
     @Option(help: help("Event loops (threads) serving connections.", "event-loops")) var eventLoops: Int?
     @Option(help: help("The largest request body in bytes; larger ones get HTTP 413.", "max-body-bytes"))
     var maxBodyBytes: Int?

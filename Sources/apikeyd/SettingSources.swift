@@ -57,11 +57,15 @@ enum SettingSources {
             }
             if !fileKeys.isEmpty {
                 let path = FilePath(configPath)
-                let provider: any ConfigProvider =
-                    configPath.hasSuffix(".json")
-                    ? try await FileProvider<JSONSnapshot>(filePath: path)
-                    : try await FileProvider<YAMLSnapshot>(filePath: path)
-                fileReader = ConfigReader(provider: provider)
+                do {
+                    let provider: any ConfigProvider =
+                        configPath.hasSuffix(".json")
+                        ? try await FileProvider<JSONSnapshot>(filePath: path)
+                        : try await FileProvider<YAMLSnapshot>(filePath: path)
+                    fileReader = ConfigReader(provider: provider)
+                } catch {
+                    throw SettingError(description: "the config file \(configPath) cannot be used: \(error)")
+                }
             }
         }
         let known = Set(Setting.all.map(\.environmentName))
@@ -140,8 +144,11 @@ enum SettingSources {
             guard let data = text.data(using: .utf8), let object = try? JSONSerialization.jsonObject(with: data),
                 let members = object as? [String: Any]
             else { throw SettingError(description: "the config file \(path) is not a JSON object") }
-            for (key, value) in members where value is [String: Any] {
-                throw SettingError(description: "key '\(key)' of the config file \(path) holds an object, not a value")
+            for (key, value) in members where value is [String: Any] || value is NSNull {
+                throw SettingError(
+                    description:
+                        "key '\(key)' of the config file \(path) holds \(value is NSNull ? "null" : "an object"), not a value"
+                )
             }
             return Set(members.keys)
         }
@@ -162,6 +169,14 @@ enum SettingSources {
             }
             if value.mapping != nil {
                 throw SettingError(description: "key '\(name)' of the config file \(path) holds a mapping, not a value")
+            }
+            // A plain `~`, `null` or nothing is YAML's null: no value, not the text "~".
+            if let scalar = value.scalar, scalar.style == .plain,
+                ["", "~", "null", "Null", "NULL"].contains(scalar.string)
+            {
+                throw SettingError(
+                    description:
+                        "key '\(name)' of the config file \(path) holds null; give a value or leave the key out")
             }
             keys.insert(name)
         }

@@ -42,7 +42,9 @@ import Testing
             #expect(envelope["error"]?["code"] == .number("403"))
             #expect(envelope["result"] == .null)
         }
-        #expect(answer("POST", "/metrics", from: "127.0.0.1").status == 405)
+        let post = answer("POST", "/metrics", from: "127.0.0.1")
+        #expect(post.status == 405)
+        #expect(post.headers.contains { $0 == ("Allow", "GET, HEAD") })
         // Without a metrics endpoint, /metrics is an unknown path.
         let plain = APIRouter(engine: Engine(), adminToken: "token")
         #expect(plain.answer(APIRequest(method: "GET", target: "/metrics")).status == 404)

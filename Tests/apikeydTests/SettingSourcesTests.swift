@@ -98,7 +98,7 @@ import Testing
         }
     }
 
-    @Test func errorsNameTheKeyAndTheSource() async {
+    @Test func errorsNameTheKeyAndTheSource() async throws {
         var message = await Self.failure(file: "prot: 9000\n")
         #expect(message.contains("'prot'") && message.contains("did you mean 'port'"), "\(message)")
         message = await Self.failure(file: "port: 70000\n")
@@ -122,6 +122,15 @@ import Testing
         #expect(message.contains("APIKEYD_RATE_PER_SECOND") && message.contains("from 0 to"), "\(message)")
         message = await Self.failure(flags: ["shutdown-timeout-seconds": .number(1e300)])
         #expect(message.contains("--shutdown-timeout-seconds") && message.contains("from 0 to 86400"), "\(message)")
+        for null in ["admin-token: ~\n", "host: null\n", "data-dir:\n"] {
+            message = await Self.failure(file: null)
+            #expect(message.contains("holds null"), "\(null): \(message)")
+        }
+        #expect(try await Self.resolve(file: "host: \"null\"\n").settings.host == "null", "a quoted null is text")
+        message = await Self.failure(file: #"{"admin-token": null}"#, json: true)
+        #expect(message.contains("holds null"), "\(message)")
+        message = await Self.failure(file: "allow: [10.0.0.0/8, {a: b}]\n")
+        #expect(message.contains("config file") && message.contains("cannot be used"), "\(message)")
         message = await Self.failure(file: "rate-per-second: .inf\n")
         #expect(message.contains("rate-per-second"), "\(message)")
         message = await Self.failure(flags: ["trusted-proxy": .list(["10.0.0.0/33"])])
