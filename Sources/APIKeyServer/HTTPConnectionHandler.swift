@@ -100,7 +100,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             return
         }
         quiescing = true
-        if !waiting, output == nil, input == nil, !assembler.isInBody {
+        if !closing, !waiting, output == nil, input == nil, !assembler.isInBody {
             closing = true
             context.close(promise: nil)
         }
