@@ -102,7 +102,15 @@ extension APIRouter {
 
     private static let reset = Endpoint { engine, parameters, requester throws(EngineError) in
         guard let reference = try reference(parameters) else { throw EngineError.missingResetTarget }
-        return try engine.deferred.reset(reference, as: requester).map { _ in ResponseEncoding.boolean(true) }
+        let graceSeconds: Int64
+        do throws(EngineError) {
+            graceSeconds = try parameters.integer("grace_seconds") ?? 0
+        } catch {
+            throw EngineError.invalidGrace
+        }
+        return try engine.deferred.reset(reference, as: requester, graceSeconds: graceSeconds).map { _ in
+            ResponseEncoding.boolean(true)
+        }
     }
 
     private static let get = Endpoint.read { engine, parameters, requester throws(EngineError) in

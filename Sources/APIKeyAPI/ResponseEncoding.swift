@@ -96,3 +96,9 @@ enum ResponseEncoding {
         bytes.append(contentsOf: #", "updated_at": "\#(Timestamp.format(record.updatedAt))"}"#.utf8)
     }
 }
+
+extension KeyRecord {
+    /// The record as the API shows it (`get`): `order_id`, `client_id`, `api_key`, `config`,
+    /// `status`, `expires_at`, `created_at`, `updated_at`, dates as `YYYY-MM-DD HH:MM:SS` UTC.
+    public var apiJSON: [UInt8] { ResponseEncoding.record(self) }
+}

@@ -32,7 +32,7 @@ public struct DeferredWrites: Sendable {
             let options = try validatedOptions(request.config)
             _ = try UsageLimits(config: request.config)
             try validateExpiry(request.expiresAt)
-            let apiKey = try engine.generator.generateUnique(options) { state.table.contains($0) }
+            let apiKey = try engine.generator.generateUnique(options, isTaken: isTaken)
             let now = engine.clock.nowSeconds()
             let record = KeyRecord(
                 orderID: request.orderID ?? writeState.nextOrderID, clientID: request.clientID, apiKey: apiKey,
@@ -66,18 +66,39 @@ public struct DeferredWrites: Sendable {
         }
     }
 
-    /// Replaces a key with a newly generated one; the old key stops existing at once.
+    /// The longest grace period of a reset: 30 days.
+    public static let maximumGraceSeconds: Int64 = 2_592_000
+
+    /// Replaces a key with a newly generated one. The old key stops existing at once, or with
+    /// `graceSeconds` (0 ... ``maximumGraceSeconds``) keeps answering as the order's key until
+    /// that time has passed; a later reset of the order ends that grace at once.
     /// `orderID` wins when a reference names both.
     public func reset(
-        _ reference: KeyReference, as requester: Requester = .admin
+        _ reference: KeyReference, as requester: Requester = .admin, graceSeconds: Int64 = 0
     ) throws(EngineError) -> Written<KeyRecord> {
-        try write { writeState throws(EngineError) in
+        guard (0...Self.maximumGraceSeconds).contains(graceSeconds) else { throw EngineError.invalidGrace }
+        return try state.withLock { (writeState) throws(EngineError) -> Written<KeyRecord> in
             var record = try engine.resolve(reference, requester, writeState)
+            let oldKey = record.apiKey
             let options = try validatedOptions(record.config)
-            record.apiKey = try engine.generator.generateUnique(options) { state.table.contains($0) }
+            record.apiKey = try engine.generator.generateUnique(options, isTaken: isTaken)
             record.updatedAt = engine.clock.nowSeconds()
-            return (record, .put(record))
+            if graceSeconds > 0 {
+                let until = engine.clock.nowNanoseconds().addingReportingOverflow(graceSeconds * 1_000_000_000)
+                let retired = RetiredKey(
+                    key: oldKey, orderID: record.orderID, currentKey: record.apiKey,
+                    untilNanoseconds: until.overflow ? .max : until.partialValue)
+                // First, so that the old key answers through the new one as soon as it leaves
+                // the table.
+                _ = try commit(.retire(retired), to: &writeState)
+            }
+            return Written(record, pending: try commit(.put(record), to: &writeState))
         }
+    }
+
+    /// Whether `key` is in use: some order's key, or a key in its grace period.
+    private func isTaken(_ key: String) -> Bool {
+        state.table.contains(key) || state.retired.contains(key)
     }
 
     /// Suspends an active key.
@@ -265,9 +286,19 @@ public struct DeferredWrites: Sendable {
         }
     }
 
-    private func validatedOptions(_ config: JSONValue) throws(EngineError) -> KeyGenerationOptions {
+    /// Refuses a config that `create` would refuse: not an object, too large, bad generation
+    /// options or usage limits.
+    /// `encodedBytes` is the size of its JSON text, when known.
+    func validate(config: JSONValue, encodedBytes: Int? = nil) throws(EngineError) {
+        _ = try validatedOptions(config, encodedBytes: encodedBytes)
+        _ = try UsageLimits(config: config)
+    }
+
+    private func validatedOptions(
+        _ config: JSONValue, encodedBytes: Int? = nil
+    ) throws(EngineError) -> KeyGenerationOptions {
         guard case .object = config else { throw EngineError.invalid("config must be a JSON object") }
-        let size = config.encoded.count
+        let size = encodedBytes ?? config.encoded.count
         let limit = engine.configuration.maximumConfigBytes
         guard size <= limit else {
             throw EngineError.invalid("config is \(size) bytes as JSON; the limit is \(limit) bytes")

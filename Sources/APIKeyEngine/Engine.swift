@@ -60,13 +60,14 @@ public final class Engine: Sendable {
         directory: String, options: StorageOptions = StorageOptions(),
         configuration: EngineConfiguration = EngineConfiguration(), clock: any EngineClock = SystemClock(),
         random: any RandomSource = SystemRandomSource(), files: any FileLayer = PosixFileLayer(),
-        logger: Logger = Logger(label: "APIKeyEngine")
+        logger: Logger = Logger(label: "APIKeyEngine"), progress: ProgressHandler? = nil
     ) throws(StorageError) -> Engine {
         let state = EngineState(
             shardCountLog2: configuration.shardCountLog2, random: random,
             idempotencyEntries: configuration.idempotencyEntries)
         let (storage, report) = try Storage.open(
-            directory: directory, options: options, into: state, clock: clock, files: files, logger: logger)
+            directory: directory, options: options, into: state, clock: clock, files: files, logger: logger,
+            progress: progress)
         return Engine(
             configuration: configuration, clock: clock, random: random, state: state, storage: storage,
             recoveryReport: report)
@@ -76,14 +77,49 @@ public final class Engine: Sendable {
     /// loaded as a server would load it, then every record is checked
     /// (``RecoveryReport/integrityProblems``).
     public static func verifyData(
-        directory: String, files: any FileLayer = PosixFileLayer()
+        directory: String, files: any FileLayer = PosixFileLayer(), progress: ProgressHandler? = nil
     )
         throws(StorageError) -> RecoveryReport
     {
-        let engine = Engine()
-        var report = try Recovery.recover(directory: directory, files: files, into: engine.state)
+        let engine = try load(directory: directory, files: files, progress: progress)
+        var report = engine.recoveryReport!
         report.integrityProblems = engine.integrityProblems()
         return report
+    }
+
+    /// How often ``load(directory:configuration:clock:files:progress:)`` starts again when a
+    /// file it was reading went away.
+    static let loadAttempts = 5
+
+    /// The state of the data directory `directory`, as of its newest snapshot that verifies and
+    /// every complete journal record after it, in an engine of its own that keeps it in memory
+    /// only (its ``recoveryReport`` says what was read). Takes no lock and changes no file, so it
+    /// reads a directory that a running server is using: a record that server is writing at that
+    /// moment is left out, as a torn tail is, and when a snapshot of that server removes a file
+    /// being read, the load starts again (up to five times).
+    public static func load(
+        directory: String, configuration: EngineConfiguration = EngineConfiguration(),
+        clock: any EngineClock = SystemClock(), files: any FileLayer = PosixFileLayer(),
+        progress: ProgressHandler? = nil
+    ) throws(StorageError) -> Engine {
+        var attempt = 1
+        while true {
+            let engine = Engine(configuration: configuration, clock: clock)
+            let before = try files.list(directory)
+            do throws(StorageError) {
+                let target = ProgressRecoveryTarget(engine.state, handler: progress)
+                let report = try Recovery.recover(directory: directory, files: files, into: target)
+                target.finish()
+                engine.state.retired.removeEnded(nowNanoseconds: clock.nowNanoseconds())
+                return Engine(
+                    configuration: configuration, clock: clock, random: engine.random, state: engine.state,
+                    storage: nil, recoveryReport: report)
+            } catch {
+                let after = try files.list(directory)
+                guard attempt < loadAttempts, Set(after) != Set(before) else { throw error }
+                attempt += 1
+            }
+        }
     }
 
     /// What is wrong with the loaded state; empty when all is well. Checks the key table's
@@ -96,10 +132,10 @@ public final class Engine: Sendable {
     /// Writes a snapshot of the whole state now, then removes what it makes redundant. Checks go
     /// on meanwhile; writes pause only while the shards are copied.
     @discardableResult
-    public func snapshot() throws(EngineError) -> SnapshotSummary {
+    public func snapshot(progress: ProgressHandler? = nil) throws(EngineError) -> SnapshotSummary {
         guard let storage else { throw EngineError(.noDataDirectory, "This engine has no data directory") }
         do throws(Storage.SnapshotFailure) {
-            return try storage.snapshot()
+            return try storage.snapshot(progress: progress)
         } catch {
             throw Self.engineError(error)
         }
@@ -189,8 +225,23 @@ public final class Engine: Sendable {
     public func check(keyBytes: UnsafeRawBufferPointer, hash: KeyHash? = nil) throws(EngineError) -> Bool {
         guard keyBytes.count > 0 else { throw EngineError.missingKey }
         let hash = hash?.value ?? state.table.hash(keyBytes)
-        guard let validity = state.table.validity(keyBytes, hash: hash) else { throw EngineError.keyNotFound }
+        guard let validity = state.table.validity(keyBytes, hash: hash) else { return try checkRetired(keyBytes) }
         return validity.isValid { clock.nowNanoseconds() }
+    }
+
+    /// ``check(keyBytes:hash:)`` of a key the table does not hold: a key in its grace period
+    /// answers as its order's current key.
+    @inline(never)
+    private func checkRetired(_ keyBytes: UnsafeRawBufferPointer) throws(EngineError) -> Bool {
+        guard let record = retiredRecord(keyBytes) else { throw EngineError.keyNotFound }
+        return KeyValidity(status: record.status, expiresAt: record.expiresAt).isValid { clock.nowNanoseconds() }
+    }
+
+    /// The record of the order whose key in its grace period has these bytes; nil when none has.
+    func retiredRecord(_ keyBytes: UnsafeRawBufferPointer) -> KeyRecord? {
+        guard let (orderID, current) = state.retired.currentKey(of: keyBytes, nowNanoseconds: clock.nowNanoseconds())
+        else { return nil }
+        return state.table.record(orderID: orderID, hash: state.table.hash(current))
     }
 
     /// Validity and custom parameters of `key`, copied into a ``KeyInfo``.
@@ -233,7 +284,10 @@ public final class Engine: Sendable {
         let found = state.table.withInfo(keyBytes, hash: hash) { validity, _, custom in
             body(validity.isValid { clock.nowNanoseconds() }, custom)
         }
-        guard found else { throw EngineError.keyNotFound }
+        guard !found else { return }
+        guard let record = retiredRecord(keyBytes) else { throw EngineError.keyNotFound }
+        let valid = KeyValidity(status: record.status, expiresAt: record.expiresAt).isValid { clock.nowNanoseconds() }
+        Array(record.customParametersJSON).withUnsafeBytes { body(valid, $0) }
     }
 
     /// Verifies `key` and consumes `cost` when it passes (see ``DeferredWrites/verify(keyBytes:hash:cost:requestID:_:)``),
@@ -334,13 +388,48 @@ public final class Engine: Sendable {
                 if total >= start, records.count < perPage { records.append(record) }
                 total += 1
             }
-            if let owner {
-                for orderID in state.ordersByClient[owner] ?? [] { visit(orderID, state.orders[orderID]) }
-            } else {
-                for entry in state.orders.entries { visit(entry.orderID, entry.keyHash) }
+            guard status == nil else {
+                // The status is in the record: every candidate is read.
+                if let owner {
+                    for orderID in state.ordersByClient[owner] ?? [] { visit(orderID, state.orders[orderID]) }
+                } else {
+                    for entry in state.orders.entries { visit(entry.orderID, entry.keyHash) }
+                }
+                return KeyPage(list: records, total: total, page: page, perPage: perPage)
             }
-            return KeyPage(list: records, total: total, page: page, perPage: perPage)
+            // Without a status, only the page's records are read: listing every page stays linear.
+            let count = owner.map { state.ordersByClient[$0]?.count ?? 0 } ?? state.orders.count
+            if start < count {
+                for index in start..<min(count, start + perPage) {
+                    let orderID: Int64
+                    let keyHash: UInt64?
+                    if let owner {
+                        orderID = state.ordersByClient[owner]![index]
+                        keyHash = state.orders[orderID]
+                    } else {
+                        (orderID, keyHash) = (state.orders.entries[index].orderID, state.orders.entries[index].keyHash)
+                    }
+                    if let keyHash, let record = table.record(orderID: orderID, hash: keyHash) {
+                        records.append(record)
+                    }
+                }
+            }
+            return KeyPage(list: records, total: count, page: page, perPage: perPage)
         }
+    }
+
+    /// Calls `body` with every record, by ascending order ID: each record as it is when reached
+    /// (take ``load(directory:configuration:clock:files:progress:)``'s engine for one moment's).
+    public func forEachRecord<E: Error>(_ body: (KeyRecord) throws(E) -> Void) throws(E) {
+        let entries = state.withLock { $0.orders.entries }
+        for entry in entries {
+            if let record = state.table.record(orderID: entry.orderID, hash: entry.keyHash) { try body(record) }
+        }
+    }
+
+    /// Every client's API token, by ascending client ID.
+    public var clientTokens: [(clientID: Int64, token: String)] {
+        state.withLock { state in state.tokenByClient.sorted { $0.key < $1.key }.map { ($0.key, $0.value) } }
     }
 
     /// How many keys the engine holds.
@@ -385,11 +474,15 @@ public final class Engine: Sendable {
         try acknowledged(deferred.update(changes))
     }
 
-    /// Replaces a key with a newly generated one; the old key stops existing at once.
+    /// Replaces a key with a newly generated one. The old key stops existing at once, or with
+    /// `graceSeconds` (up to ``DeferredWrites/maximumGraceSeconds``) keeps answering for the
+    /// order until that time has passed; a later reset ends the grace at once.
     /// `orderID` wins when a reference names both.
     @discardableResult
-    public func reset(_ reference: KeyReference, as requester: Requester = .admin) throws(EngineError) -> KeyRecord {
-        try acknowledged(deferred.reset(reference, as: requester))
+    public func reset(
+        _ reference: KeyReference, as requester: Requester = .admin, graceSeconds: Int64 = 0
+    ) throws(EngineError) -> KeyRecord {
+        try acknowledged(deferred.reset(reference, as: requester, graceSeconds: graceSeconds))
     }
 
     /// Suspends an active key.
@@ -444,7 +537,8 @@ public final class Engine: Sendable {
             if record == nil, requester == .admin { throw EngineError.orderNotFound }
         case .key(let key):
             guard !key.isEmpty else { throw EngineError.missingKey }
-            record = self.state.table.record(key)
+            var key = key
+            record = self.state.table.record(key) ?? key.withUTF8 { retiredRecord(UnsafeRawBufferPointer($0)) }
         }
         guard let record else { throw EngineError.keyNotFound }
         if case .client(let clientID) = requester, record.clientID != clientID { throw EngineError.keyNotFound }

@@ -32,6 +32,8 @@ public struct EngineError: Error, Hashable, Sendable, CustomStringConvertible {
         public static let invalidArgument = Code("invalidArgument")
         /// The order already has a key.
         public static let orderExists = Code("orderExists")
+        /// An imported key or client token is already another order's or client's.
+        public static let keyExists = Code("keyExists")
         /// The key's status does not allow this lifecycle step.
         public static let invalidTransition = Code("invalidTransition")
         /// The engine holds as many keys as it may, or has no order ID left to assign.
@@ -103,6 +105,9 @@ extension EngineError {
         .missingReference, "You must provide the API key, its order ID or the client ID.")
     /// `verify` was given a cost that is not a whole number from 0 to 1,000,000,000.
     public static let invalidCost = EngineError(.invalidArgument, "cost must be a whole number from 0 to 1000000000")
+    /// A reset's `grace_seconds` out of range or not a whole number.
+    public static let invalidGrace = EngineError(
+        .invalidArgument, "grace_seconds must be a whole number from 0 to \(DeferredWrites.maximumGraceSeconds)")
     /// `usage` was given a month that is not `YYYY-MM`.
     public static let invalidMonth = EngineError(
         .invalidArgument, "month must be a month written YYYY-MM, from 0001-01 to 9999-12")

@@ -9,6 +9,8 @@ final class EngineState: Sendable {
     let table: KeyTable<SeededXXH3>
     /// Each order's usage meter and limits, beside the table (see ``UsageTable`` for the locks).
     let usage = UsageTable()
+    /// Keys replaced by a reset with a grace period, still answering for their orders.
+    let retired = RetiredKeys()
     /// Verify answers kept for their request IDs. Lock order: this, then a usage shard.
     let remembered: Mutex<RememberedAnswers>
     private let state: Mutex<WriteState>
@@ -40,7 +42,8 @@ final class EngineState: Sendable {
         return SnapshotFile.Contents(
             lastSequence: sequence, nextOrderID: state.nextOrderID, records: table.copyRecords(),
             clientTokens: state.tokenByClient.sorted { $0.key < $1.key }.map { ($0.key, $0.value) },
-            usage: usageShards, remembered: answers)
+            usage: usageShards, remembered: answers, retired: retired.all,
+            recordCount: UInt64(state.orders.count + state.tokenByClient.count))
     }
 
     /// The record of order `orderID`; call with the write lock held.
@@ -108,7 +111,7 @@ final class EngineState: Sendable {
     /// `commit` journals what the verify decided (with the use it counts, nil for none) and
     /// returns what must become durable; it runs before the use is counted.
     private func decide(
-        _ keyBytes: UnsafeRawBufferPointer, hash: UInt64, cost: Int64, now: Int64,
+        _ keyBytes: UnsafeRawBufferPointer, hash: UInt64, cost: Int64, now: Int64, followsRetired: Bool = true,
         _ body: (Verification, UnsafeRawBufferPointer) -> Void,
         commit: (Verification, UsageCount?) throws(EngineError) -> PendingDurability?
     ) throws(EngineError) -> PendingDurability? {
@@ -127,7 +130,20 @@ final class EngineState: Sendable {
             }
         }
         if let failure { throw failure }
-        if !found { Self.withEmptyObject { body(.notFound, $0) } }
+        guard !found else { return pending }
+        if followsRetired, let (_, currentKey) = retired.currentKey(of: keyBytes, nowNanoseconds: now) {
+            // A key in its grace period verifies as its order's current key, on the same usage.
+            var currentKey = currentKey
+            let currentHash = table.hash(currentKey)
+            return try currentKey.withUTF8 { bytes in
+                Result { () throws(EngineError) -> PendingDurability? in
+                    try decide(
+                        UnsafeRawBufferPointer(bytes), hash: currentHash, cost: cost, now: now, followsRetired: false,
+                        body, commit: commit)
+                }
+            }.get()
+        }
+        Self.withEmptyObject { body(.notFound, $0) }
         return pending
     }
 
@@ -219,8 +235,10 @@ final class EngineState: Sendable {
             usage.put(orderID: record.orderID, from: oldHash, to: newHash, limits: { UsageLimits(stored: record) }) {
                 put(record, keyHash: newHash, oldHash: oldHash, to: &state)
             }
+            retired.endGrace(orderID: record.orderID, unlessReplacedBy: record.apiKey)
             state.raiseNextOrderID(past: record.orderID)
         case .delete(let orderID):
+            retired.endGrace(orderID: orderID)
             guard let hash = state.orders.remove(orderID) else { return }
             usage.delete(orderID: orderID, keyHash: hash) {
                 if let old = table.remove(orderID: orderID, hash: hash) {
@@ -250,6 +268,8 @@ final class EngineState: Sendable {
                 apply(.use(orderID: answer.verification.orderID, month: use.month, count: use.used), to: &state)
             }
             remembered.withLock { $0.remember(answer, pending: nil, nowNanoseconds: answer.atNanoseconds) }
+        case .retire(let key):
+            retired.add(key)
         }
     }
 
@@ -271,9 +291,11 @@ final class EngineState: Sendable {
                     state.addToClient(record.clientID, record.orderID)
                 }
             } else {
-                let old = table.remove(orderID: record.orderID, hash: oldHash)
-                if let old { state.keysByStatus.remove(old.status) }
+                // A new key: added before the old one goes, so the order never misses (a key in
+                // its grace period answers through the new one).
                 _ = table.insert(record)
+                let old = table.remove(orderID: record.orderID, hash: oldHash, otherThan: record.apiKey)
+                if let old { state.keysByStatus.remove(old.status) }
                 if let old, old.clientID != record.clientID {
                     state.removeFromClient(old.clientID, record.orderID)
                     state.addToClient(record.clientID, record.orderID)
@@ -333,6 +355,8 @@ final class EngineState: Sendable {
             guard state.orders[orderID] == nil else { return "order \(orderID) was deleted but is still indexed" }
         case .setClientToken(let clientID, let token):
             guard state.tokenByClient[clientID] == token else { return "client \(clientID) token not applied" }
+        case .retire(let key):
+            guard retired.contains(key.key) else { return "the retired key of order \(key.orderID) was not kept" }
         case .use, .resetUsage, .setUsage, .remember:
             break
         }
@@ -410,6 +434,7 @@ extension EngineState: RecoveryTarget {
     func reset() {
         table.removeAll()
         usage.removeAll()
+        retired.removeAll()
         remembered.withLock { $0 = RememberedAnswers(capacity: $0.capacity) }
         state.withLock { $0 = WriteState() }
     }

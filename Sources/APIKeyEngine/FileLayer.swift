@@ -174,6 +174,17 @@ final class DirectoryLock: Sendable {
         self.descriptor = Mutex(descriptor)
     }
 
+    /// Whether another process holds the lock of `directory`; creates nothing (a directory with
+    /// no lock file is not in use).
+    static func isHeld(directory: String) -> Bool {
+        let descriptor = open(directory + "/LOCK", O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { return false }
+        defer { close(descriptor) }
+        guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else { return true }
+        flock(descriptor, LOCK_UN)
+        return false
+    }
+
     /// Gives the directory up now rather than when the last reference goes. Unlocks before
     /// closing: a child process forked meanwhile (by an embedder, or by tests) holds a duplicate
     /// of the descriptor until it execs, and the lock belongs to the open file, so closing alone

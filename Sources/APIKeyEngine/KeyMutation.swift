@@ -20,4 +20,7 @@ public enum KeyMutation: Hashable, Sendable {
     case setUsage(orderID: Int64, counts: [UsageCount])
     /// Remembers the answer to a verify that named a request ID, so a repeat gets it again.
     case remember(RememberedVerification)
+    /// Keeps a key that a reset replaces answering for its order until a deadline. Journaled just
+    /// before the put of the new key, so the old key never misses in between.
+    case retire(RetiredKey)
 }

@@ -241,6 +241,13 @@ final class KeyTable<Hash: KeyHashFunction>: @unchecked Sendable {
         remove(place(hash: hash)) { $0.orderID == orderID }
     }
 
+    /// Removes and returns the record of order `orderID` whose key hashes to `hash` and is not
+    /// `key`: the old record, once the order's record with its new key is in.
+    @discardableResult
+    func remove(orderID: Int64, hash: UInt64, otherThan key: String) -> KeyRecord? {
+        withBytes(key) { bytes in remove(place(hash: hash)) { $0.orderID == orderID && !$0.keyEquals(bytes) } }
+    }
+
     private func remove(_ place: (shard: Int, tag: UInt32), matching: (ArenaRecordView) -> Bool) -> KeyRecord? {
         let header = self.header(place.shard)
         return locks[place.shard].withWriter { writer -> KeyRecord? in

@@ -12,11 +12,13 @@
 /// | 5 reset usage | order i64, month |
 /// | 6 set usage | order i64, count u16, then per month: month, used i64 |
 /// | 7 remember | digest (low u64, high u64), at i64, verification, has-use u8, then month, count i64 |
+/// | 8 retire | order i64, until (nanoseconds) i64, key (u16 + bytes), current key (u16 + bytes) |
 ///
 /// A month is year u16 and month u8. A verification is code u8, order i64, client i64, flags u8
 /// (1: usage follows, 2: rate limit follows), usage (month, limit i64, used i64, remaining i64),
 /// rate limit (limit i64, remaining i64, reset milliseconds i64). Types 4 to 7 came with usage
-/// metering: a build before it refuses a journal or snapshot that holds them.
+/// metering, type 8 with rotation grace periods: a build before them refuses a journal or snapshot
+/// that holds them.
 enum MutationCodec {
     static let putType: UInt8 = 1
     static let deleteType: UInt8 = 2
@@ -25,6 +27,7 @@ enum MutationCodec {
     static let resetUsageType: UInt8 = 5
     static let setUsageType: UInt8 = 6
     static let rememberType: UInt8 = 7
+    static let retireType: UInt8 = 8
 
     /// The type byte of `mutation`.
     static func type(of mutation: KeyMutation) -> UInt8 {
@@ -36,6 +39,7 @@ enum MutationCodec {
         case .resetUsage: resetUsageType
         case .setUsage: setUsageType
         case .remember: rememberType
+        case .retire: retireType
         }
     }
 
@@ -77,6 +81,13 @@ enum MutationCodec {
                 encode(use.month, into: &bytes)
                 bytes.appendLittleEndian(use.used)
             }
+        case .retire(let retired):
+            bytes.appendLittleEndian(retired.orderID)
+            bytes.appendLittleEndian(retired.untilNanoseconds)
+            bytes.appendLittleEndian(UInt16(retired.key.utf8.count))
+            bytes.append(contentsOf: retired.key.utf8)
+            bytes.appendLittleEndian(UInt16(retired.currentKey.utf8.count))
+            bytes.append(contentsOf: retired.currentKey.utf8)
         }
     }
 
@@ -155,10 +166,7 @@ enum MutationCodec {
             guard let orderID = reader.int64() else { return nil }
             mutation = .delete(orderID: orderID)
         case clientTokenType:
-            guard let clientID = reader.int64(), let length = reader.uint16(),
-                let tokenBytes = reader.bytes(Int(length)),
-                let token = String(validating: tokenBytes, as: UTF8.self)
-            else { return nil }
+            guard let clientID = reader.int64(), let token = string(&reader) else { return nil }
             mutation = .setClientToken(clientID: clientID, token: token)
         case useType:
             guard let orderID = reader.int64(), let month = month(&reader), let count = reader.int64(), count >= 0
@@ -188,10 +196,22 @@ enum MutationCodec {
                 RememberedVerification(
                     digest: RequestDigest(low: low, high: high), atNanoseconds: at, verification: verification,
                     consumed: consumed))
+        case retireType:
+            guard let orderID = reader.int64(), let until = reader.int64(), let key = string(&reader),
+                let currentKey = string(&reader)
+            else { return nil }
+            mutation = .retire(
+                RetiredKey(key: key, orderID: orderID, currentKey: currentKey, untilNanoseconds: until))
         default:
             return nil
         }
         return reader.isAtEnd ? mutation : nil
+    }
+
+    /// A UTF-8 string with a u16 length.
+    private static func string(_ reader: inout ByteReader) -> String? {
+        guard let length = reader.uint16(), let bytes = reader.bytes(Int(length)) else { return nil }
+        return String(validating: bytes, as: UTF8.self)
     }
 
     private static func month(_ reader: inout ByteReader) -> UsageMonth? {

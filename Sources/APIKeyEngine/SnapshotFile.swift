@@ -5,7 +5,7 @@ import CZlib
 ///
 /// `snapshot-<last sequence, 20 digits>.snap` holds the magic `AKSNAP01`, a zlib stream of
 /// entries (type u8, payload length u32, payload: the ``MutationCodec`` form of the puts, client
-/// tokens, usage counts and remembered verify answers that rebuild the state) and a 56-byte trailer: last sequence, next order ID,
+/// tokens, usage counts, remembered verify answers and retired keys that rebuild the state) and a 56-byte trailer: last sequence, next order ID,
 /// entry count, uncompressed bytes, compressed bytes, XXH3-64 of the compressed bytes, and XXH3-64
 /// of the trailer's first 48 bytes. Nothing is applied before both checksums pass.
 enum SnapshotFile {
@@ -33,6 +33,10 @@ enum SnapshotFile {
         /// The usage table's shards, as copied.
         var usage: [UsageTable.Copy] = []
         var remembered: [RememberedVerification] = []
+        /// Keys in their grace period after a reset.
+        var retired: [RetiredKey] = []
+        /// How many entries the records and the rest make, roughly (for progress reports).
+        var recordCount: UInt64?
     }
 
     /// Hooks inside the write protocol, where tests simulate a crash.
@@ -45,6 +49,7 @@ enum SnapshotFile {
     /// removes its temporary file, so a failure (a full disk) costs no space.
     static func write(
         _ contents: Contents, directory: String, files: any FileLayer, compressionLevel: Int32 = 1,
+        progress: ProgressHandler? = nil,
         afterStep: (Step) throws(StorageError) -> Void = { _ throws(StorageError) in }
     ) throws(StorageError) -> (path: String, header: Header) {
         let finalPath = directory + "/" + names.name(contents.lastSequence)
@@ -52,7 +57,8 @@ enum SnapshotFile {
         let header: Header
         do {
             header = try writeTemporary(
-                contents, to: temporaryPath, files: files, compressionLevel: compressionLevel, afterStep: afterStep)
+                contents, to: temporaryPath, files: files, compressionLevel: compressionLevel, progress: progress,
+                afterStep: afterStep)
             try files.rename(temporaryPath, to: finalPath)
         } catch {
             do {
@@ -70,7 +76,7 @@ enum SnapshotFile {
     /// Writes and fsyncs the temporary file of a snapshot and returns its header.
     private static func writeTemporary(
         _ contents: Contents, to temporaryPath: String, files: any FileLayer, compressionLevel: Int32,
-        afterStep: (Step) throws(StorageError) -> Void
+        progress: ProgressHandler?, afterStep: (Step) throws(StorageError) -> Void
     ) throws(StorageError) -> Header {
         try files.remove(temporaryPath)
         let file = try files.openForAppend(temporaryPath)
@@ -81,6 +87,7 @@ enum SnapshotFile {
         var uncompressed: UInt64 = 0
         var batch: [UInt8] = []
         batch.reserveCapacity(1 << 20)
+        var counter = ProgressCounter(progress, phase: ProgressReport.writingSnapshot, total: contents.recordCount)
         func add(type: UInt8, _ encodePayload: (inout [UInt8]) -> Void) throws(StorageError) {
             let start = batch.count
             batch.append(type)
@@ -91,6 +98,7 @@ enum SnapshotFile {
                 for index in 0..<4 { batch[start + 1 + index] = lengthBytes[index] }
             }
             entries += 1
+            counter.advance()
             if batch.count >= 1 << 20 {
                 uncompressed += UInt64(batch.count)
                 try compressor.compress(batch, finish: false, into: file)
@@ -110,8 +118,10 @@ enum SnapshotFile {
             for (orderID, counts) in shard.counts { try add(.setUsage(orderID: orderID, counts: counts)) }
         }
         for answer in contents.remembered { try add(.remember(answer)) }
+        for key in contents.retired { try add(.retire(key)) }
         uncompressed += UInt64(batch.count)
         try compressor.compress(batch, finish: true, into: file)
+        counter.finish()
 
         let header = Header(
             lastSequence: contents.lastSequence, nextOrderID: contents.nextOrderID, entryCount: entries,

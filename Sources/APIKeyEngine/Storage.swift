@@ -99,14 +99,17 @@ final class Storage: @unchecked Sendable {
     /// was read becomes a snapshot and the unreadable segments are renamed `*.corrupt-<seconds>`.
     static func open(
         directory: String, options: StorageOptions, into state: EngineState, clock: any EngineClock,
-        files: any FileLayer, logger: Logger
+        files: any FileLayer, logger: Logger, progress: ProgressHandler? = nil
     ) throws(StorageError) -> (Storage, RecoveryReport) {
         try createDirectory(directory)
         let lock = try DirectoryLock(directory: directory)
         for name in try files.list(directory) where name.hasSuffix(".snap.tmp") {
             try files.remove(directory + "/" + name)
         }
-        let report = try Recovery.recover(directory: directory, files: files, into: state)
+        let target = ProgressRecoveryTarget(state, handler: progress)
+        let report = try Recovery.recover(directory: directory, files: files, into: target)
+        target.finish()
+        state.retired.removeEnded(nowNanoseconds: clock.nowNanoseconds())
         var verifiedSnapshots = Set<UInt64>()
         if let loaded = report.snapshot.flatMap(SnapshotFile.names.sequence(of:)) { verifiedSnapshots.insert(loaded) }
         let repair = Repair(directory: directory, files: files, nowSeconds: clock.nowSeconds(), logger: logger)
@@ -243,7 +246,7 @@ final class Storage: @unchecked Sendable {
 
     /// Writes a snapshot of the whole state now, then removes what it makes redundant. Checks go
     /// on meanwhile; writes pause only while the shards are copied.
-    func snapshot() throws(SnapshotFailure) -> SnapshotSummary {
+    func snapshot(progress: ProgressHandler? = nil) throws(SnapshotFailure) -> SnapshotSummary {
         let started = snapshotGate.withLock { running in
             defer { running = true }
             return !running
@@ -264,7 +267,7 @@ final class Storage: @unchecked Sendable {
         do throws(StorageError) {
             let (path, header) = try SnapshotFile.write(
                 contents, directory: directory, files: files, compressionLevel: options.compressionLevel,
-                afterStep: snapshotStepHook)
+                progress: progress, afterStep: snapshotStepHook)
             verifiedSnapshots.withLock { _ = $0.insert(header.lastSequence) }
             try pruneAfterSnapshot()
             let summary = SnapshotSummary(
