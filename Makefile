@@ -4,8 +4,9 @@ SWIFT ?= swift
 DATA_DIR ?= data/store
 SERVE_ARGS ?=
 # openssl and curl: the HTTPS tests make certificates and talk TLS with them; nginx: a test runs
-# the shipped deploy/nginx-apikeyd.conf in front of the server.
-APT_PACKAGES := libxxhash-dev zlib1g-dev pkg-config openssl curl nginx
+# the shipped deploy/nginx-apikeyd.conf in front of the server; python3: a test generates a
+# FOSSBilling dump with Benchmarks/fossbilling-dump.py.
+APT_PACKAGES := libxxhash-dev zlib1g-dev pkg-config openssl curl nginx python3
 
 .PHONY: deps serve build release test bench fuzz lint format clean
 

@@ -4,6 +4,7 @@ import APIKeyLimiter
 import APIKeyServer
 import ArgumentParser
 import Dispatch
+import Foundation
 import Logging
 import Synchronization
 
@@ -19,9 +20,31 @@ struct APIKeyDaemon: AsyncParsableCommand {
         commandName: "apikeyd",
         abstract: "An API-key validation engine with a FOSSBilling-compatible HTTP API.",
         version: apikeydVersion,
-        subcommands: [Serve.self, Snapshot.self, VerifyData.self],
+        subcommands: [
+            Serve.self, KeysCommand.self, ClientsCommand.self, Import.self, Export.self, Snapshot.self,
+            VerifyData.self,
+        ],
         defaultSubcommand: Serve.self
     )
+
+    /// As ArgumentParser's, but a bad option or value exits with status 2 (its own default is
+    /// 64), as the server's settings do.
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asynchronous = command as? any AsyncParsableCommand {
+                try await asynchronous.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            if exitCode(for: error) == .validationFailure {
+                FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+                Glibc.exit(2)
+            }
+            exit(withError: error)
+        }
+    }
 }
 
 struct Snapshot: ParsableCommand {
@@ -32,14 +55,20 @@ struct Snapshot: ParsableCommand {
     var dataDir = "data/store"
 
     func run() throws {
-        var options = StorageOptions()
-        options.snapshotOnClose = false
-        let engine = try Engine.open(directory: dataDir, options: options)
-        let summary = try engine.snapshot()
-        try engine.close()
-        print(
-            "wrote \(summary.path): \(summary.entries) entries, \(summary.bytes) bytes, last sequence \(summary.lastSequence), \(summary.nanoseconds / 1_000_000) ms"
-        )
+        try reportingFailures {
+            try requireDataDirectory(dataDir)
+            var options = StorageOptions()
+            options.snapshotOnClose = false
+            let display = ProgressDisplay()
+            let engine = try Engine.open(
+                directory: dataDir, options: options, logger: maintenanceLogger, progress: display.handler)
+            let summary = try engine.snapshot(progress: display.handler)
+            try engine.close()
+            display.finish()
+            print(
+                "wrote \(summary.path): \(summary.entries) entries, \(summary.bytes) bytes, last sequence \(summary.lastSequence), \(summary.nanoseconds / 1_000_000) ms"
+            )
+        }
     }
 }
 
@@ -55,10 +84,15 @@ struct VerifyData: ParsableCommand {
     var dataDir = "data/store"
 
     func run() throws {
-        let report = try Engine.verifyData(directory: dataDir)
-        print(report.description)
-        if report.corruption != nil || !report.rejectedSnapshots.isEmpty || !report.integrityProblems.isEmpty {
-            throw ExitCode(1)
+        try reportingFailures {
+            try requireDataDirectory(dataDir)
+            let display = ProgressDisplay()
+            let report = try Engine.verifyData(directory: dataDir, progress: display.handler)
+            display.finish()
+            print(report.description)
+            if report.corruption != nil || !report.rejectedSnapshots.isEmpty || !report.integrityProblems.isEmpty {
+                throw ExitCode(1)
+            }
         }
     }
 }

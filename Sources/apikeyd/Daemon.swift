@@ -131,20 +131,11 @@ struct Daemon {
             return token
         }
         if let path = settings.adminTokenFile {
-            let text: String
-            do {
-                text = try String(contentsOfFile: path, encoding: .utf8)
+            do throws(CommandFailure) {
+                return try TokenFile.read(path)
             } catch {
-                throw StartFailure(
-                    description: "cannot read the admin token file \(path): \(error.localizedDescription)")
+                throw StartFailure(description: error.description)
             }
-            guard
-                let line = text.split(whereSeparator: \.isNewline).first.map({
-                    String($0.trimmingCharacters(in: " \t"))
-                }),
-                !line.isEmpty
-            else { throw StartFailure(description: "the admin token file \(path) is empty") }
-            return line
         }
         do {
             let stored = try AdminTokenFile.loadOrCreate(in: settings.dataDir)

@@ -1,0 +1,218 @@
+import APIKeyAPI
+import APIKeyEngine
+import ArgumentParser
+import CSV
+import Foundation
+import Logging
+
+/// The data directory of a maintenance command: it must exist (a typo must not look like an
+/// empty store).
+func requireDataDirectory(_ path: String) throws(CommandFailure) {
+    var isDirectory: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+        throw CommandFailure("no data directory at \(path)")
+    }
+    guard isDirectory.boolValue else { throw CommandFailure("\(path) is not a directory") }
+}
+
+/// The engine's log in maintenance commands: warnings and worse, on standard error (standard
+/// output carries the command's own output).
+let maintenanceLogger: Logger = {
+    var logger = Logger(label: "APIKeyEngine", factory: { StreamLogHandler.standardError(label: $0) })
+    logger.logLevel = .warning
+    return logger
+}()
+
+/// Runs a maintenance command's body: a ``CommandFailure`` or a storage error is printed on
+/// standard error and becomes the exit status.
+func reportingFailures(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let failure as CommandFailure {
+        FileHandle.standardError.write(Data("apikeyd: \(failure.description)\n".utf8))
+        throw ExitCode(failure.status)
+    } catch let error as StorageError {
+        FileHandle.standardError.write(Data("apikeyd: \(error.message)\n".utf8))
+        throw ExitCode(1)
+    } catch let error as EngineError {
+        FileHandle.standardError.write(Data("apikeyd: \(error.message)\n".utf8))
+        throw ExitCode(1)
+    }
+}
+
+extension KeyFileFormat: ExpressibleByArgument {}
+
+struct Export: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write every key (and, in JSONL, every client token) of a data directory.",
+        discussion:
+            "Reads the newest snapshot and the journal without the lock, so it works on a directory a running server is using; the export is consistent as of one journal record. Changes no file in the directory."
+    )
+
+    @Option(help: "The data directory.")
+    var dataDir = "data/store"
+
+    @Option(help: "jsonl (records, then client tokens) or csv (records only).")
+    var format: KeyFileFormat = .jsonl
+
+    @Option(help: "The file to write (default: standard output); written whole, then renamed into place.")
+    var output: String?
+
+    func validate() throws {
+        guard format != .fossbilling else { throw ValidationError("export writes jsonl or csv") }
+    }
+
+    func run() throws {
+        try reportingFailures {
+            try requireDataDirectory(dataDir)
+            let display = ProgressDisplay()
+            let engine = try Engine.load(directory: dataDir, progress: display.handler)
+            display.finish()
+            if let corruption = engine.recoveryReport?.corruption {
+                FileHandle.standardError.write(
+                    Data("apikeyd: warning: the journal is damaged; exporting what precedes it: \(corruption)\n".utf8))
+            }
+            let sink = try OutputSink(path: output)
+            var counter = ExportCounter(total: UInt64(engine.keyCount), display: display)
+            switch format {
+            case .csv:
+                try writeCSV(engine, to: sink, &counter)
+                let tokens = engine.clientTokens.count
+                if tokens > 0 {
+                    FileHandle.standardError.write(
+                        Data("apikeyd: \(tokens) client tokens are not in CSV; --format jsonl keeps them\n".utf8))
+                }
+            default:
+                try writeJSONLines(engine, to: sink, &counter)
+            }
+            try sink.finish()
+            display.finish()
+            let tokens = format == .csv ? 0 : engine.clientTokens.count
+            FileHandle.standardError.write(
+                Data(
+                    "apikeyd: exported \(counter.done) keys and \(tokens) client tokens from \(dataDir)\(output.map { " to \($0)" } ?? "")\n"
+                        .utf8))
+        }
+    }
+
+    private func writeJSONLines(_ engine: Engine, to sink: OutputSink, _ counter: inout ExportCounter) throws {
+        try engine.forEachRecord { record in
+            var line = record.apiJSON
+            line.append(UInt8(ascii: "\n"))
+            try sink.write(line)
+            counter.advance()
+        }
+        for (clientID, token) in engine.clientTokens {
+            var line = JSONValue.object([
+                JSONMember("client_id", .integer(clientID)), JSONMember("api_token", .string(token)),
+            ])
+            .encoded
+            line.append(UInt8(ascii: "\n"))
+            try sink.write(line)
+        }
+    }
+
+    private func writeCSV(_ engine: Engine, to sink: OutputSink, _ counter: inout ExportCounter) throws {
+        var stream = OutputStream(toMemory: ())
+        stream.open()
+        var writer = try CSVWriter(stream: stream)
+        try writer.write(row: KeyFileFormat.recordFields)
+        var rows = 1
+        func flush() throws {
+            writer.stream.close()
+            if let data = stream.property(forKey: .dataWrittenToMemoryStreamKey) as? Data {
+                try sink.write(Array(data))
+            }
+            stream = OutputStream(toMemory: ())
+            stream.open()
+            writer = try CSVWriter(stream: stream)
+        }
+        try engine.forEachRecord { record in
+            if rows > 0 { try flush() }
+            rows = 0
+            try writer.write(row: Self.csvRow(record))
+            try sink.write([UInt8(ascii: "\n")])
+            counter.advance()
+        }
+        try flush()
+        if counter.done == 0 { try sink.write([UInt8(ascii: "\n")]) }
+    }
+
+    /// A record's CSV fields, in ``KeyFileFormat/recordFields`` order.
+    static func csvRow(_ record: KeyRecord) -> [String] {
+        [
+            String(record.orderID), String(record.clientID), record.apiKey,
+            String(decoding: record.configJSON, as: UTF8.self), record.status.rawValue,
+            record.expiresAt.map(Timestamp.format) ?? "", Timestamp.format(record.createdAt),
+            Timestamp.format(record.updatedAt),
+        ]
+    }
+}
+
+/// Counts exported records for the progress display.
+struct ExportCounter {
+    let total: UInt64
+    let display: ProgressDisplay
+    private(set) var done: UInt64 = 0
+
+    init(total: UInt64, display: ProgressDisplay) {
+        self.total = total
+        self.display = display
+    }
+
+    mutating func advance() {
+        done += 1
+        if done % 16384 == 0 || done == total {
+            display.show(ProgressReport(phase: "exporting", done: done, total: total))
+        }
+    }
+}
+
+/// Standard output, or a file written under a temporary name and renamed into place when done.
+final class OutputSink {
+    private let handle: FileHandle
+    private let path: String?
+    private var buffer: [UInt8] = []
+
+    init(path: String?) throws(CommandFailure) {
+        self.path = path
+        guard let path else {
+            handle = FileHandle.standardOutput
+            return
+        }
+        let temporary = path + ".tmp"
+        guard FileManager.default.createFile(atPath: temporary, contents: nil),
+            let handle = FileHandle(forWritingAtPath: temporary)
+        else { throw CommandFailure("cannot create \(temporary)") }
+        self.handle = handle
+    }
+
+    func write(_ bytes: [UInt8]) throws {
+        buffer.append(contentsOf: bytes)
+        if buffer.count >= 1 << 20 { try flush() }
+    }
+
+    private func flush() throws {
+        do {
+            try handle.write(contentsOf: buffer)
+        } catch {
+            throw CommandFailure(
+                "cannot write \(path.map { $0 + ".tmp" } ?? "standard output"): \(error.localizedDescription)")
+        }
+        buffer.removeAll(keepingCapacity: true)
+    }
+
+    /// Writes what is left and, for a file, fsyncs it and renames it into place.
+    func finish() throws {
+        try flush()
+        guard let path else { return }
+        do {
+            try handle.synchronize()
+            try handle.close()
+            if FileManager.default.fileExists(atPath: path) { try FileManager.default.removeItem(atPath: path) }
+            try FileManager.default.moveItem(atPath: path + ".tmp", toPath: path)
+        } catch {
+            throw CommandFailure("cannot finish \(path): \(error.localizedDescription)")
+        }
+    }
+}

@@ -1,0 +1,130 @@
+import APIKeyEngine
+import ArgumentParser
+import Foundation
+
+struct Import: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Import keys and client tokens into a data directory that no server is using.",
+        discussion: """
+            Formats: jsonl and csv (as export writes them), fossbilling (a mysqldump of a FOSSBilling \
+            database: its service_apikey, client_order and client tables). The directory may be empty, \
+            missing (it is created) or hold keys already. All or nothing: a bad row stops the import, \
+            naming the file and line, and leaves the directory as it was, unless --skip-invalid. The \
+            records become durable at once in a snapshot.
+            """
+    )
+
+    @Option(help: "The data directory.")
+    var dataDir = "data/store"
+
+    @Option(help: "jsonl, csv or fossbilling.")
+    var format: KeyFileFormat
+
+    @Flag(help: "Skip rows that cannot be imported (each is reported) instead of stopping.")
+    var skipInvalid = false
+
+    @Argument(help: "The file to import.")
+    var file: String
+
+    func run() throws {
+        try reportingFailures {
+            guard !Engine.isInUse(directory: dataDir) else {
+                throw CommandFailure("the data directory \(dataDir) is in use by a running server; stop it first")
+            }
+            let bytes: [UInt8]
+            do throws(StorageError) {
+                bytes = try PosixFileLayer().read(file)
+            } catch {
+                throw CommandFailure(error.message)
+            }
+            let display = ProgressDisplay()
+            // Checked against what the directory holds now, read without changing it, so a bad
+            // row leaves it untouched; only a good import opens it for writing.
+            let exists = FileManager.default.fileExists(atPath: dataDir)
+            let current = exists ? try Engine.load(directory: dataDir, progress: display.handler) : Engine()
+            display.finish()
+            var batch = current.makeImport()
+            var summary = ImportSummary()
+            let total = UInt64(bytes.count)
+            let progress: (Int) -> Void = { read in
+                display.show(ProgressReport(phase: "reading \(file)", done: UInt64(read), total: total))
+            }
+            try read(bytes, progress: progress) { item, line in
+                do throws(CommandFailure) {
+                    switch item {
+                    case .record(let record):
+                        do throws(EngineError) {
+                            try batch.add(record)
+                        } catch {
+                            throw CommandFailure(error.message)
+                        }
+                    case .token(let clientID, let token):
+                        do throws(EngineError) {
+                            try batch.addClientToken(clientID: clientID, token: token)
+                        } catch {
+                            throw CommandFailure(error.message)
+                        }
+                    case .skipped(let reason):
+                        summary.skipped[reason, default: 0] += 1
+                    case .invalid(let message):
+                        throw CommandFailure(message)
+                    }
+                } catch {
+                    guard skipInvalid else {
+                        display.finish()
+                        throw CommandFailure("\(file):\(line): \(error.description); nothing was imported")
+                    }
+                    FileHandle.standardError.write(
+                        Data("apikeyd: \(file):\(line): skipped: \(error.description)\n".utf8))
+                    summary.invalid += 1
+                }
+            }
+            display.finish()
+            var options = StorageOptions()
+            options.snapshotOnClose = false
+            let engine = try Engine.open(directory: dataDir, options: options, logger: maintenanceLogger)
+            let snapshot: SnapshotSummary?
+            do throws(EngineError) {
+                snapshot = try engine.commit(batch, progress: display.handler)
+            } catch {
+                try? engine.close()
+                display.finish()
+                throw CommandFailure("\(error.message); nothing was imported")
+            }
+            try engine.close()
+            display.finish()
+            print(summary.line(records: batch.recordCount, tokens: batch.tokenCount, into: dataDir))
+            if let snapshot { print("wrote \(snapshot.path): \(snapshot.entries) entries, \(snapshot.bytes) bytes") }
+        }
+    }
+
+    private func read(_ bytes: [UInt8], progress: (Int) -> Void, _ sink: ImportSink) throws {
+        let now = SystemClock().nowSeconds()
+        switch format {
+        case .jsonl: try JSONLinesImport.read(bytes, now: now, progress: progress, sink)
+        case .csv: try CSVImport.read(bytes, now: now, progress: progress, sink)
+        case .fossbilling:
+            do {
+                try FOSSBillingImport.read(bytes, now: now, progress: progress, sink)
+            } catch let failure as CommandFailure where !failure.description.contains("nothing was imported") {
+                throw CommandFailure("\(file): \(failure.description); nothing was imported")
+            }
+        }
+    }
+}
+
+/// What an import did: `imported N keys and M client tokens into D; skipped K: reason n, ...`.
+struct ImportSummary {
+    /// Rows left out by design, by reason.
+    var skipped: [String: Int] = [:]
+    /// Rows that could not be imported, with --skip-invalid.
+    var invalid = 0
+
+    func line(records: Int, tokens: Int, into directory: String) -> String {
+        var reasons = skipped.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
+        if invalid > 0 { reasons.append("invalid \(invalid)") }
+        let total = skipped.values.reduce(invalid, +)
+        return "imported \(records) keys and \(tokens) client tokens into \(directory); skipped \(total)"
+            + (reasons.isEmpty ? "" : ": " + reasons.joined(separator: ", "))
+    }
+}
