@@ -36,6 +36,12 @@ let package = Package(
             dependencies: [.product(name: "APIKeyEngine", package: "apikeyd")],
             path: "Tools/DurabilityBenchmark"
         ),
+        // import.sh: the records of an export made again by create calls, for its start-up baseline.
+        .executableTarget(
+            name: "CreateFromExport",
+            dependencies: [.product(name: "APIKeyEngine", package: "apikeyd")],
+            path: "Tools/CreateFromExport"
+        ),
         // Resident memory of usage metering: keys with limits, a long verify run, remembered answers.
         .executableTarget(
             name: "UsageMemoryBenchmark",
