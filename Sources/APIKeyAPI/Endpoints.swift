@@ -136,8 +136,8 @@ extension APIRouter {
     private static let list = Endpoint.read { engine, parameters, requester throws(EngineError) in
         let page = try engine.list(
             clientID: try parameters.positiveInteger("client_id"), status: try parameters.status("status"),
-            page: Int(try parameters.integer("page") ?? 1), perPage: try parameters.integer("per_page").map { Int($0) },
-            as: requester)
+            afterOrderID: try parameters.integer("after_order_id"), page: Int(try parameters.integer("page") ?? 1),
+            perPage: try parameters.integer("per_page").map { Int($0) }, as: requester)
         return ResponseEncoding.page(page)
     }
 

@@ -361,13 +361,15 @@ public final class Engine: Sendable {
         }
     }
 
-    /// One page of records by ascending order ID, filtered by owner and status.
+    /// One page of records by ascending order ID, filtered by owner, status and, with
+    /// `afterOrderID`, to orders above that one (a cursor: paging by the last order ID seen
+    /// skips nothing when earlier records are deleted meanwhile).
     ///
     /// `page` counts from 1; `perPage` defaults to ``EngineConfiguration/defaultPageSize`` and
     /// may not exceed ``EngineConfiguration/maximumPageSize``.
     public func list(
-        clientID: Int64? = nil, status: KeyStatus? = nil, page: Int = 1, perPage: Int? = nil,
-        as requester: Requester = .admin
+        clientID: Int64? = nil, status: KeyStatus? = nil, afterOrderID: Int64? = nil, page: Int = 1,
+        perPage: Int? = nil, as requester: Requester = .admin
     ) throws(EngineError) -> KeyPage {
         let perPage = perPage ?? configuration.defaultPageSize
         guard page >= 1 else { throw EngineError.invalid("page must be an integer of at least 1") }
@@ -380,41 +382,46 @@ public final class Engine: Sendable {
             let table = self.state.table
             let offset = (page - 1).multipliedReportingOverflow(by: perPage)
             let start = offset.overflow ? Int.max : offset.partialValue
-            var records: [KeyRecord] = []
-            var total = 0
-            func visit(_ orderID: Int64, _ keyHash: UInt64?) {
-                guard let keyHash, let record = table.record(orderID: orderID, hash: keyHash) else { return }
-                if let status, record.status != status { return }
-                if total >= start, records.count < perPage { records.append(record) }
-                total += 1
+            // The candidates, ascending: the client's orders or all of them, past the cursor.
+            let clientOrders = owner.map { state.ordersByClient[$0] ?? [] }
+            let count = clientOrders?.count ?? state.orders.count
+            func orderID(at index: Int) -> Int64 { clientOrders?[index] ?? state.orders.entries[index].orderID }
+            func keyHash(at index: Int) -> UInt64? {
+                clientOrders == nil ? state.orders.entries[index].keyHash : state.orders[clientOrders![index]]
             }
-            guard status == nil else {
-                // The status is in the record: every candidate is read.
-                if let owner {
-                    for orderID in state.ordersByClient[owner] ?? [] { visit(orderID, state.orders[orderID]) }
-                } else {
-                    for entry in state.orders.entries { visit(entry.orderID, entry.keyHash) }
+            var first = 0
+            if let afterOrderID {
+                var high = count
+                while first < high {
+                    let middle = (first + high) / 2
+                    if orderID(at: middle) <= afterOrderID { first = middle + 1 } else { high = middle }
+                }
+            }
+            var records: [KeyRecord] = []
+            guard let status else {
+                // Without a status, only the page's records are read: listing every page stays linear.
+                let total = count - first
+                if start < total {
+                    for index in (first + start)..<min(count, first + start + perPage) {
+                        if let hash = keyHash(at: index),
+                            let record = table.record(orderID: orderID(at: index), hash: hash)
+                        {
+                            records.append(record)
+                        }
+                    }
                 }
                 return KeyPage(list: records, total: total, page: page, perPage: perPage)
             }
-            // Without a status, only the page's records are read: listing every page stays linear.
-            let count = owner.map { state.ordersByClient[$0]?.count ?? 0 } ?? state.orders.count
-            if start < count {
-                for index in start..<min(count, start + perPage) {
-                    let orderID: Int64
-                    let keyHash: UInt64?
-                    if let owner {
-                        orderID = state.ordersByClient[owner]![index]
-                        keyHash = state.orders[orderID]
-                    } else {
-                        (orderID, keyHash) = (state.orders.entries[index].orderID, state.orders.entries[index].keyHash)
-                    }
-                    if let keyHash, let record = table.record(orderID: orderID, hash: keyHash) {
-                        records.append(record)
-                    }
-                }
+            // The status is in the record: every candidate is read.
+            var total = 0
+            for index in first..<count {
+                guard let hash = keyHash(at: index), let record = table.record(orderID: orderID(at: index), hash: hash),
+                    record.status == status
+                else { continue }
+                if total >= start, records.count < perPage { records.append(record) }
+                total += 1
             }
-            return KeyPage(list: records, total: count, page: page, perPage: perPage)
+            return KeyPage(list: records, total: total, page: page, perPage: perPage)
         }
     }
 

@@ -96,7 +96,7 @@ public struct KeyImport: Sendable {
         guard count <= maximumBytes else {
             throw EngineError.invalid("\(name) is \(count) bytes; the limit is \(maximumBytes)")
         }
-        guard !text.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else {
+        guard !text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
             throw EngineError.invalid("\(name) must not contain control characters")
         }
     }

@@ -23,6 +23,13 @@ struct ServerOptions: ParsableArguments {
     @Flag(help: "Print the API's result as JSON (a list as JSON Lines, one record a line).")
     var json = false
 
+    @Option(help: "Give up on a request the server has not answered after this many seconds (1 to 3600).")
+    var timeoutSeconds: Int64 = 30
+
+    func validate() throws {
+        guard (1...3600).contains(timeoutSeconds) else { throw ValidationError("--timeout-seconds must be 1 to 3600") }
+    }
+
     /// The default address when neither --url nor APIKEYD_URL gives one.
     static let defaultURL = "http://127.0.0.1:8080"
     /// The token file read when neither --admin-token-file nor APIKEYD_ADMIN_TOKEN gives a token.
@@ -60,6 +67,7 @@ struct AdminClient {
     let baseURL: String
     private let authorization: String
     private let client: HTTPClient
+    private let timeoutSeconds: Int64
 
     /// A client for the server `options` name; call ``shutdown()`` when done.
     init(
@@ -78,7 +86,9 @@ struct AdminClient {
             }
             configuration.tlsConfiguration = tls
         }
-        configuration.timeout = HTTPClient.Configuration.Timeout(connect: .seconds(10), read: .seconds(120))
+        timeoutSeconds = options.timeoutSeconds
+        configuration.timeout = HTTPClient.Configuration.Timeout(
+            connect: .seconds(min(10, timeoutSeconds)), read: .seconds(timeoutSeconds))
         client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 
@@ -98,9 +108,11 @@ struct AdminClient {
         let body: ByteBuffer
         let status: UInt
         do {
-            let response = try await client.execute(request, timeout: .seconds(120))
+            let response = try await client.execute(request, timeout: .seconds(timeoutSeconds))
             status = response.status.code
             body = try await response.body.collect(upTo: Self.maximumAnswerBytes)
+        } catch let error as HTTPClientError where error == .readTimeout || error == .deadlineExceeded {
+            throw CommandFailure("the server at \(baseURL) did not answer within \(timeoutSeconds) s")
         } catch {
             throw CommandFailure("cannot reach the server at \(baseURL): \(Self.describe(error))")
         }

@@ -113,29 +113,27 @@ struct Export: ParsableCommand {
     }
 
     private func writeCSV(_ engine: Engine, to sink: OutputSink, _ counter: inout ExportCounter) throws {
-        var stream = OutputStream(toMemory: ())
-        stream.open()
-        var writer = try CSVWriter(stream: stream)
-        try writer.write(row: KeyFileFormat.recordFields)
-        var rows = 1
+        // Rows are encoded by CSV.swift a batch at a time, into memory; each batch ends with a
+        // line break (the writer puts them only between rows).
+        var rows: [[String]] = [KeyFileFormat.recordFields]
         func flush() throws {
-            writer.stream.close()
-            if let data = stream.property(forKey: .dataWrittenToMemoryStreamKey) as? Data {
-                try sink.write(Array(data))
-            }
-            stream = OutputStream(toMemory: ())
+            let stream = OutputStream(toMemory: ())
             stream.open()
-            writer = try CSVWriter(stream: stream)
+            let writer = try CSVWriter(stream: stream)
+            for row in rows { try writer.write(row: row) }
+            stream.close()
+            guard let data = stream.property(forKey: .dataWrittenToMemoryStreamKey) as? Data else {
+                throw CommandFailure("the CSV writer produced nothing")
+            }
+            try sink.write(Array(data) + [UInt8(ascii: "\n")])
+            rows.removeAll(keepingCapacity: true)
         }
         try engine.forEachRecord { record in
-            if rows > 0 { try flush() }
-            rows = 0
-            try writer.write(row: Self.csvRow(record))
-            try sink.write([UInt8(ascii: "\n")])
+            rows.append(Self.csvRow(record))
             counter.advance()
+            if rows.count >= 4096 { try flush() }
         }
-        try flush()
-        if counter.done == 0 { try sink.write([UInt8(ascii: "\n")]) }
+        if !rows.isEmpty { try flush() }
     }
 
     /// A record's CSV fields, in ``KeyFileFormat/recordFields`` order.

@@ -2,6 +2,10 @@ import APIKeyEngine
 import ArgumentParser
 import Foundation
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 struct Import: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Import keys and client tokens into a data directory that no server is using.",
@@ -80,21 +84,46 @@ struct Import: ParsableCommand {
                 }
             }
             display.finish()
+            // A directory that does not exist yet is built under another name and renamed into
+            // place once the import is durable: a failure or a crash leaves no empty store at
+            // the name given.
+            var name = dataDir
+            while name.count > 1, name.hasSuffix("/") { name.removeLast() }
+            let target = exists ? dataDir : name + ".importing-\(getpid())"
             var options = StorageOptions()
             options.snapshotOnClose = false
-            let engine = try Engine.open(directory: dataDir, options: options, logger: maintenanceLogger)
+            let engine = try Engine.open(directory: target, options: options, logger: maintenanceLogger)
             let snapshot: SnapshotSummary?
             do throws(EngineError) {
                 snapshot = try engine.commit(batch, progress: display.handler)
             } catch {
                 try? engine.close()
                 display.finish()
+                if !exists { try? FileManager.default.removeItem(atPath: target) }
                 throw CommandFailure("\(error.message); nothing was imported")
             }
             try engine.close()
             display.finish()
+            if !exists { try Self.moveIntoPlace(target, name) }
             print(summary.line(records: batch.recordCount, tokens: batch.tokenCount, into: dataDir))
-            if let snapshot { print("wrote \(snapshot.path): \(snapshot.entries) entries, \(snapshot.bytes) bytes") }
+            if let snapshot {
+                let name = URL(fileURLWithPath: snapshot.path).lastPathComponent
+                print("wrote \(dataDir)/\(name): \(snapshot.entries) entries, \(snapshot.bytes) bytes")
+            }
+        }
+    }
+
+    /// Renames the directory built by the import to the name given, and makes that durable.
+    private static func moveIntoPlace(_ built: String, _ directory: String) throws {
+        guard rename(built, directory) == 0 else {
+            let reason = String(cString: strerror(errno))
+            throw CommandFailure("the import is complete in \(built) but cannot become \(directory): \(reason)")
+        }
+        let parent = URL(fileURLWithPath: directory).deletingLastPathComponent().path
+        do throws(StorageError) {
+            try PosixFileLayer().syncDirectory(parent)
+        } catch {
+            throw CommandFailure(error.message)
         }
     }
 

@@ -67,8 +67,9 @@ struct RecordFields {
     }
 
     static func positive(_ text: String?, _ name: String) throws(CommandFailure) -> Int64 {
-        guard let text, let value = Int64(text), value > 0 else {
-            throw CommandFailure("\(name) must be a positive integer (got '\(text ?? "nothing")')")
+        guard let text else { throw CommandFailure("\(name) must be a positive integer (it is missing or null)") }
+        guard let value = Int64(text), value > 0 else {
+            throw CommandFailure("\(name) must be a positive integer (got '\(text)')")
         }
         return value
     }
@@ -90,7 +91,8 @@ enum JSONLinesImport {
         _ bytes: [UInt8], now: Int64, progress: (Int) -> Void, _ sink: ImportSink
     ) throws {
         var line = 0
-        var start = 0
+        // A byte-order mark some editors write is not part of the first line.
+        var start = bytes.starts(with: [0xEF, 0xBB, 0xBF]) ? 3 : 0
         while start < bytes.count {
             line += 1
             let end = bytes[start...].firstIndex(of: UInt8(ascii: "\n")) ?? bytes.count
@@ -105,12 +107,25 @@ enum JSONLinesImport {
         progress(bytes.count)
     }
 
+    /// The members a token line may have.
+    static let tokenFields = ["client_id", "api_token"]
+
     private static func item(_ text: ArraySlice<UInt8>, now: Int64) -> ImportItem {
-        guard let value = try? JSONValue.parse(text), case .object = value else {
-            return .invalid("the line is not a JSON object")
+        let value: JSONValue
+        do throws(JSONParseError) {
+            value = try JSONValue.parse(text)
+        } catch {
+            return .invalid("the line is not valid JSON: \(error)")
+        }
+        guard case .object(let members) = value else { return .invalid("the line is not a JSON object") }
+        let isToken = value["api_token"] != nil && value["api_key"] == nil
+        let known = isToken ? tokenFields : KeyFileFormat.recordFields
+        // A misspelt field would otherwise be dropped and its default taken silently.
+        if let unknown = members.first(where: { !known.contains($0.name) }) {
+            return .invalid("unknown field '\(unknown.name)' (the fields are \(known.joined(separator: ", ")))")
         }
         do throws(CommandFailure) {
-            if value["api_token"] != nil, value["api_key"] == nil {
+            if isToken {
                 guard case .string(let token)? = value["api_token"] else {
                     throw CommandFailure("api_token must be a string")
                 }
@@ -157,6 +172,11 @@ enum CSVImport {
         guard let header = reader.headerRow else { throw CommandFailure("the CSV file has no header line") }
         for required in ["order_id", "client_id", "api_key"] where !header.contains(required) {
             throw CommandFailure("the CSV header has no \(required) column (it has \(header.joined(separator: ",")))")
+        }
+        if let unknown = header.first(where: { !KeyFileFormat.recordFields.contains($0) }) {
+            throw CommandFailure(
+                "the CSV header names an unknown column '\(unknown)' (the columns are \(KeyFileFormat.recordFields.joined(separator: ",")))"
+            )
         }
         let column = Dictionary(header.enumerated().map { ($1, $0) }, uniquingKeysWith: { first, _ in first })
         // Lines, counting those inside quoted fields.

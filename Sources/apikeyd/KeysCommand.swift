@@ -141,17 +141,22 @@ struct ListKeys: ServerCommand {
     func perform(_ client: AdminClient, _ printer: RecordPrinter) async throws(CommandFailure) -> String {
         let filter = members([("client_id", clientId.map { .integer($0) }), ("status", try statusValue(status))])
         var records: [JSONValue] = []
-        var page = 1
+        // Paged by the last order ID seen, not by page number: a record deleted meanwhile shifts
+        // nothing into a page already read.
+        var after: Int64 = 0
         while true {
             let result = try await client.call(
                 keys + "get_list",
-                filter + [JSONMember("page", .integer(page)), JSONMember("per_page", .integer(Self.pageSize))])
-            guard case .array(let list)? = result["list"], case .number(let totalText)? = result["total"],
-                let total = Int(totalText)
-            else { throw CommandFailure("the server's get_list answer has no list and total") }
+                filter + [
+                    JSONMember("after_order_id", .integer(after)), JSONMember("per_page", .integer(Self.pageSize)),
+                ])
+            guard case .array(let list)? = result["list"] else {
+                throw CommandFailure("the server's get_list answer has no list")
+            }
             records += list
-            if list.isEmpty || records.count >= total { break }
-            page += 1
+            guard list.count == Self.pageSize, case .number(let last)? = list.last?["order_id"], let id = Int64(last)
+            else { break }
+            after = id
         }
         return printer.table(records)
     }

@@ -35,8 +35,10 @@ import Testing
         expectEngineError(.invalidArgument, "order_id must be a positive integer") {
             try batch.add(Self.record(0, key: "K0"))
         }
-        expectEngineError(.invalidArgument, "api_key must not contain control characters") {
-            try batch.add(Self.record(4, key: "A\nB"))
+        for key in ["A\nB", "A\u{7F}B", "A\u{85}B"] {
+            expectEngineError(.invalidArgument, "api_key must not contain control characters") {
+                try batch.add(Self.record(4, key: key))
+            }
         }
         expectEngineError(.invalidArgument, "api_key is 1025 bytes; the limit is 1024") {
             try batch.add(Self.record(4, key: String(repeating: "K", count: 1025)))
@@ -107,6 +109,25 @@ import Testing
         #expect(try reopened.list().total == 6)
         #expect(try reopened.check(key: "IMPORTED-20") == false)
         try reopened.close()
+    }
+
+    @Test func listingByCursorSkipsNothingWhenEarlierRecordsGo() throws {
+        let engine = Engine()
+        for orderID in 1...10 {
+            try engine.create(NewKey(orderID: Int64(orderID * 10), clientID: orderID % 2 == 0 ? 2 : 3))
+        }
+        let first = try engine.list(afterOrderID: 0, perPage: 4)
+        #expect(first.list.map(\.orderID) == [10, 20, 30, 40] && first.total == 10)
+        // Deleting what was already listed moves nothing past the cursor.
+        for orderID: Int64 in [10, 20, 30] { try engine.delete(orderID: orderID) }
+        let second = try engine.list(afterOrderID: 40, perPage: 4)
+        #expect(second.list.map(\.orderID) == [50, 60, 70, 80] && second.total == 6)
+        #expect(try engine.list(afterOrderID: 45, perPage: 4).list.first?.orderID == 50)
+        #expect(try engine.list(clientID: 2, afterOrderID: 40).list.map(\.orderID) == [60, 80, 100])
+        try engine.suspend(orderID: 90)
+        #expect(try engine.list(status: .active, afterOrderID: 50).list.map(\.orderID) == [60, 70, 80, 100])
+        #expect(try engine.list(afterOrderID: 100).list.isEmpty)
+        #expect(try engine.list(afterOrderID: -5).total == 7)
     }
 
     @Test func aCommitRefusesWhatWasTakenSinceAndAddsNothing() throws {

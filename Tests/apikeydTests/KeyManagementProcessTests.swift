@@ -177,7 +177,10 @@ import Testing
                 try #require(second.status == 0, "\(second.err)")
                 let one = try String(contentsOfFile: "\(work)/one.\(format)", encoding: .utf8)
                 #expect(one == (try String(contentsOfFile: "\(work)/two.\(format)", encoding: .utf8)))
-                #expect(one.split(separator: "\n").count == (format == "jsonl" ? 205 : 201))
+                // Every line a record (CSV: after its header), each ended by a line break.
+                let lines = one.split(separator: "\n", omittingEmptySubsequences: false)
+                #expect(lines.count == (format == "jsonl" ? 206 : 202) && lines.last == "", "\(lines.prefix(3))")
+                #expect(!lines.dropLast().contains(""), "an empty line in the \(format) export")
             }
             // The running server's files are as they were.
             #expect(try Self.contents("\(work)/live") == filesBefore)
@@ -240,6 +243,22 @@ import Testing
             ])
             #expect(fresh.status == 1)
             #expect(!FileManager.default.fileExists(atPath: "\(work)/new"))
+            // A misspelt field is refused, not dropped for its default.
+            try OperationsProcessTests.write(
+                #"{"order_id": 9, "client_id": 1, "api_key": "NINE", "Status": "canceled"}"# + "\n",
+                to: "\(work)/typo.jsonl")
+            let typo = try Self.apikeyd([
+                "import", "--data-dir", "\(work)/store", "--format", "jsonl", "\(work)/typo.jsonl",
+            ])
+            #expect(typo.status == 1 && typo.err.contains("\(work)/typo.jsonl:1: unknown field 'Status'"), "\(typo)")
+            #expect(try Self.contents("\(work)/store") == before)
+            // A good import into a new directory: built aside, then renamed into place.
+            let made = try Self.apikeyd([
+                "import", "--data-dir", "\(work)/made/", "--format", "jsonl", "\(work)/base.jsonl",
+            ])
+            #expect(made.status == 0, "\(made)")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: work).filter { $0.contains("importing") } == [])
+            #expect(try Self.contents("\(work)/made").keys.contains { $0.hasPrefix("snapshot-") })
 
             let skipping = try Self.apikeyd([
                 "import", "--data-dir", "\(work)/store", "--format", "jsonl", "--skip-invalid", "\(work)/more.jsonl",
@@ -416,6 +435,25 @@ import Testing
                 #expect(run.status == 2, "\(bad): \(run)")
                 #expect(!run.err.isEmpty, "\(bad)")
             }
+            // A server that takes the connection and never answers.
+            let silent = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            defer { close(silent) }
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let listening = withUnsafeMutablePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                    bind(silent, pointer, length) == 0 && listen(silent, 8) == 0
+                        && getsockname(silent, pointer, &length) == 0
+                }
+            }
+            try #require(listening)
+            let silentPort = Int(UInt16(bigEndian: address.sin_port))
+            let started = Date()
+            let hung = try keys(["list", "--url", "http://127.0.0.1:\(silentPort)", "--timeout-seconds", "1"])
+            #expect(hung.status == 1 && hung.err.contains("did not answer within 1 s"), "\(hung)")
+            #expect(Date().timeIntervalSince(started) < 30)
             let noToken = try Self.apikeyd(["keys", "list"], ["APIKEYD_URL": "http://127.0.0.1:\(server.port)"])
             #expect(noToken.status == 2 && noToken.err.contains("no admin token"), "\(noToken)")
             // A token file, as --admin-token-file.
