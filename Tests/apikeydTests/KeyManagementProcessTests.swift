@@ -436,20 +436,8 @@ import Testing
                 #expect(!run.err.isEmpty, "\(bad)")
             }
             // A server that takes the connection and never answers.
-            let silent = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            let (silent, silentPort) = try OperationsProcessTests.loopbackSocket(listening: true)
             defer { close(silent) }
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-            let listening = withUnsafeMutablePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-                    bind(silent, pointer, length) == 0 && listen(silent, 8) == 0
-                        && getsockname(silent, pointer, &length) == 0
-                }
-            }
-            try #require(listening)
-            let silentPort = Int(UInt16(bigEndian: address.sin_port))
             let started = Date()
             let hung = try keys(["list", "--url", "http://127.0.0.1:\(silentPort)", "--timeout-seconds", "1"])
             #expect(hung.status == 1 && hung.err.contains("did not answer within 1 s"), "\(hung)")
