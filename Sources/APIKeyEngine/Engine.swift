@@ -107,10 +107,8 @@ public final class Engine: Sendable {
             let engine = Engine(configuration: configuration, clock: clock)
             let before = try files.list(directory)
             do throws(StorageError) {
-                let target = ProgressRecoveryTarget(engine.state, handler: progress)
-                let report = try Recovery.recover(directory: directory, files: files, into: target)
-                target.finish()
-                engine.state.retired.removeEnded(nowNanoseconds: clock.nowNanoseconds())
+                let report = try engine.state.recover(
+                    directory: directory, files: files, clock: clock, progress: progress)
                 return Engine(
                     configuration: configuration, clock: clock, random: engine.random, state: engine.state,
                     storage: nil, recoveryReport: report)
@@ -234,7 +232,7 @@ public final class Engine: Sendable {
     @inline(never)
     private func checkRetired(_ keyBytes: UnsafeRawBufferPointer) throws(EngineError) -> Bool {
         guard let record = retiredRecord(keyBytes) else { throw EngineError.keyNotFound }
-        return KeyValidity(status: record.status, expiresAt: record.expiresAt).isValid { clock.nowNanoseconds() }
+        return record.validity.isValid { clock.nowNanoseconds() }
     }
 
     /// The record of the order whose key in its grace period has these bytes; nil when none has.
@@ -286,7 +284,7 @@ public final class Engine: Sendable {
         }
         guard !found else { return }
         guard let record = retiredRecord(keyBytes) else { throw EngineError.keyNotFound }
-        let valid = KeyValidity(status: record.status, expiresAt: record.expiresAt).isValid { clock.nowNanoseconds() }
+        let valid = record.validity.isValid { clock.nowNanoseconds() }
         Array(record.customParametersJSON).withUnsafeBytes { body(valid, $0) }
     }
 
@@ -436,7 +434,7 @@ public final class Engine: Sendable {
 
     /// Every client's API token, by ascending client ID.
     public var clientTokens: [(clientID: Int64, token: String)] {
-        state.withLock { state in state.tokenByClient.sorted { $0.key < $1.key }.map { ($0.key, $0.value) } }
+        state.withLock { $0.tokensByClientID }
     }
 
     /// How many keys the engine holds.

@@ -41,7 +41,7 @@ final class EngineState: Sendable {
         }
         return SnapshotFile.Contents(
             lastSequence: sequence, nextOrderID: state.nextOrderID, records: table.copyRecords(),
-            clientTokens: state.tokenByClient.sorted { $0.key < $1.key }.map { ($0.key, $0.value) },
+            clientTokens: state.tokensByClientID,
             usage: usageShards, remembered: answers, retired: retired.all,
             recordCount: UInt64(state.orders.count + state.tokenByClient.count))
     }
@@ -427,6 +427,20 @@ final class EngineState: Sendable {
             return "order \(orderID): expires_at \(expiresAt) is out of range"
         }
         return nil
+    }
+}
+
+extension EngineState {
+    /// Recovers `directory` into this (empty) state, reporting progress, and drops the retired
+    /// keys whose grace period ended while nothing ran.
+    func recover(
+        directory: String, files: any FileLayer, clock: any EngineClock, progress: ProgressHandler?
+    ) throws(StorageError) -> RecoveryReport {
+        let target = ProgressRecoveryTarget(self, handler: progress)
+        let report = try Recovery.recover(directory: directory, files: files, into: target)
+        target.finish()
+        retired.removeEnded(nowNanoseconds: clock.nowNanoseconds())
+        return report
     }
 }
 

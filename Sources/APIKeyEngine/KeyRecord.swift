@@ -85,6 +85,9 @@ public struct KeyRecord: Hashable, Sendable {
         self.updatedAt = updatedAt
     }
 
+    /// Its status and expiry: what decides whether it is valid.
+    var validity: KeyValidity { KeyValidity(status: status, expiresAt: expiresAt) }
+
     /// The config as a JSON value.
     public var config: JSONValue {
         get {

@@ -106,10 +106,7 @@ final class Storage: @unchecked Sendable {
         for name in try files.list(directory) where name.hasSuffix(".snap.tmp") {
             try files.remove(directory + "/" + name)
         }
-        let target = ProgressRecoveryTarget(state, handler: progress)
-        let report = try Recovery.recover(directory: directory, files: files, into: target)
-        target.finish()
-        state.retired.removeEnded(nowNanoseconds: clock.nowNanoseconds())
+        let report = try state.recover(directory: directory, files: files, clock: clock, progress: progress)
         var verifiedSnapshots = Set<UInt64>()
         if let loaded = report.snapshot.flatMap(SnapshotFile.names.sequence(of:)) { verifiedSnapshots.insert(loaded) }
         let repair = Repair(directory: directory, files: files, nowSeconds: clock.nowSeconds(), logger: logger)

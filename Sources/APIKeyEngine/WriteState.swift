@@ -22,6 +22,11 @@ struct WriteState: ~Copyable {
     /// Usage entries of the snapshot being loaded, applied once its orders are indexed.
     var usageLoaded: [KeyMutation] = []
 
+    /// Every client token, by ascending client ID.
+    var tokensByClientID: [(clientID: Int64, token: String)] {
+        tokenByClient.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+    }
+
     mutating func endBulkLoad() {
         isBulkLoading = false
         orders.sortAfterLoading()
