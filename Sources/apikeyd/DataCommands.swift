@@ -28,13 +28,13 @@ func reportingFailures(_ body: () throws -> Void) throws {
     do {
         try body()
     } catch let failure as CommandFailure {
-        FileHandle.standardError.write(Data("apikeyd: \(failure.description)\n".utf8))
+        printOnStandardError(failure.description)
         throw ExitCode(failure.status)
     } catch let error as StorageError {
-        FileHandle.standardError.write(Data("apikeyd: \(error.message)\n".utf8))
+        printOnStandardError(error.message)
         throw ExitCode(1)
     } catch let error as EngineError {
-        FileHandle.standardError.write(Data("apikeyd: \(error.message)\n".utf8))
+        printOnStandardError(error.message)
         throw ExitCode(1)
     }
 }
@@ -68,40 +68,41 @@ struct Export: ParsableCommand {
             let engine = try Engine.load(directory: dataDir, progress: display.handler)
             display.finish()
             if let corruption = engine.recoveryReport?.corruption {
-                FileHandle.standardError.write(
-                    Data("apikeyd: warning: the journal is damaged; exporting what precedes it: \(corruption)\n".utf8))
+                printOnStandardError("warning: the journal is damaged; exporting what precedes it: \(corruption)")
             }
             let sink = try OutputSink(path: output)
             var counter = ExportCounter(total: UInt64(engine.keyCount), display: display)
+            let tokens = engine.clientTokens
+            var written = tokens.count
             switch format {
             case .csv:
                 try writeCSV(engine, to: sink, &counter)
-                let tokens = engine.clientTokens.count
-                if tokens > 0 {
-                    FileHandle.standardError.write(
-                        Data("apikeyd: \(tokens) client tokens are not in CSV; --format jsonl keeps them\n".utf8))
+                if !tokens.isEmpty {
+                    printOnStandardError("\(tokens.count) client tokens are not in CSV; --format jsonl keeps them")
                 }
+                written = 0
             default:
-                try writeJSONLines(engine, to: sink, &counter)
+                try writeJSONLines(engine, tokens: tokens, to: sink, &counter)
             }
             try sink.finish()
             display.finish()
-            let tokens = format == .csv ? 0 : engine.clientTokens.count
-            FileHandle.standardError.write(
-                Data(
-                    "apikeyd: exported \(counter.done) keys and \(tokens) client tokens from \(dataDir)\(output.map { " to \($0)" } ?? "")\n"
-                        .utf8))
+            printOnStandardError(
+                "exported \(counter.done) keys and \(written) client tokens from \(dataDir)\(output.map { " to \($0)" } ?? "")"
+            )
         }
     }
 
-    private func writeJSONLines(_ engine: Engine, to sink: OutputSink, _ counter: inout ExportCounter) throws {
+    private func writeJSONLines(
+        _ engine: Engine, tokens: [(clientID: Int64, token: String)], to sink: OutputSink,
+        _ counter: inout ExportCounter
+    ) throws {
         try engine.forEachRecord { record in
             var line = record.apiJSON
             line.append(UInt8(ascii: "\n"))
             try sink.write(line)
             counter.advance()
         }
-        for (clientID, token) in engine.clientTokens {
+        for (clientID, token) in tokens {
             var line = JSONValue.object([
                 JSONMember("client_id", .integer(clientID)), JSONMember("api_token", .string(token)),
             ])

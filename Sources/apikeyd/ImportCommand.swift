@@ -54,32 +54,24 @@ struct Import: ParsableCommand {
                 display.show(ProgressReport(phase: "reading \(file)", done: UInt64(read), total: total))
             }
             try read(bytes, progress: progress) { item, line in
-                do throws(CommandFailure) {
+                // Why the row cannot be imported; nil when it was taken (or skipped by design).
+                var refusal: String?
+                do throws(EngineError) {
                     switch item {
-                    case .record(let record):
-                        do throws(EngineError) {
-                            try batch.add(record)
-                        } catch {
-                            throw CommandFailure(error.message)
-                        }
-                    case .token(let clientID, let token):
-                        do throws(EngineError) {
-                            try batch.addClientToken(clientID: clientID, token: token)
-                        } catch {
-                            throw CommandFailure(error.message)
-                        }
-                    case .skipped(let reason):
-                        summary.skipped[reason, default: 0] += 1
-                    case .invalid(let message):
-                        throw CommandFailure(message)
+                    case .record(let record): try batch.add(record)
+                    case .token(let clientID, let token): try batch.addClientToken(clientID: clientID, token: token)
+                    case .skipped(let reason): summary.skipped[reason, default: 0] += 1
+                    case .invalid(let message): refusal = message
                     }
                 } catch {
+                    refusal = error.message
+                }
+                if let refusal {
                     guard skipInvalid else {
                         display.finish()
-                        throw CommandFailure("\(file):\(line): \(error.description); nothing was imported")
+                        throw CommandFailure("\(file):\(line): \(refusal); nothing was imported")
                     }
-                    FileHandle.standardError.write(
-                        Data("apikeyd: \(file):\(line): skipped: \(error.description)\n".utf8))
+                    printOnStandardError("\(file):\(line): skipped: \(refusal)")
                     summary.invalid += 1
                 }
             }

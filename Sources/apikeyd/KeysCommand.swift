@@ -46,7 +46,7 @@ extension ServerCommand {
             await client.shutdown()
             if !output.isEmpty { print(output) }
         } catch {
-            FileHandle.standardError.write(Data("apikeyd: \(error.description)\n".utf8))
+            printOnStandardError(error.description)
             throw ExitCode(error.status)
         }
     }

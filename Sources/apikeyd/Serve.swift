@@ -143,7 +143,7 @@ struct Serve: AsyncParsableCommand {
             resolved = try await SettingSources.resolve(
                 flags: flags, environment: ProcessInfo.processInfo.environment, configPath: config)
         } catch let error as SettingError {
-            FileHandle.standardError.write(Data("apikeyd: \(error.description)\n".utf8))
+            printOnStandardError(error.description)
             throw ExitCode(2)
         }
         if printConfig {
@@ -153,7 +153,7 @@ struct Serve: AsyncParsableCommand {
         do {
             try await Daemon(resolved).run()
         } catch let error as StartFailure {
-            FileHandle.standardError.write(Data("apikeyd: \(error.description)\n".utf8))
+            printOnStandardError(error.description)
             throw ExitCode(1)
         }
     }

@@ -18,6 +18,12 @@ enum TokenFile {
     }
 }
 
+/// Writes `apikeyd: <message>` as a line on standard error (failures, warnings, summaries:
+/// standard output carries the command's own output).
+func printOnStandardError(_ message: String) {
+    FileHandle.standardError.write(Data("apikeyd: \(message)\n".utf8))
+}
+
 /// Why a command failed, as the one line it prints on standard error, and the exit status:
 /// 1 for a failure (the server refused, cannot be reached, a bad input file), 2 for bad options.
 struct CommandFailure: Error, CustomStringConvertible {
