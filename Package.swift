@@ -6,6 +6,8 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "APIKeyEngine", targets: ["APIKeyEngine"]),
+        .library(name: "APIKeyGuard", targets: ["APIKeyGuard"]),
+        .library(name: "APIKeyEngineService", targets: ["APIKeyEngineService"]),
         .library(name: "APIKeyAPI", targets: ["APIKeyAPI"]),
         .library(name: "APIKeyServer", targets: ["APIKeyServer"]),
         .executable(name: "apikeyd", targets: ["apikeyd"]),
@@ -25,6 +27,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-system.git", from: "1.8.1"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/yaslab/CSV.swift.git", from: "2.5.2"),
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin.git", from: "1.5.0"),
     ],
     targets: [
         .systemLibrary(
@@ -47,6 +50,16 @@ let package = Package(
                 .product(name: "CoreMetrics", package: "swift-metrics"),
             ]
         ),
+        // What a web framework's middleware decides for a request, free of any framework: the key
+        // from the headers, verify or check, the status and the rate-limit headers of a refusal.
+        .target(name: "APIKeyGuard", dependencies: ["APIKeyEngine"]),
+        // The engine as a swift-service-lifecycle service: kept out of APIKeyEngine so that
+        // embedding the engine needs no lifecycle dependency.
+        .target(
+            name: "APIKeyEngineService",
+            dependencies: [
+                "APIKeyEngine", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]),
         // Token buckets (per client address for the server, per key for usage limits) and IP
         // addresses; depends on nothing.
         .target(name: "APIKeyLimiter"),
@@ -101,6 +114,14 @@ let package = Package(
                 "APIKeyLimiter", "TestSupport", .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),
+        .testTarget(name: "APIKeyGuardTests", dependencies: ["APIKeyEngine", "APIKeyGuard", "TestSupport"]),
+        .testTarget(
+            name: "APIKeyEngineServiceTests",
+            dependencies: [
+                "APIKeyEngine", "APIKeyEngineService", "TestSupport",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .testTarget(
             name: "APIKeyAPITests", dependencies: ["APIKeyEngine", "APIKeyAPI", "APIKeyLimiter", "TestSupport"]),
         .testTarget(

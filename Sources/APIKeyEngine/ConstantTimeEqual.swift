@@ -1,5 +1,5 @@
 /// Compares two secrets in time that depends only on their lengths, not on where they differ.
-public func constantTimeEqual(_ left: String, _ right: String) -> Bool {
+package func constantTimeEqual(_ left: String, _ right: String) -> Bool {
     let leftBytes = Array(left.utf8)
     let rightBytes = Array(right.utf8)
     var difference = UInt8(leftBytes.count == rightBytes.count ? 0 : 1)

@@ -265,6 +265,7 @@ public struct DeferredWrites: Sendable {
         do {
             return try storage.journal.append(mutation)
         } catch {
+            if storage.isClosed { throw EngineError.closed }
             storage.writesStopped(by: error)
             throw EngineError.writesStopped(error)
         }

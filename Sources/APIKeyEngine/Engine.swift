@@ -10,7 +10,8 @@ import Logging
 public final class Engine: Sendable {
     /// The limits this engine enforces.
     public let configuration: EngineConfiguration
-    let clock: any EngineClock
+    /// Where the engine reads the time: expiry, usage months, rate limits.
+    public let clock: any EngineClock
     let generator: KeyGenerator
     let random: any RandomSource
     let state: EngineState
@@ -18,26 +19,31 @@ public final class Engine: Sendable {
     let storage: Storage?
     /// What recovery found when the engine was opened; nil for an in-memory engine.
     public let recoveryReport: RecoveryReport?
+    /// Where the engine logs (recovery, snapshots, a failed journal); label `APIKeyEngine` unless
+    /// the caller gave its own.
+    public let logger: Logger
     /// Verifies answered so far, by ``Verification/Code`` (its raw value indexes).
     private let verifications: [ManagedAtomic<Int>] = Verification.Code.allCases.map { _ in ManagedAtomic(0) }
 
-    /// An empty engine that keeps its state in memory only.
+    /// An empty engine that keeps its state in memory only: nothing survives the process. For a
+    /// durable one, see ``open(directory:options:configuration:clock:random:files:logger:progress:)``.
     public convenience init(
         configuration: EngineConfiguration = EngineConfiguration(), clock: any EngineClock = SystemClock(),
-        random: any RandomSource = SystemRandomSource()
+        random: any RandomSource = SystemRandomSource(), logger: Logger = Logger(label: "APIKeyEngine")
     ) {
         self.init(
             configuration: configuration, clock: clock, random: random,
             state: EngineState(
                 shardCountLog2: configuration.shardCountLog2, random: random,
                 idempotencyEntries: configuration.idempotencyEntries), storage: nil,
-            recoveryReport: nil)
+            recoveryReport: nil, logger: logger)
     }
 
     private init(
         configuration: EngineConfiguration, clock: any EngineClock, random: any RandomSource, state: EngineState,
-        storage: Storage?, recoveryReport: RecoveryReport?
+        storage: Storage?, recoveryReport: RecoveryReport?, logger: Logger
     ) {
+        self.logger = logger
         self.configuration = configuration
         self.clock = clock
         self.random = random
@@ -70,8 +76,13 @@ public final class Engine: Sendable {
             progress: progress)
         return Engine(
             configuration: configuration, clock: clock, random: random, state: state, storage: storage,
-            recoveryReport: report)
+            recoveryReport: report, logger: logger)
     }
+
+    /// Releasing the last reference without ``close()`` fsyncs and closes the journal and releases
+    /// the data directory (no final snapshot: the next start replays the journal), so the
+    /// directory can be opened again in the same process.
+    deinit { storage?.release() }
 
     /// What recovery would find in `directory`, without changing anything there: the state is
     /// loaded as a server would load it, then every record is checked
@@ -111,7 +122,7 @@ public final class Engine: Sendable {
                     directory: directory, files: files, clock: clock, progress: progress)
                 return Engine(
                     configuration: configuration, clock: clock, random: engine.random, state: engine.state,
-                    storage: nil, recoveryReport: report)
+                    storage: nil, recoveryReport: report, logger: engine.logger)
             } catch {
                 let after = try files.list(directory)
                 guard attempt < loadAttempts, Set(after) != Set(before) else { throw error }
@@ -149,8 +160,11 @@ public final class Engine: Sendable {
 
     /// Stops background work, writes a final snapshot (when configured and anything was written
     /// since the newest one), fsyncs the journal, releases the data directory and refuses writes
-    /// from then on. Reads keep working. A final snapshot that fails (a full disk) still leaves the
-    /// journal fsynced and closed, then throws: nothing is lost, the next start replays the journal.
+    /// from then on (``EngineError/Code/closed``). Reads keep working. A final snapshot that fails
+    /// (a full disk) still leaves the journal fsynced and closed, then throws: nothing is lost, the
+    /// next start replays the journal. Only the first call does anything: closing again returns at
+    /// once. Blocks while the snapshot is written; from Swift concurrency call the `async` form,
+    /// which writes it off the cooperative pool. An in-memory engine has nothing to close.
     public func close() throws(EngineError) {
         guard let storage else { return }
         let snapshotFailure: Storage.SnapshotFailure?
@@ -187,6 +201,15 @@ public final class Engine: Sendable {
     /// Whether writes (verifies' uses among them) are acknowledged only once fsynced: the
     /// `always` policy.
     public var acknowledgesAfterFsync: Bool { storage?.options.fsync == .always }
+
+    /// Whether the engine takes writes now, for an embedder's health check: writes stop for good
+    /// when a journal write or fsync fails, and when the engine is closed. Reads go on in both cases.
+    public var writeAvailability: WriteAvailability {
+        guard let storage else { return .accepting }
+        if storage.isClosed { return .closed }
+        if let failure = storage.journal.latchedFailure { return .stopped(failure) }
+        return .accepting
+    }
 
     /// The key table, for tests of its memory.
     var tableForTesting: KeyTable<SeededXXH3> { state.table }

@@ -4,48 +4,47 @@
 /// Two errors are equal when their codes are: the message explains, the code decides. How a
 /// transport shows an error (FOSSBilling's envelope, an HTTP status) is the transport's business.
 public struct EngineError: Error, Hashable, Sendable, CustomStringConvertible {
-    /// What kind of failure this is.
-    public struct Code: Hashable, Sendable, CustomStringConvertible {
-        private let name: String
-
-        private init(_ name: String) { self.name = name }
-
-        public var description: String { name }
-
+    /// What kind of failure this is: `switch error.code { case .keyNotFound: ... }`.
+    public enum Code: String, Hashable, Sendable, CaseIterable, CustomStringConvertible {
         /// `check`, `get_info` and friends were called without a key.
-        public static let missingKey = Code("missingKey")
+        case missingKey
         /// No key with these bytes exists (or, for a client, none of theirs does).
-        public static let keyNotFound = Code("keyNotFound")
+        case keyNotFound
         /// A call that needs `order_id` was called without one.
-        public static let missingOrderID = Code("missingOrderID")
+        case missingOrderID
         /// No record carries the given `order_id`.
-        public static let orderNotFound = Code("orderNotFound")
+        case orderNotFound
         /// `create` was called without `client_id`.
-        public static let missingClientID = Code("missingClientID")
+        case missingClientID
         /// `reset` or `get` was called with neither `order_id` nor `key`.
-        public static let missingReference = Code("missingReference")
+        case missingReference
         /// `update` was given an `api_key` that differs from the stored one.
-        public static let keyChangeRefused = Code("keyChangeRefused")
+        case keyChangeRefused
         /// Ten freshly drawn keys all collided with existing ones.
-        public static let generationExhausted = Code("generationExhausted")
+        case generationExhausted
         /// A value is out of range or of the wrong kind (the message names it).
-        public static let invalidArgument = Code("invalidArgument")
+        case invalidArgument
         /// The order already has a key.
-        public static let orderExists = Code("orderExists")
+        case orderExists
         /// An imported key or client token is already another order's or client's.
-        public static let keyExists = Code("keyExists")
+        case keyExists
         /// The key's status does not allow this lifecycle step.
-        public static let invalidTransition = Code("invalidTransition")
+        case invalidTransition
         /// The engine holds as many keys as it may, or has no order ID left to assign.
-        public static let capacityReached = Code("capacityReached")
-        /// A journal write or fsync failed, or the engine is closed: writes are refused.
-        public static let writesStopped = Code("writesStopped")
+        case capacityReached
+        /// A journal write or fsync failed: writes are refused until the engine is opened again.
+        case writesStopped
+        /// The engine was closed: writes are refused, reads go on.
+        case closed
         /// Writing a snapshot failed.
-        public static let snapshotFailed = Code("snapshotFailed")
+        case snapshotFailed
         /// A snapshot was asked for while one runs.
-        public static let snapshotRunning = Code("snapshotRunning")
+        case snapshotRunning
         /// A storage operation was asked of an engine that keeps its state in memory only.
-        public static let noDataDirectory = Code("noDataDirectory")
+        case noDataDirectory
+
+        /// The case's name, as `keyNotFound`.
+        public var description: String { rawValue }
     }
 
     /// What kind of failure this is.
@@ -112,7 +111,7 @@ extension EngineError {
     public static let invalidMonth = EngineError(
         .invalidArgument, "month must be a month written YYYY-MM, from 0001-01 to 9999-12")
 
-    /// A write or fsync of the journal failed, or the engine is closed: nothing more is accepted.
+    /// A write or fsync of the journal failed: nothing more is accepted.
     public static func writesStopped(_ failure: StorageError) -> EngineError {
         EngineError(
             .writesStopped,
@@ -120,4 +119,7 @@ extension EngineError {
                 + "Restart once the cause is fixed.",
             cause: failure)
     }
+
+    /// A write was asked of an engine after ``Engine/close()``.
+    public static let closed = EngineError(.closed, "The engine is closed: writes are refused, reads go on.")
 }

@@ -151,7 +151,7 @@ final class PosixAppendFile: AppendFile {
 }
 
 /// Creates `directory` and its missing parents with mode 0700.
-public func createDirectory(_ directory: String) throws(StorageError) {
+package func createDirectory(_ directory: String) throws(StorageError) {
     var path = directory.hasPrefix("/") ? "/" : ""
     for component in directory.split(separator: "/") {
         path += (path.isEmpty || path.hasSuffix("/") ? "" : "/") + component

@@ -100,6 +100,16 @@ public struct JSONParseError: Error, Hashable, Sendable, CustomStringConvertible
 }
 
 extension JSONValue {
+    /// The value of one hexadecimal digit of a `\u` escape; nil for another byte.
+    static func hexDigitValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+
     /// The deepest nesting of arrays and objects the parser accepts.
     public static let maximumDepth = 64
 
@@ -317,13 +327,8 @@ private struct JSONParser {
         guard position + 4 <= input.count else { throw failure("unterminated escape") }
         var value: UInt32 = 0
         for _ in 0..<4 {
-            let byte = input[position]
-            let digit: UInt8
-            switch byte {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = byte - UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = byte - UInt8(ascii: "a") + 10
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = byte - UInt8(ascii: "A") + 10
-            default: throw failure("invalid hex digit in an escape")
+            guard let digit = JSONValue.hexDigitValue(input[position]) else {
+                throw failure("invalid hex digit in an escape")
             }
             value = value << 4 | UInt32(digit)
             position += 1

@@ -66,6 +66,8 @@ final class Storage: @unchecked Sendable {
     private let lastSuccess = Mutex<Int64?>(nil)
     /// Whether the journal's failure (writes stopped) has been logged: once per process.
     private let stopLogged = Atomic(false)
+    /// Whether ``close()`` (or ``release()``) has begun: from then on every later call is a no-op.
+    private let closing = Atomic(false)
     /// Where tests stop a snapshot half-way to simulate a crash.
     var snapshotStepHook: (SnapshotFile.Step) throws(StorageError) -> Void = { _ throws(StorageError) in }
 
@@ -191,7 +193,10 @@ final class Storage: @unchecked Sendable {
     /// Starts the once-a-second tick: the journal's `everysec` fsync and the snapshot triggers.
     private func startBackgroundWork() {
         timer.schedule(deadline: .now() + 1, repeating: 1)
-        timer.setEventHandler { [self] in
+        // Weak: the timer must not keep the storage, and with it the directory's lock, alive
+        // once the engine is gone.
+        timer.setEventHandler { [weak self] in
+            guard let self else { return }
             do throws(StorageError) {
                 try journal.secondElapsed()
             } catch {
@@ -330,12 +335,17 @@ final class Storage: @unchecked Sendable {
 
     // MARK: - Closing
 
+    /// Whether ``close()`` or ``release()`` has begun.
+    var isClosed: Bool { closing.load(ordering: .acquiring) }
+
     /// Stops background work, writes a final snapshot (when configured and anything was written
     /// since the newest one), fsyncs and closes the journal, and releases the directory. A final
     /// snapshot that fails (a full disk) still leaves the journal fsynced and closed; its failure
     /// is returned: nothing is lost, the next start replays the journal. Throws when the journal
-    /// itself cannot be closed.
+    /// itself cannot be closed. Only the first call does anything; later ones return nil.
     func close() throws(StorageError) -> SnapshotFailure? {
+        guard closing.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
+        else { return nil }
         stopBackgroundWork()
         defer { abandon() }
         var snapshotFailure: SnapshotFailure?
@@ -351,9 +361,31 @@ final class Storage: @unchecked Sendable {
         return snapshotFailure
     }
 
+    /// What happens when the engine is released without ``close()``: the journal is fsynced and
+    /// closed and the directory released, without a final snapshot (the next start replays the
+    /// journal). Does nothing after ``close()``.
+    func release() {
+        guard closing.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
+        else { return }
+        stopBackgroundWork()
+        defer { abandon() }
+        do throws(StorageError) {
+            try journal.close()
+            logger.notice(
+                "engine released without close(): journal fsynced and directory released, no final snapshot",
+                metadata: ["directory": "\(directory)"])
+        } catch {
+            logger.error(
+                "engine released without close(), and the journal could not be closed: \(error)",
+                metadata: ["directory": "\(directory)"])
+        }
+    }
+
     /// Stops background work and gives the directory up, syncing nothing (after ``Journal/close()``
-    /// that is a clean close; alone it is what a crash leaves behind).
+    /// that is a clean close; alone it is what a crash leaves behind, and releasing the engine
+    /// later syncs nothing either).
     func abandon() {
+        closing.store(true, ordering: .releasing)
         stopBackgroundWork()
         lock.release()
     }

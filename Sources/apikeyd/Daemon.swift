@@ -210,7 +210,7 @@ struct RunningServer: Service {
         do {
             server = try await APIServer.start(router: router, configuration: configuration)
         } catch {
-            try? engine.close()
+            try? await engine.close()
             throw StartFailure(description: "cannot listen on \(configuration.host):\(configuration.port): \(error)")
         }
         exporter?.attach(engine: engine, server: server)
@@ -237,7 +237,7 @@ struct RunningServer: Service {
         )
         try await server.shutdown(drainSeconds: drainSeconds)
         do {
-            try engine.close()
+            try await engine.close()
         } catch {
             logger.critical("the final snapshot or the journal's last fsync failed: \(error)")
             throw error

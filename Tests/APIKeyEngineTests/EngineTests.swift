@@ -256,7 +256,7 @@ import Testing
     /// either succeeds or reports the key gone, and the final key is valid.
     @Test func checksRunConcurrentlyWithResets() async throws {
         let engine = Engine()
-        let first = try engine.create(NewKey(orderID: 1, clientID: 1))
+        let first = try await engine.create(NewKey(orderID: 1, clientID: 1))
         let others = try (0..<1000).map { _ in try engine.create(NewKey(clientID: 2)).apiKey }
         let current = SharedKey(first.apiKey)
         await withTaskGroup(of: Void.self) { group in

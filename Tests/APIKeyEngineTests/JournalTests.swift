@@ -279,7 +279,7 @@ import Testing
         defer { directory.remove() }
         let (engine, files, _) = try openFaulty(directory, seed: 5, fsync: .everysec)
         let before = files.syncCount
-        try engine.create(NewKey(clientID: 1))
+        try await engine.create(NewKey(clientID: 1))
         #expect(files.syncCount == before, "everysec does not fsync on the write path")
         var waited = 0
         while files.syncCount == before && waited < 40 {
@@ -298,18 +298,18 @@ import Testing
         options.snapshotOnClose = false
         options.snapshotAfterJournalBytes = 2000
         let engine = try Engine.open(directory: directory.path, options: options)
-        for client in 1...30 { try engine.create(NewKey(clientID: Int64(client))) }
+        for client in 1...30 { try await engine.create(NewKey(clientID: Int64(client))) }
         var waited = 0
         while !directory.names().contains(where: { $0.hasSuffix(".snap") }) && waited < 40 {
             try await Task.sleep(for: .milliseconds(100))
             waited += 1
         }
         #expect(directory.names().contains { $0.hasSuffix(".snap") })
-        try engine.close()
+        try await engine.close()
         let reopened = try Engine.open(directory: directory.path, options: options)
         #expect(reopened.keyCount == 30)
         #expect(reopened.recoveryReport?.snapshot != nil)
-        try reopened.close()
+        try await reopened.close()
     }
 
     @Test func aSecondEngineCannotOpenTheSameDirectory() throws {

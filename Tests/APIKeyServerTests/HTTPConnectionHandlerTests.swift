@@ -345,7 +345,7 @@ import Testing
         let responses = try TestHTTPClient.parseResponses(
             try TestHTTPClient(port: server.port).exchange(Array(requests.utf8)))
         try await server.shutdown()
-        try engine.close()
+        try await engine.close()
         let reopened = try Engine.open(directory: directory, options: Self.options)
         defer { try? reopened.close() }
         try check(responses, reopened)

@@ -57,10 +57,10 @@ import Testing
             #expect(try TestHTTPClient.readToEnd(idle).isEmpty, "the idle connection is closed without an answer")
             #expect(seconds < 20, "shutdown waited \(seconds) s for connections that were done")
             files.setSyncDelay(microseconds: 0)
-            try engine.close()
+            try await engine.close()
             let reopened = try Engine.open(directory: directory.path)
             #expect(reopened.keyCount == 1)
-            try reopened.close()
+            try await reopened.close()
         }
     }
 
@@ -68,7 +68,7 @@ import Testing
     func theAccessLogNamesRequestsWithoutTheirKeys() async throws {
         try await HeavyWork.run {
             let engine = Engine()
-            let key = try engine.create(NewKey(clientID: 1)).apiKey
+            let key = try await engine.create(NewKey(clientID: 1)).apiKey
             let log = CapturedLog()
             var configuration = ServerConfiguration()
             configuration.port = 0

@@ -94,7 +94,7 @@ import Testing
                 }
                 #expect(missing.isEmpty, "round \(round): \(missing.count) of \(expected.count) acknowledged keys lost")
                 #expect(engine.recoveryReport?.corruption == nil, "round \(round): \(engine.recoveryReport!)")
-                try engine.close()
+                try await engine.close()
             }
             #expect(acknowledged.withLock { $0.count } > 100)
         }
