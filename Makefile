@@ -59,10 +59,12 @@ fuzz: deps
 
 ## lint: swift-format in strict mode, as CI would
 lint:
-	$(SWIFT) format lint --strict --recursive Package.swift Sources Tests Benchmarks/Package.swift Benchmarks/Benchmarks Benchmarks/Tools
+	$(SWIFT) format lint --strict --recursive Package.swift Sources Tests Benchmarks/Package.swift Benchmarks/Benchmarks Benchmarks/Tools \
+	  Integrations/*/Package.swift Integrations/*/Sources Integrations/*/Tests
 
 format:
-	$(SWIFT) format format --in-place --recursive Package.swift Sources Tests Benchmarks/Package.swift Benchmarks/Benchmarks Benchmarks/Tools
+	$(SWIFT) format format --in-place --recursive Package.swift Sources Tests Benchmarks/Package.swift Benchmarks/Benchmarks Benchmarks/Tools \
+	  Integrations/*/Package.swift Integrations/*/Sources Integrations/*/Tests
 
 clean:
 	rm -rf .build Benchmarks/.build
