@@ -8,7 +8,7 @@ SERVE_ARGS ?=
 # FOSSBilling dump with Benchmarks/fossbilling-dump.py.
 APT_PACKAGES := libxxhash-dev zlib1g-dev pkg-config openssl curl nginx python3
 
-.PHONY: deps serve build release test bench fuzz lint format clean
+.PHONY: deps serve build release test bench fuzz docs examples lint format clean
 
 ## deps: install the system libraries the package links (libxxhash, zlib) when missing
 deps:
@@ -57,14 +57,33 @@ fuzz: deps
 	set -o pipefail && FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_SCALE=$(FUZZ_SCALE) $(SWIFT) test --filter '$(FUZZ_TESTS)' 2>&1 \
 	  | grep -E "^fuzz |passed after|Test run|✘|error"
 
+## docs: the DocC catalog of APIKeyEngine (Sources/APIKeyEngine/APIKeyEngine.docc) as a static
+## site in .build/docs, warnings (a link DocC cannot resolve) as errors; then fails when a public
+## symbol of APIKeyEngine, APIKeyGuard or APIKeyEngineService has no doc comment of its own
+docs: deps
+	$(SWIFT) package --disable-sandbox --allow-writing-to-directory .build/docs generate-documentation \
+	  --target APIKeyEngine --output-path .build/docs --transform-for-static-hosting --warnings-as-errors
+	$(SWIFT) package dump-symbol-graph --minimum-access-level public >/dev/null
+	python3 scripts/check-doc-comments.py "$$(find .build -maxdepth 2 -type d -name symbolgraph | head -n 1)" .
+
+## examples: builds and tests the middleware packages and the example product, each a package of
+## its own that depends on this one by path (their first builds take minutes: Hummingbird, Vapor)
+EXAMPLE_PACKAGES := Integrations/APIKeyHummingbird Integrations/APIKeyVapor Examples/weather-api
+examples: deps
+	set -e; for package in $(EXAMPLE_PACKAGES); do \
+	  echo "== $$package"; (cd $$package && $(SWIFT) build --build-tests && $(SWIFT) test --skip-build); \
+	done
+
 ## lint: swift-format in strict mode, as CI would
 lint:
 	$(SWIFT) format lint --strict --recursive Package.swift Sources Tests Benchmarks/Package.swift Benchmarks/Benchmarks Benchmarks/Tools \
-	  Integrations/*/Package.swift Integrations/*/Sources Integrations/*/Tests
+	  Integrations/*/Package.swift Integrations/*/Sources Integrations/*/Tests \
+	  Examples/*/Package.swift Examples/*/Sources Examples/*/Tests
 
 format:
 	$(SWIFT) format format --in-place --recursive Package.swift Sources Tests Benchmarks/Package.swift Benchmarks/Benchmarks Benchmarks/Tools \
-	  Integrations/*/Package.swift Integrations/*/Sources Integrations/*/Tests
+	  Integrations/*/Package.swift Integrations/*/Sources Integrations/*/Tests \
+	  Examples/*/Package.swift Examples/*/Sources Examples/*/Tests
 
 clean:
-	rm -rf .build Benchmarks/.build
+	rm -rf .build Benchmarks/.build Integrations/*/.build Examples/*/.build

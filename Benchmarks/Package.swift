@@ -14,7 +14,7 @@ let package = Package(
         .executableTarget(
             name: "EngineBenchmarks",
             dependencies: [
-                .product(name: "APIKeyEngine", package: "apikeyd"),
+                .product(name: "APIKeyEngine", package: "apikeyd"), .product(name: "APIKeyGuard", package: "apikeyd"),
                 .product(name: "Benchmark", package: "benchmark"),
             ],
             path: "Benchmarks/EngineBenchmarks",

@@ -88,14 +88,14 @@ extension Engine {
         try await acknowledged(deferred.resetUsage(orderID: orderID))
     }
 
-    /// Writes a snapshot now (see the blocking ``snapshot(progress:)``), on a thread of its own
+    /// Writes a snapshot now (see the blocking `snapshot(progress:)`), on a thread of its own
     /// rather than one of the cooperative pool's.
     @discardableResult
     public func snapshot(progress: ProgressHandler? = nil) async throws(EngineError) -> SnapshotSummary {
         try await offThePool { () throws(EngineError) in try self.snapshot(progress: progress) }
     }
 
-    /// Closes the engine (see the blocking ``close()``): the final snapshot and the journal's
+    /// Closes the engine (see the blocking `close()`): the final snapshot and the journal's
     /// fsync run on a thread of their own while the caller is suspended. Idempotent.
     public func close() async throws(EngineError) {
         try await offThePool { () throws(EngineError) in try self.close() }

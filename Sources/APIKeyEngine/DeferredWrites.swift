@@ -6,7 +6,7 @@ import CXXHash
 /// each. ``Engine``'s own write methods are these followed by ``Engine/waitUntilDurable(_:)``.
 ///
 /// Every write validates against the current state and turns into one ``KeyMutation``, which is
-/// committed in one place, ``commit(_:to:)``: journal, then apply.
+/// committed in one place, `commit(_:to:)`: journal, then apply.
 public struct DeferredWrites: Sendable {
     let engine: Engine
 

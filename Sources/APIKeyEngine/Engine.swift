@@ -3,10 +3,12 @@ import Logging
 
 /// The engine: every operation of the API, usable in-process with no server.
 ///
-/// Reads (`check`, `getInfo`) take no lock (see ``KeyTable``). Writes are serialised by one write
-/// lock and committed through ``DeferredWrites``: each blocking write method here is its
-/// deferred twin followed by ``waitUntilDurable(_:)``. What the engine knows lives in
-/// ``EngineState``; what it keeps on disk, in ``Storage``.
+/// Reads (`check`, `getInfo`, `withKey`) take no lock and allocate nothing. Writes are serialised
+/// by one write lock and committed through ``DeferredWrites``: each blocking write method here is
+/// its deferred twin followed by ``waitUntilDurable(_:)``, and each `async` one its deferred twin
+/// followed by ``durable(_:)``. Open a durable engine with
+/// ``open(directory:options:configuration:clock:random:files:logger:progress:)``; see
+/// <doc:DurabilityForEmbedders>.
 public final class Engine: Sendable {
     /// The limits this engine enforces.
     public let configuration: EngineConfiguration

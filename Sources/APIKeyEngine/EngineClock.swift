@@ -24,6 +24,7 @@ extension EngineClock {
 
 /// The operating system's wall clock (`CLOCK_REALTIME`).
 public struct SystemClock: EngineClock {
+    /// A clock that reads the operating system's wall clock.
     public init() {}
 
     public func nowNanoseconds() -> Int64 {

@@ -64,10 +64,13 @@ public struct EngineError: Error, Hashable, Sendable, CustomStringConvertible {
     /// A value out of range or of the wrong kind.
     static func invalid(_ message: String) -> EngineError { EngineError(.invalidArgument, message) }
 
+    /// Whether two errors have the same code; their messages and causes are not compared.
     public static func == (left: EngineError, right: EngineError) -> Bool { left.code == right.code }
 
+    /// Hashes the code alone, as `==` compares only the code.
     public func hash(into hasher: inout Hasher) { hasher.combine(code) }
 
+    /// The message followed by the code in parentheses.
     public var description: String { "\(message) (\(code))" }
 }
 
@@ -120,6 +123,6 @@ extension EngineError {
             cause: failure)
     }
 
-    /// A write was asked of an engine after ``Engine/close()``.
+    /// A write was asked of an engine after `Engine.close()`.
     public static let closed = EngineError(.closed, "The engine is closed: writes are refused, reads go on.")
 }

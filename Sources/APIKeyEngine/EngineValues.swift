@@ -2,13 +2,17 @@
 
 /// Who is asking: an administrator sees every key, a client only its own.
 public enum Requester: Hashable, Sendable {
+    /// An administrator, who sees every key.
     case admin
+    /// The client with this ID, who sees only the keys it owns (another's key reads as not found).
     case client(Int64)
 }
 
 /// How a caller names one key: by its order or by the key itself.
 public enum KeyReference: Hashable, Sendable {
+    /// The key of the order with this ID.
     case orderID(Int64)
+    /// The key with this text, matched byte for byte.
     case key(String)
 }
 
@@ -25,6 +29,8 @@ public struct NewKey: Hashable, Sendable {
     /// When the key expires, in seconds since the Unix epoch; nil for never.
     public var expiresAt: Int64?
 
+    /// A new key for `clientID`; by default active, never expiring, with an empty config object and
+    /// an order ID the engine assigns.
     public init(
         orderID: Int64? = nil, clientID: Int64, config: JSONValue = .object([]), status: KeyStatus = .active,
         expiresAt: Int64? = nil
@@ -52,6 +58,7 @@ public struct KeyChanges: Hashable, Sendable {
     /// Only compared with the stored key: a different key is refused (use reset).
     public var apiKey: String?
 
+    /// Changes to the key of `orderID`; every field left nil stays as it is.
     public init(
         orderID: Int64, config: JSONValue? = nil, valid: Bool? = nil, status: KeyStatus? = nil,
         expiresAt: Int64?? = nil, apiKey: String? = nil
@@ -97,6 +104,7 @@ public struct PendingDurability: Hashable, Comparable, Sendable {
     /// The journal sequence number that must be durable.
     public var sequence: UInt64
 
+    /// Whether `left` comes before `right` in the journal, by sequence number.
     public static func < (left: PendingDurability, right: PendingDurability) -> Bool {
         left.sequence < right.sequence
     }
@@ -111,6 +119,8 @@ public struct Written<Value: Sendable>: Sendable {
     /// `everysec` or `no`, or an engine without a data directory).
     public var pending: PendingDurability?
 
+    /// A write's result `value` and what must become durable before it is acknowledged (nil for
+    /// nothing).
     public init(_ value: Value, pending: PendingDurability? = nil) {
         self.value = value
         self.pending = pending

@@ -14,6 +14,7 @@ public struct StorageError: Error, Hashable, Sendable, CustomStringConvertible {
     /// What failed, with the path and the reason.
     public var message: String
 
+    /// A storage failure described by `message`.
     public init(_ message: String) { self.message = message }
 
     /// A failure from a system call that set `errno`.
@@ -21,6 +22,7 @@ public struct StorageError: Error, Hashable, Sendable, CustomStringConvertible {
         StorageError("\(operation) \(path): \(String(cString: strerror(code)))")
     }
 
+    /// The failure's message, as it is.
     public var description: String { message }
 }
 
@@ -54,6 +56,7 @@ public protocol FileLayer: Sendable {
 
 /// The operating system's files, through POSIX calls.
 public struct PosixFileLayer: FileLayer {
+    /// The file layer over the operating system's own files.
     public init() {}
 
     public func openForAppend(_ path: String) throws(StorageError) -> any AppendFile {

@@ -4,11 +4,15 @@
 /// rules out an unordered dictionary. Numbers keep their original text, so nothing is lost or
 /// reformatted between input and storage.
 public enum JSONValue: Hashable, Sendable {
+    /// The literal `null`.
     case null
+    /// The literal `true` or `false`.
     case bool(Bool)
     /// A number, as its JSON text (for example `250`, `1.50`, `-3e2`).
     case number(String)
+    /// A string, as its decoded text (``encodeString(_:into:)`` escapes it again).
     case string(String)
+    /// An array's elements in order.
     case array([JSONValue])
     /// An object's members in order; a name appears at most once.
     case object([JSONMember])
@@ -80,9 +84,12 @@ public enum JSONValue: Hashable, Sendable {
 
 /// One member of a JSON object: a name and its value.
 public struct JSONMember: Hashable, Sendable {
+    /// The member's name.
     public var name: String
+    /// The member's value.
     public var value: JSONValue
 
+    /// A member named `name` holding `value`.
     public init(_ name: String, _ value: JSONValue) {
         self.name = name
         self.value = value
@@ -96,6 +103,7 @@ public struct JSONParseError: Error, Hashable, Sendable, CustomStringConvertible
     /// The offset of the offending byte from the start of the input.
     public var offset: Int
 
+    /// The reason followed by the offset of the offending byte.
     public var description: String { "\(reason) at byte \(offset)" }
 }
 

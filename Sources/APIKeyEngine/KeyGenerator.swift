@@ -1,6 +1,11 @@
 /// The letter case of generated keys.
 public enum KeyLetterCase: String, Sendable, CaseIterable {
-    case upper, lower, mixed
+    /// Upper-case letters: `A` to `F`.
+    case upper
+    /// Lower-case letters: `a` to `f`.
+    case lower
+    /// Each letter upper or lower case at random.
+    case mixed
 }
 
 /// The generation options of SPEC section 3, read from a record's config.

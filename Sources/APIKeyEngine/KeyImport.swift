@@ -3,7 +3,7 @@
 ///
 /// Each ``add(_:)`` checks one record as `create` would check its parameters (config, limits,
 /// expiry), and that neither its order nor its key is taken, in the engine or earlier in this
-/// import; nothing reaches the engine until ``Engine/commit(_:)`` adds everything at once.
+/// import; nothing reaches the engine until `Engine.commit(_:)` adds everything at once.
 public struct KeyImport: Sendable {
     /// The longest key an import accepts, in bytes.
     public static let maximumKeyBytes = 1024

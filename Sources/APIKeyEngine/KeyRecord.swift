@@ -1,6 +1,11 @@
 /// The lifecycle state of a key's order.
 public enum KeyStatus: String, Hashable, Sendable, CaseIterable {
-    case active, suspended, canceled
+    /// The order is in force: its key is valid while it has not expired.
+    case active
+    /// The order is suspended: its key is refused until the order is unsuspended.
+    case suspended
+    /// The order is canceled: its key is refused until the order is uncanceled.
+    case canceled
 
     /// The status as one byte, in journal records, snapshots and the key table.
     var code: UInt8 {

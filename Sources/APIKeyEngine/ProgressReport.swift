@@ -8,10 +8,14 @@ public struct ProgressReport: Hashable, Sendable {
     /// Records this phase has in all; nil when not known ahead (journal replay).
     public var total: UInt64?
 
+    /// The ``phase`` of loading the records of a snapshot.
     public static let loadingSnapshot = "loading snapshot"
+    /// The ``phase`` of replaying the journal records that follow the snapshot.
     public static let replayingJournal = "replaying journal"
+    /// The ``phase`` of writing a snapshot.
     public static let writingSnapshot = "writing snapshot"
 
+    /// A report that `done` records of `phase` are finished, out of `total` (nil when not known).
     public init(phase: String, done: UInt64, total: UInt64?) {
         self.phase = phase
         self.done = done

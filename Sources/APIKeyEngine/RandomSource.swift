@@ -8,6 +8,7 @@ public protocol RandomSource: Sendable {
 /// `SystemRandomNumberGenerator` (`getrandom(2)` on Linux, `arc4random_buf(3)` on Apple
 /// platforms).
 public struct SystemRandomSource: RandomSource {
+    /// The operating system's cryptographic random source.
     public init() {}
 
     public func fill(_ buffer: UnsafeMutableRawBufferPointer) {

@@ -16,7 +16,7 @@ public struct RecoveryReport: Hashable, Sendable, CustomStringConvertible {
     /// Damage before the end of the journal, where replay stopped: where and why.
     public var corruption: String?
     /// What a check of every loaded record found wrong (``Engine/integrityProblems(limit:)``);
-    /// filled by ``Engine/verifyData(directory:files:)`` only.
+    /// filled by ``Engine/verifyData(directory:files:progress:)`` only.
     public var integrityProblems: [String] = []
 
     /// The file names of the rejected snapshots.
@@ -28,6 +28,8 @@ public struct RecoveryReport: Hashable, Sendable, CustomStringConvertible {
     /// The segment where replay stopped at corruption, and the length of its intact start.
     var corruptSegment: TornSegment?
 
+    /// The report on several lines: the snapshot loaded and the journal replayed, then each
+    /// rejected snapshot, torn tail, corruption and bad record found.
     public var description: String {
         var lines = [
             "snapshot: \(snapshot ?? "none") (\(snapshotEntries) entries)",

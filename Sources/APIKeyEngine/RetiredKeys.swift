@@ -12,6 +12,7 @@ public struct RetiredKey: Hashable, Sendable {
     /// When the grace period ends, in nanoseconds since the Unix epoch.
     public var untilNanoseconds: Int64
 
+    /// The retired `key` of `orderID`, answering as `currentKey` until `untilNanoseconds`.
     public init(key: String, orderID: Int64, currentKey: String, untilNanoseconds: Int64) {
         self.key = key
         self.orderID = orderID

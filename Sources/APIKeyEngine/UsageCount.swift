@@ -5,6 +5,7 @@ public struct UsageCount: Hashable, Sendable {
     /// Its count: the sum of the costs of the verifies that passed.
     public var used: Int64
 
+    /// A count of `used` for `month`.
     public init(month: UsageMonth, used: Int64) {
         self.month = month
         self.used = used

@@ -12,9 +12,12 @@
 public struct UsageLimits: Hashable, Sendable {
     /// The per-key rate: a token bucket of `burst` tokens regaining `perSecond` a second.
     public struct Rate: Hashable, Sendable {
+        /// The tokens the bucket regains each second: the rate allowed over time.
         public var perSecond: Double
+        /// The tokens the bucket holds when full: the most requests allowed at once.
         public var burst: Int64
 
+        /// A bucket of `burst` tokens regaining `perSecond` tokens a second.
         public init(perSecond: Double, burst: Int64) {
             self.perSecond = perSecond
             self.burst = burst

@@ -81,5 +81,6 @@ public struct UsageMonth: Hashable, Comparable, Sendable, CustomStringConvertibl
             + (month < 10 ? "0" : "") + monthText
     }
 
+    /// Whether `left` is an earlier month than `right`.
     public static func < (left: UsageMonth, right: UsageMonth) -> Bool { left.ordinal < right.ordinal }
 }

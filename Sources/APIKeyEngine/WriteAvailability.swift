@@ -5,7 +5,7 @@ public enum WriteAvailability: Hashable, Sendable {
     /// A journal write or fsync failed: every write is refused with ``EngineError/Code/writesStopped``
     /// until the engine is opened again once the cause (a full disk, a failed device) is fixed.
     case stopped(StorageError)
-    /// ``Engine/close()`` was called: every write is refused with ``EngineError/Code/closed``.
+    /// `Engine.close()` was called: every write is refused with ``EngineError/Code/closed``.
     case closed
 
     /// Whether writes are taken.

@@ -54,6 +54,7 @@ public struct KeyCounts: Hashable, Sendable, CustomStringConvertible {
     /// Indexed by ``KeyStatus/code``.
     private var counts: [Int] = Array(repeating: 0, count: KeyStatus.allCases.count)
 
+    /// Counts of zero for every status.
     public init() {}
 
     /// How many keys have `status`.
@@ -62,6 +63,7 @@ public struct KeyCounts: Hashable, Sendable, CustomStringConvertible {
     mutating func add(_ status: KeyStatus) { counts[Int(status.code)] += 1 }
     mutating func remove(_ status: KeyStatus) { counts[Int(status.code)] -= 1 }
 
+    /// Each status's name followed by its count, separated by commas, in ``KeyStatus`` order.
     public var description: String {
         KeyStatus.allCases.map { "\($0.rawValue) \(self[$0])" }.joined(separator: ", ")
     }

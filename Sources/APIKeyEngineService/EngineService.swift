@@ -28,7 +28,7 @@ public struct EngineService: Service {
     public init(_ engine: Engine) { self.engine = engine }
 
     /// Waits for graceful shutdown (or cancellation), then closes the engine. Throws what
-    /// ``Engine/close()`` throws (a failed final snapshot; the journal still holds everything).
+    /// `Engine.close()` throws (a failed final snapshot; the journal still holds everything).
     public func run() async throws {
         try? await gracefulShutdown()
         try await engine.close()

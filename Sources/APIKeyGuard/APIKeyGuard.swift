@@ -12,7 +12,7 @@ import APIKeyEngine
 public struct APIKeyGuard: Sendable {
     /// What the guard does with a key.
     public enum Mode: Hashable, Sendable {
-        /// ``Engine/verify(key:cost:requestID:)``: status, expiry, the key's own rate and its
+        /// `Engine.verify(key:cost:requestID:)`: status, expiry, the key's own rate and its
         /// monthly quota, consuming `cost` (0 to ``DeferredWrites/maximumCost``) when it passes.
         case verify(cost: Int64)
         /// ``Engine/withKey(key:_:)``: status and expiry only; nothing is consumed or written.
@@ -49,7 +49,12 @@ public struct APIKeyGuard: Sendable {
     /// ``headerName``'s value, else the credentials of `Authorization: Bearer ...`; surrounding
     /// white space removed; nil when neither carries one.
     public func key(header: (String) -> String?) -> String? {
-        if let value = header(headerName)?.trimmingSpaces, !value.isEmpty { return String(value) }
+        if let value = header(headerName), !value.isEmpty {
+            // The usual header has nothing to trim: hand it on without a copy.
+            if value.first != " ", value.first != "\t", value.last != " ", value.last != "\t" { return value }
+            let trimmed = value.trimmingSpaces
+            if !trimmed.isEmpty { return String(trimmed) }
+        }
         guard acceptsBearer, let authorization = header("Authorization")?.trimmingSpaces else { return nil }
         let scheme = authorization.prefix { $0 != " " }
         guard scheme.lowercased() == "bearer" else { return nil }
@@ -60,11 +65,32 @@ public struct APIKeyGuard: Sendable {
     /// Decides for `key` (what ``key(header:)`` found): the key's details, or the refusal.
     /// Suspends until a verify's use is durable under the fsync policy.
     public func decide(key: String?) async -> GuardDecision {
-        guard let key, !key.isEmpty else { return .refused(.missingKey) }
+        let evaluation = evaluate(key: key)
+        guard evaluation.pending != nil else { return evaluation.decision }
+        return await finish(evaluation)
+    }
+
+    /// The synchronous half of ``decide(key:)``: the decision as applied, and what must become
+    /// durable before it may be acted on (nil under `everysec` and `no`, and for a refusal).
+    /// Middleware calls this and only awaits ``finish(_:)`` when something is pending: an `await`
+    /// that need not suspend still moves a nonisolated call off the caller's event loop and back.
+    public func evaluate(key: String?) -> GuardEvaluation {
+        guard let key, !key.isEmpty else { return GuardEvaluation(.refused(.missingKey)) }
         switch mode {
-        case .check: return check(key)
-        case .verify(let cost): return await verify(key, cost: cost)
+        case .check: return GuardEvaluation(check(key))
+        case .verify(let cost): return verify(key, cost: cost)
         }
+    }
+
+    /// The decision of `evaluation` once its pending use is durable; a refusal (503) when the
+    /// journal failed first.
+    public func finish(_ evaluation: GuardEvaluation) async -> GuardDecision {
+        do {
+            try await engine.durable(evaluation.pending)
+        } catch {
+            return .refused(GuardRefusal(error))
+        }
+        return evaluation.decision
     }
 
     private func check(_ key: String) -> GuardDecision {
@@ -82,11 +108,12 @@ public struct APIKeyGuard: Sendable {
         }
     }
 
-    private func verify(_ key: String, cost: Int64) async -> GuardDecision {
+    private func verify(_ key: String, cost: Int64) -> GuardEvaluation {
         var key = key
         var answer: (Verification, CustomParameterValues)?
+        let pending: PendingDurability?
         do {
-            let pending = try key.withUTF8 { bytes in
+            pending = try key.withUTF8 { bytes in
                 Result { () throws(EngineError) in
                     try engine.deferred.verify(keyBytes: UnsafeRawBufferPointer(bytes), cost: cost) {
                         verification, custom in
@@ -94,25 +121,41 @@ public struct APIKeyGuard: Sendable {
                     }
                 }
             }.get()
-            try await engine.durable(pending)
         } catch {
-            return .refused(GuardRefusal(error))
+            return GuardEvaluation(.refused(GuardRefusal(error)))
         }
-        guard let (verification, parameters) = answer else { return .refused(.internalError) }
+        guard let (verification, parameters) = answer else { return GuardEvaluation(.refused(.internalError)) }
         let headers = RateLimitHeaders(verification, nowSeconds: engine.clock.nowSeconds())
         switch verification.code {
         case .valid:
-            return .allowed(
-                VerifiedKey(
-                    orderID: verification.orderID, clientID: verification.clientID, customParameters: parameters,
-                    usage: verification.usage, rateLimit: verification.rateLimit, headers: headers.closest))
+            return GuardEvaluation(
+                .allowed(
+                    VerifiedKey(
+                        orderID: verification.orderID, clientID: verification.clientID, customParameters: parameters,
+                        usage: verification.usage, rateLimit: verification.rateLimit, headers: headers.closest)),
+                pending: pending)
         case .rateLimited:
-            return .refused(.limited(verification.code, headers: headers.rate, retryAfter: headers.rateRetryAfter))
+            return GuardEvaluation(
+                .refused(.limited(verification.code, headers: headers.rate, retryAfter: headers.rateRetryAfter)))
         case .usageExceeded:
-            return .refused(.limited(verification.code, headers: headers.quota, retryAfter: headers.quotaRetryAfter))
+            return GuardEvaluation(
+                .refused(.limited(verification.code, headers: headers.quota, retryAfter: headers.quotaRetryAfter)))
         case .notFound, .suspended, .canceled, .expired:
-            return .refused(.invalid(verification.code))
+            return GuardEvaluation(.refused(.invalid(verification.code)))
         }
+    }
+}
+
+/// A decision as ``APIKeyGuard/evaluate(key:)`` made it, before its use is durable.
+public struct GuardEvaluation: Sendable {
+    /// What was decided.
+    public let decision: GuardDecision
+    /// What must be durable before the decision is acted on; nil when nothing is.
+    public let pending: PendingDurability?
+
+    init(_ decision: GuardDecision, pending: PendingDurability? = nil) {
+        self.decision = decision
+        self.pending = pending
     }
 }
 

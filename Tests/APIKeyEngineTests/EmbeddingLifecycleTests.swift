@@ -1,3 +1,5 @@
+import Dispatch
+import Foundation
 import Synchronization
 import TestSupport
 import Testing
@@ -92,15 +94,21 @@ import Testing
 
     private final class Counter: Sendable { let value = Atomic(0) }
 
-    /// Eight writes wait on a one-second fsync; had they blocked their threads, the two-thread
-    /// cooperative pool could run nothing else until it ended.
-    @Test func asyncWritesWaitingOnASlowFsyncLeaveTheCooperativePoolFree() async throws {
+    /// Eight writes wait on an fsync the disk holds until other work on the cooperative pool has
+    /// run: had the writes blocked their threads, the two-thread pool could run nothing else, and
+    /// only the safety release (a Dispatch timer, off the pool) would end the wait.
+    @Test func asyncWritesWaitingOnAHeldFsyncLeaveTheCooperativePoolFree() async throws {
         let directory = TemporaryDirectory()
         defer { directory.remove() }
         let files = FaultyFileLayer(seed: 1)
         let engine = try Engine.open(directory: directory.path, options: durableOptions(), files: files)
-        files.setSyncDelay(microseconds: 1_000_000)
+        files.holdSyncs()
         let finished = Counter()
+        let releasedByTimer = Counter()
+        DispatchQueue.global().asyncAfter(deadline: .now() + 60) {
+            releasedByTimer.value.store(1, ordering: .relaxed)
+            files.releaseSyncs()
+        }
         let finishedWhenOtherWorkRan = try await withThrowingTaskGroup(of: Int?.self) { group in
             for client in 1...8 {
                 group.addTask {
@@ -110,14 +118,18 @@ import Testing
                 }
             }
             group.addTask {
-                try await Task.sleep(for: .milliseconds(50))
-                return finished.value.load(ordering: .relaxed)
+                // Give the writes time to reach the held fsync; then this is the other work.
+                try await Task.sleep(for: .milliseconds(200))
+                let seen = finished.value.load(ordering: .relaxed)
+                files.releaseSyncs()
+                return seen
             }
             var seen: Int?
             for try await value in group { if let value { seen = value } }
             return seen
         }
-        #expect(finishedWhenOtherWorkRan == 0)
+        #expect(releasedByTimer.value.load(ordering: .relaxed) == 0, "the pool ran nothing while the writes waited")
+        #expect(finishedWhenOtherWorkRan == 0, "no write may finish before its fsync")
         #expect(finished.value.load(ordering: .relaxed) == 8)
         try await engine.close()
     }
@@ -143,21 +155,34 @@ import Testing
         #expect(engine.writeAvailability.isAccepting)
     }
 
-    /// The README's error-handling snippet, compiled and run.
-    @Test func errorsAreSwitchedOverByCode() {
+    /// The README's error-handling snippet (``describe(_:in:)`` below), run; and the README holds
+    /// exactly that code, so the two cannot drift apart.
+    @Test func errorsAreSwitchedOverByCodeAsTheReadmeShows() throws {
         let engine = Engine()
-        func describe(_ key: String) -> String {
-            do {
-                return try engine.check(key: key) ? "valid" : "invalid"
-            } catch {
-                switch error.code {
-                case .missingKey, .keyNotFound: return "unknown key"
-                case .writesStopped, .closed: return "try again later"
-                default: return "error: \(error.message)"
-                }
-            }
+        #expect(describe("", in: engine) == "unknown key")
+        #expect(describe("nope", in: engine) == "unknown key")
+        let key = try engine.create(NewKey(clientID: 1)).apiKey
+        #expect(describe(key, in: engine) == "valid")
+        let readme = try String(contentsOfFile: Self.repository + "/README.md", encoding: .utf8)
+        let thisFile = try String(contentsOfFile: #filePath, encoding: .utf8)
+        let snippet = thisFile.components(separatedBy: "// README snippet begins\n")[1]
+            .components(separatedBy: "// README snippet ends")[0]
+        #expect(readme.contains("```swift\n" + snippet + "```"), "README.md must show the function below as is")
+    }
+
+    private static let repository = #filePath.split(separator: "/").dropLast(3).reduce("") { $0 + "/" + $1 }
+}
+
+// README snippet begins
+func describe(_ key: String, in engine: Engine) -> String {
+    do {
+        return try engine.check(key: key) ? "valid" : "invalid"
+    } catch {
+        switch error.code {
+        case .missingKey, .keyNotFound: return "unknown key"
+        case .writesStopped, .closed: return "try again later"
+        default: return "error: \(error.message)"
         }
-        #expect(describe("") == "unknown key")
-        #expect(describe("nope") == "unknown key")
     }
 }
+// README snippet ends

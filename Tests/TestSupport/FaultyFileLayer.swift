@@ -19,6 +19,7 @@ public final class FaultyFileLayer: FileLayer, @unchecked Sendable {
         var crashed = false
         var failSyncs = false
         var syncDelayMicroseconds: UInt32 = 0
+        var syncsHeld = false
         var failWrites = false
         /// Writes and fsyncs of files whose path ends so fail as on a full disk (ENOSPC).
         var noSpaceSuffix: String?
@@ -41,6 +42,11 @@ public final class FaultyFileLayer: FileLayer, @unchecked Sendable {
     public func setFailWrites(_ fail: Bool) { state.withLock { $0.failWrites = fail } }
     /// Makes every file sync take this long (a slow disk), for tests of what waits on one.
     public func setSyncDelay(microseconds: UInt32) { state.withLock { $0.syncDelayMicroseconds = microseconds } }
+    /// Makes every file sync wait (polling every millisecond) until ``releaseSyncs()``: a disk that
+    /// answers only when the test says so.
+    public func holdSyncs() { state.withLock { $0.syncsHeld = true } }
+    /// Lets held syncs, and every later one, go on.
+    public func releaseSyncs() { state.withLock { $0.syncsHeld = false } }
     public func crash(afterOperations count: Int) { state.withLock { $0.operationsBeforeCrash = count } }
     public func setNoSpace(forPathsEnding suffix: String?) { state.withLock { $0.noSpaceSuffix = suffix } }
 
@@ -67,6 +73,7 @@ public final class FaultyFileLayer: FileLayer, @unchecked Sendable {
         if kind == "sync" {
             let delay = state.withLock { $0.syncDelayMicroseconds }
             if delay > 0 { usleep(delay) }
+            while state.withLock({ $0.syncsHeld }) { usleep(1000) }
         }
     }
 

@@ -1,4 +1,5 @@
 import APIKeyEngine
+import APIKeyGuard
 import Benchmark
 import Dispatch
 import Synchronization
@@ -164,6 +165,29 @@ let benchmarks: @Sendable () -> Void = {
     Benchmark("get_info, 1 thread") { benchmark in
         try forEachKey(of: benchmark) { key in
             blackHole(try fixture.engine.withInfo(key: key) { valid, custom in valid && custom.count > 2 })
+        }
+    }
+
+    // What an embedder's route reads per request: the key's order and two custom parameters,
+    // in place (Engine.withKey), typed, with no JSON parse.
+    Benchmark("withKey order and parameters, 1 thread") { benchmark in
+        try forEachKey(of: benchmark) { key in
+            blackHole(
+                try fixture.engine.withKey(key: key) { view in
+                    view.orderID &+ (view.customParameters.int64("monthlyLimit") ?? 0)
+                        &+ (view.customParameters.string("tier", equals: "pro") ? 1 : 0)
+                })
+        }
+    }
+
+    // What the web-framework middleware does per request before the route: the key from a
+    // header, verify (cost 1), the details copied for the handler.
+    Benchmark("guard evaluate (verify), 1 thread") { benchmark in
+        let keyGuard = APIKeyGuard(engine: fixture.engine)
+        try forEachKey(of: benchmark) { key in
+            let evaluation = keyGuard.evaluate(key: keyGuard.key { $0 == "X-API-Key" ? key : nil })
+            blackHole(evaluation.pending)
+            if case .allowed(let verified) = evaluation.decision { blackHole(verified.orderID) }
         }
     }
 

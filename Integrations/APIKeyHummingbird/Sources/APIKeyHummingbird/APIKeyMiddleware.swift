@@ -42,17 +42,29 @@ public struct APIKeyRequestContextType: APIKeyRequestContext {
 public struct APIKeyMiddleware<Context: APIKeyRequestContext>: RouterMiddleware {
     /// What the middleware decides with.
     public let keyGuard: APIKeyGuard
+    /// The guard's header name, parsed once.
+    @usableFromInline let keyHeader: HTTPField.Name?
 
     /// Middleware that decides with `keyGuard`; give a route its own cost with
     /// `APIKeyMiddleware(keyGuard.with(mode: .verify(cost: 10)))`.
-    public init(_ keyGuard: APIKeyGuard) { self.keyGuard = keyGuard }
+    public init(_ keyGuard: APIKeyGuard) {
+        self.keyGuard = keyGuard
+        self.keyHeader = HTTPField.Name(keyGuard.headerName)
+    }
 
-    /// Decides for the request, then calls `next` or answers the refusal.
+    /// Decides for the request, then calls `next` or answers the refusal. Suspends only when a
+    /// verify's use must become durable first (the `always` fsync policy). Inlinable, so that it
+    /// is specialised for the application's context type rather than run generically.
+    @inlinable
     public func handle(
         _ request: Request, context: Context, next: (Request, Context) async throws -> Response
     ) async throws -> Response {
-        let key = keyGuard.key { name in HTTPField.Name(name).flatMap { request.headers[$0] } }
-        switch await keyGuard.decide(key: key) {
+        let key = keyGuard.key { name in
+            name == keyGuard.headerName ? keyHeader.flatMap { request.headers[$0] } : request.headers[.authorization]
+        }
+        let evaluation = keyGuard.evaluate(key: key)
+        let decision = evaluation.pending == nil ? evaluation.decision : await keyGuard.finish(evaluation)
+        switch decision {
         case .allowed(let verified):
             var context = context
             context.apiKey = verified
@@ -68,7 +80,8 @@ public struct APIKeyMiddleware<Context: APIKeyRequestContext>: RouterMiddleware 
         }
     }
 
-    private static func add(_ fields: [HeaderField], to headers: inout HTTPFields) {
+    @usableFromInline
+    static func add(_ fields: [HeaderField], to headers: inout HTTPFields) {
         for field in fields {
             if let name = HTTPField.Name(field.name) { headers[name] = field.value }
         }

@@ -24,10 +24,13 @@ public struct APIKeyMiddleware: AsyncMiddleware {
     /// Middleware that decides with `keyGuard`.
     public init(_ keyGuard: APIKeyGuard) { self.keyGuard = keyGuard }
 
-    /// Decides for the request, then calls `next` or answers the refusal.
+    /// Decides for the request, then calls `next` or answers the refusal. Suspends only when a
+    /// verify's use must become durable first (the `always` fsync policy).
     public func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
         let key = keyGuard.key { name in request.headers.first(name: name) }
-        switch await keyGuard.decide(key: key) {
+        let evaluation = keyGuard.evaluate(key: key)
+        let decision = evaluation.pending == nil ? evaluation.decision : await keyGuard.finish(evaluation)
+        switch decision {
         case .allowed(let verified):
             request.apiKey = verified
             let response = try await next.respond(to: request)

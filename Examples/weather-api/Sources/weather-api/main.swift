@@ -1,0 +1,3 @@
+import WeatherAPI
+
+try await WeatherServer().run()
