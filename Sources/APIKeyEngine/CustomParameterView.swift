@@ -77,7 +77,7 @@ public struct CustomParameterView {
 
     /// The parameter as text (a JSON string, unescaped); nil for another kind of value.
     public func string(_ name: String) -> String? {
-        guard let value = jsonValue(name), value.first == UInt8(ascii: "\"") else { return nil }
+        guard let value = jsonValue(name), Self.isQuoted(value) else { return nil }
         let inner = UnsafeRawBufferPointer(rebasing: value[1..<(value.count - 1)])
         guard inner.contains(UInt8(ascii: "\\")) else { return String(decoding: inner, as: UTF8.self) }
         var bytes: [UInt8] = []
@@ -88,9 +88,14 @@ public struct CustomParameterView {
 
     /// Whether the parameter is a JSON string equal to `text`, compared without allocating.
     public func string(_ name: String, equals text: String) -> Bool {
-        guard let value = jsonValue(name), value.first == UInt8(ascii: "\"") else { return false }
+        guard let value = jsonValue(name), Self.isQuoted(value) else { return false }
         return JSONStringScanner(UnsafeRawBufferPointer(rebasing: value[1..<(value.count - 1)]))
             .elementsEqual(text.utf8)
+    }
+
+    /// Whether `value` is a whole JSON string, quotes at both ends (not one cut short).
+    private static func isQuoted(_ value: UnsafeRawBufferPointer) -> Bool {
+        value.count >= 2 && value.first == UInt8(ascii: "\"") && value.last == UInt8(ascii: "\"")
     }
 
     /// Where the value of the member named `name` lies in ``json``; nil when there is none (or

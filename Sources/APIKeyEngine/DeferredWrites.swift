@@ -262,6 +262,8 @@ public struct DeferredWrites: Sendable {
     /// durable before the write is acknowledged.
     private func append(_ mutation: KeyMutation) throws(EngineError) -> PendingDurability? {
         guard let storage = engine.storage else { return nil }
+        // Refused as soon as close() begins, before the journal itself refuses appends.
+        if storage.isClosed { throw EngineError.closed }
         do {
             return try storage.journal.append(mutation)
         } catch {
@@ -287,8 +289,8 @@ public struct DeferredWrites: Sendable {
         }
     }
 
-    /// Refuses a config that `create` would refuse: not an object, too large, bad generation
-    /// options or usage limits.
+    /// Refuses a config that `create` would refuse: not one that encodes as the JSON it stands for,
+    /// not an object, too large, bad generation options or usage limits.
     /// `encodedBytes` is the size of its JSON text, when known.
     func validate(config: JSONValue, encodedBytes: Int? = nil) throws(EngineError) {
         _ = try validatedOptions(config, encodedBytes: encodedBytes)
@@ -298,6 +300,8 @@ public struct DeferredWrites: Sendable {
     private func validatedOptions(
         _ config: JSONValue, encodedBytes: Int? = nil
     ) throws(EngineError) -> KeyGenerationOptions {
+        // A config built by hand (not parsed) could hold text that is no JSON, or inject members.
+        if let problem = config.encodingProblem { throw EngineError.invalid("config: \(problem)") }
         guard case .object = config else { throw EngineError.invalid("config must be a JSON object") }
         let size = encodedBytes ?? config.encoded.count
         let limit = engine.configuration.maximumConfigBytes

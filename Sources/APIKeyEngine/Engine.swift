@@ -155,6 +155,7 @@ public final class Engine: Sendable {
     private static func engineError(_ failure: Storage.SnapshotFailure) -> EngineError {
         switch failure {
         case .running: EngineError(.snapshotRunning, "A snapshot is already running")
+        case .closed: EngineError.closed
         case .journal(let cause): EngineError.writesStopped(cause)
         case .write(let cause): EngineError(.snapshotFailed, "Snapshot failed: \(cause.message)", cause: cause)
         }
@@ -185,6 +186,7 @@ public final class Engine: Sendable {
         do {
             try storage.journal.waitUntilDurable(pending.sequence)
         } catch {
+            storage.writesStopped(by: error)
             throw EngineError.writesStopped(error)
         }
     }
@@ -197,7 +199,10 @@ public final class Engine: Sendable {
             callback(nil)
             return
         }
-        storage.journal.whenDurable(pending.sequence) { failure in callback(failure.map(EngineError.writesStopped)) }
+        storage.journal.whenDurable(pending.sequence) { failure in
+            if let failure { storage.writesStopped(by: failure) }
+            callback(failure.map(EngineError.writesStopped))
+        }
     }
 
     /// Whether writes (verifies' uses among them) are acknowledged only once fsynced: the

@@ -108,6 +108,64 @@ public struct JSONParseError: Error, Hashable, Sendable, CustomStringConvertible
 }
 
 extension JSONValue {
+    /// What keeps this value from being written as JSON that parses back to it: a number whose
+    /// text is not a JSON number (`.number("abc")`, or text that would inject members), nesting
+    /// deeper than ``maximumDepth``, or an object naming a member twice; nil when there is none.
+    /// Values the parser made never have one; values built by hand may.
+    public var encodingProblem: String? { encodingProblem(depth: 1) }
+
+    private func encodingProblem(depth: Int) -> String? {
+        switch self {
+        case .null, .bool, .string: return nil
+        case .number(let text):
+            return Self.isNumberText(text) ? nil : "\(text.debugDescription) is not a JSON number"
+        case .array(let elements):
+            guard depth <= Self.maximumDepth else { return "nesting deeper than \(Self.maximumDepth) levels" }
+            for element in elements { if let problem = element.encodingProblem(depth: depth + 1) { return problem } }
+            return nil
+        case .object(let members):
+            guard depth <= Self.maximumDepth else { return "nesting deeper than \(Self.maximumDepth) levels" }
+            var names = Set<String>()
+            for member in members {
+                guard names.insert(member.name).inserted else {
+                    return "the member \(member.name.debugDescription) appears twice"
+                }
+                if let problem = member.value.encodingProblem(depth: depth + 1) { return problem }
+            }
+            return nil
+        }
+    }
+
+    /// Whether `text` is a number as JSON writes one: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
+    static func isNumberText(_ text: String) -> Bool {
+        let bytes = Array(text.utf8)
+        var index = 0
+        func digits() -> Int {
+            let start = index
+            while index < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[index]) { index += 1 }
+            return index - start
+        }
+        if index < bytes.count, bytes[index] == UInt8(ascii: "-") { index += 1 }
+        guard index < bytes.count else { return false }
+        if bytes[index] == UInt8(ascii: "0") {
+            index += 1
+        } else if digits() == 0 {
+            return false
+        }
+        if index < bytes.count, bytes[index] == UInt8(ascii: ".") {
+            index += 1
+            guard digits() > 0 else { return false }
+        }
+        if index < bytes.count, bytes[index] == UInt8(ascii: "e") || bytes[index] == UInt8(ascii: "E") {
+            index += 1
+            if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") {
+                index += 1
+            }
+            guard digits() > 0 else { return false }
+        }
+        return index == bytes.count
+    }
+
     /// The value of one hexadecimal digit of a `\u` escape; nil for another byte.
     static func hexDigitValue(_ byte: UInt8) -> UInt8? {
         switch byte {

@@ -43,6 +43,10 @@ final class Journal: @unchecked Sendable {
     private var callbacks: [(sequence: UInt64, callback: @Sendable (StorageError?) -> Void)] = []
     private var syncerRunning = false
     private var syncerStopped = false
+    /// Set by ``close()`` before its last fsync: appends are refused from then on, so every record
+    /// appended before is covered by that fsync.
+    private var closed = false
+    private static let closedFailure = StorageError("the engine is closed")
 
     /// Starts a new segment after `lastSequence` (everything up to it is already durable).
     init(
@@ -87,6 +91,7 @@ final class Journal: @unchecked Sendable {
     func append(_ mutation: KeyMutation) throws(StorageError) -> PendingDurability? {
         try monitor.withLock { () throws(StorageError) -> PendingDurability? in
             if let failure { throw failure }
+            if closed { throw Self.closedFailure }
             let sequence = lastSequence + 1
             let record = JournalFormat.record(sequence: sequence, mutation: mutation)
             do throws(StorageError) {
@@ -137,8 +142,9 @@ final class Journal: @unchecked Sendable {
         monitor.lock()
         defer { monitor.unlock() }
         while true {
-            if let failure { throw failure }
+            // Durable first: a record the last fsync covered is durable whatever failed later.
             if durableSequence >= sequence { return }
+            if let failure { throw failure }
             if syncing {
                 monitor.wait()
             } else {
@@ -207,14 +213,18 @@ final class Journal: @unchecked Sendable {
         if let failure { throw failure }
     }
 
-    /// Fsyncs what has been written, refuses every later append and lets the syncer thread end.
+    /// Refuses every later append, fsyncs what was appended before, and lets the syncer thread
+    /// end (also when that fsync fails, which it then throws).
     func close() throws(StorageError) {
-        try sync()
-        monitor.withLock {
-            failure = failure ?? StorageError("the engine is closed")
-            syncerStopped = true
-            monitor.broadcast()
+        monitor.withLock { closed = true }
+        defer {
+            monitor.withLock {
+                failure = failure ?? Self.closedFailure
+                syncerStopped = true
+                monitor.broadcast()
+            }
         }
+        try sync()
     }
 
     /// One fsync as leader: drops the lock while the disk works, so appends and new waiters go on.

@@ -2,6 +2,12 @@ import Dispatch
 import Logging
 import Synchronization
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// How the engine keeps its state on disk.
 public struct StorageOptions: Hashable, Sendable {
     /// When the journal fsyncs.
@@ -64,7 +70,7 @@ final class Storage: @unchecked Sendable {
     private let verifiedSnapshots: Mutex<Set<UInt64>>
     /// When the newest snapshot this process wrote finished (seconds since 1970); nil before one.
     private let lastSuccess = Mutex<Int64?>(nil)
-    /// Whether the journal's failure (writes stopped) has been logged: once per process.
+    /// Whether the journal's failure (writes stopped) has been logged: once per engine.
     private let stopLogged = Atomic(false)
     /// Whether ``close()`` (or ``release()``) has begun: from then on every later call is a no-op.
     private let closing = Atomic(false)
@@ -196,7 +202,8 @@ final class Storage: @unchecked Sendable {
         // Weak: the timer must not keep the storage, and with it the directory's lock, alive
         // once the engine is gone.
         timer.setEventHandler { [weak self] in
-            guard let self else { return }
+            // A tick that began as close() cancelled the timer does nothing.
+            guard let self, !self.isClosed else { return }
             do throws(StorageError) {
                 try journal.secondElapsed()
             } catch {
@@ -210,6 +217,7 @@ final class Storage: @unchecked Sendable {
                     && clock.nowSeconds() - seconds >= Int64(options.snapshotIntervalSeconds))
             if due && !snapshotGate.withLock({ $0 }) {
                 snapshotQueue.async { [self] in
+                    guard !isClosed else { return }
                     do throws(SnapshotFailure) {
                         _ = try snapshot()
                     } catch {
@@ -233,6 +241,8 @@ final class Storage: @unchecked Sendable {
     enum SnapshotFailure: Error, CustomStringConvertible {
         /// Another snapshot is running.
         case running
+        /// The engine is closing or closed (only its own final snapshot runs then).
+        case closed
         /// The journal could not be rotated: writes are stopped.
         case journal(StorageError)
         /// Writing, fsyncing or pruning failed.
@@ -241,6 +251,7 @@ final class Storage: @unchecked Sendable {
         var description: String {
             switch self {
             case .running: "a snapshot is already running"
+            case .closed: "the engine is closed"
             case .journal(let error), .write(let error): error.message
             }
         }
@@ -248,11 +259,15 @@ final class Storage: @unchecked Sendable {
 
     /// Writes a snapshot of the whole state now, then removes what it makes redundant. Checks go
     /// on meanwhile; writes pause only while the shards are copied.
-    func snapshot(progress: ProgressHandler? = nil) throws(SnapshotFailure) -> SnapshotSummary {
+    /// `final` is close's own snapshot; any other is refused once closing has begun.
+    func snapshot(progress: ProgressHandler? = nil, final: Bool = false) throws(SnapshotFailure) -> SnapshotSummary {
         let started = snapshotGate.withLock { running in
-            defer { running = true }
-            return !running
+            if running { return false as Bool? }
+            if !final && isClosed { return nil }
+            running = true
+            return true
         }
+        guard let started else { throw .closed }
         guard started else { throw .running }
         defer { snapshotGate.withLock { $0 = false } }
         let startNanoseconds = SystemClock.monotonicNanoseconds()
@@ -316,9 +331,11 @@ final class Storage: @unchecked Sendable {
 
     // MARK: - Health
 
-    /// Logs, once per process, that writes are stopped by `error`: every later write is refused
-    /// with the same cause, and repeating the line on each would flood the log.
+    /// Logs, once per engine, that writes are stopped by `error`: every later write is refused
+    /// with the same cause, and repeating the line on each would flood the log. Nothing is logged
+    /// once the engine is closing: its refusals are not failures.
     func writesStopped(by error: StorageError) {
+        guard !isClosed else { return }
         guard stopLogged.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged else { return }
         logger.critical(
             "writes are stopped: the journal failed, reads go on; restart once the cause is fixed",
@@ -347,11 +364,12 @@ final class Storage: @unchecked Sendable {
         guard closing.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
         else { return nil }
         stopBackgroundWork()
+        waitForRunningSnapshot()
         defer { abandon() }
         var snapshotFailure: SnapshotFailure?
         if options.snapshotOnClose, journal.latchedFailure == nil, !isCoveredBySnapshot {
             do throws(SnapshotFailure) {
-                _ = try snapshot()
+                _ = try snapshot(final: true)
             } catch {
                 logger.error("final snapshot failed, the journal keeps everything: \(error)")
                 snapshotFailure = error
@@ -361,6 +379,12 @@ final class Storage: @unchecked Sendable {
         return snapshotFailure
     }
 
+    /// Waits until a snapshot under way (one asked for on another thread) has ended, so that close
+    /// changes nothing in the directory after it returns. New ones are refused once closing.
+    private func waitForRunningSnapshot() {
+        while snapshotGate.withLock({ $0 }) { usleep(1000) }
+    }
+
     /// What happens when the engine is released without ``close()``: the journal is fsynced and
     /// closed and the directory released, without a final snapshot (the next start replays the
     /// journal). Does nothing after ``close()``.
@@ -368,6 +392,7 @@ final class Storage: @unchecked Sendable {
         guard closing.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
         else { return }
         stopBackgroundWork()
+        waitForRunningSnapshot()
         defer { abandon() }
         do throws(StorageError) {
             try journal.close()

@@ -50,6 +50,48 @@ import Testing
         #expect(log.lines.filter { $0.level >= .error }.isEmpty, "\(log.lines.map(\.message))")
     }
 
+    /// Writes racing close(): each is either acknowledged and found after reopening, or refused as
+    /// closed and not found; none is refused as failed, and a pending write from before close
+    /// counts as durable after it.
+    @Test func writesRacingCloseAreAcknowledgedOrRefusedAsClosed() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let engine = try Engine.open(directory: directory.path, options: durableOptions())
+        let before = try engine.deferred.create(NewKey(orderID: 100_000, clientID: 1)).pending
+        let outcomes = await withTaskGroup(of: (Int64, EngineError.Code?).self) { group in
+            for order in Int64(1)...600 {
+                group.addTask {
+                    do throws(EngineError) {
+                        try await engine.create(NewKey(orderID: order, clientID: 1))
+                        return (order, nil)
+                    } catch {
+                        return (order, error.code)
+                    }
+                }
+                if order == 300 {
+                    group.addTask {
+                        try? await engine.close(); return (0, nil)
+                    }
+                }
+            }
+            var outcomes: [(Int64, EngineError.Code?)] = []
+            for await outcome in group where outcome.0 > 0 { outcomes.append(outcome) }
+            return outcomes
+        }
+        try closeBlocking(engine)
+        #expect(throws: Never.self) { try engine.waitUntilDurable(before) }
+        await #expect(throws: EngineError.closed) { try await engine.snapshot() }
+        #expect(
+            outcomes.allSatisfy { $0.1 == nil || $0.1 == .closed },
+            "\(outcomes.filter { $0.1 != nil && $0.1 != .closed })")
+        let reopened = try Engine.open(directory: directory.path)
+        for (order, code) in outcomes {
+            let found = (try? reopened.get(.orderID(order))) != nil
+            #expect(found == (code == nil), "order \(order): \(String(describing: code)), found \(found)")
+        }
+        try await reopened.close()
+    }
+
     /// Opens `directory`, writes one key without waiting for an fsync, and lets the engine go.
     private func writeAndDrop(_ directory: String, log: CapturedLog) throws -> String {
         let engine = try Engine.open(directory: directory, options: durableOptions(.no), logger: log.logger)

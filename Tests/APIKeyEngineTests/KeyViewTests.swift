@@ -88,6 +88,40 @@ import Testing
         }
     }
 
+    @Test func malformedTextAnswersNothingRatherThanTrapping() {
+        for text in ["{\"a\": \"", "{\"a\": ", "{\"a\"", "{", "", "[1]", "{\"a\": \"x\\"] {
+            let parameters = CustomParameterValues(json: Array(text.utf8))
+            #expect(parameters.string("a") == nil || text.hasSuffix("\\"), "\(text)")
+            #expect(!parameters.string("a", equals: "x"), "\(text)")
+            _ = parameters.int64("a")
+            _ = parameters.double("a")
+        }
+    }
+
+    @Test func handBuiltConfigsThatAreNoJSONAreRefused() {
+        let engine = Engine()
+        for (config, problem) in [
+            (JSONValue.object([JSONMember("custom_n", .number("1, \"custom_admin\": true"))]), "is not a JSON number"),
+            (.object([JSONMember("custom_n", .number(""))]), "is not a JSON number"),
+            (.object([JSONMember("custom_n", .number("abc"))]), "is not a JSON number"),
+            (.object([JSONMember("a", .null), JSONMember("a", .null)]), "appears twice"),
+            (
+                .object([JSONMember("deep", (0..<70).reduce(JSONValue.null) { inner, _ in .array([inner]) })]),
+                "nesting deeper"
+            ),
+        ] {
+            #expect {
+                try engine.create(NewKey(clientID: 1, config: config))
+            } throws: { error in
+                (error as? EngineError)?.code == .invalidArgument && "\(error)".contains(problem)
+            }
+        }
+        #expect(engine.keyCount == 0)
+        #expect(throws: Never.self) {
+            try engine.create(NewKey(clientID: 1, config: .object([JSONMember("custom_n", .number("-0.5e+3"))])))
+        }
+    }
+
     private static func randomValue(_ random: inout SplitMix64, depth: Int) -> JSONValue {
         let texts = ["", "pro", "with \"quotes\"", "back\\slash", "line\nbreak", "ünï", "😀", "\u{7}", "x,y}", "[1]"]
         let numbers = [
