@@ -361,10 +361,7 @@ final class Storage: @unchecked Sendable {
     /// is returned: nothing is lost, the next start replays the journal. Throws when the journal
     /// itself cannot be closed. Only the first call does anything; later ones return nil.
     func close() throws(StorageError) -> SnapshotFailure? {
-        guard closing.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
-        else { return nil }
-        stopBackgroundWork()
-        waitForRunningSnapshot()
+        guard beginClosing() else { return nil }
         defer { abandon() }
         var snapshotFailure: SnapshotFailure?
         if options.snapshotOnClose, journal.latchedFailure == nil, !isCoveredBySnapshot {
@@ -379,20 +376,23 @@ final class Storage: @unchecked Sendable {
         return snapshotFailure
     }
 
-    /// Waits until a snapshot under way (one asked for on another thread) has ended, so that close
-    /// changes nothing in the directory after it returns. New ones are refused once closing.
-    private func waitForRunningSnapshot() {
+    /// What ``close()`` and ``release()`` both begin with: the first caller sets the closing flag
+    /// (false for every later one), stops background work and waits until a snapshot under way
+    /// (one asked for on another thread) has ended, so that closing changes nothing in the
+    /// directory after it returns. New snapshots are refused once the flag is set.
+    private func beginClosing() -> Bool {
+        guard closing.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
+        else { return false }
+        stopBackgroundWork()
         while snapshotGate.withLock({ $0 }) { usleep(1000) }
+        return true
     }
 
     /// What happens when the engine is released without ``close()``: the journal is fsynced and
     /// closed and the directory released, without a final snapshot (the next start replays the
     /// journal). Does nothing after ``close()``.
     func release() {
-        guard closing.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
-        else { return }
-        stopBackgroundWork()
-        waitForRunningSnapshot()
+        guard beginClosing() else { return }
         defer { abandon() }
         do throws(StorageError) {
             try journal.close()
