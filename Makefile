@@ -5,8 +5,9 @@ DATA_DIR ?= data/store
 SERVE_ARGS ?=
 # openssl and curl: the HTTPS tests make certificates and talk TLS with them; nginx: a test runs
 # the shipped deploy/nginx-apikeyd.conf in front of the server; python3: a test generates a
-# FOSSBilling dump with Benchmarks/fossbilling-dump.py.
-APT_PACKAGES := libxxhash-dev zlib1g-dev pkg-config openssl curl nginx python3
+# FOSSBilling dump with Benchmarks/fossbilling-dump.py; postgresql: the multi-node tests start a
+# throwaway PostgreSQL cluster of their own (initdb, pg_ctl).
+APT_PACKAGES := libxxhash-dev zlib1g-dev pkg-config openssl curl nginx python3 postgresql
 
 .PHONY: deps serve build release test bench fuzz docs examples lint format clean
 

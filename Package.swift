@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "APIKeyEngineService", targets: ["APIKeyEngineService"]),
         .library(name: "APIKeyAPI", targets: ["APIKeyAPI"]),
         .library(name: "APIKeyServer", targets: ["APIKeyServer"]),
+        .library(name: "APIKeyCluster", targets: ["APIKeyCluster"]),
         .executable(name: "apikeyd", targets: ["apikeyd"]),
     ],
     dependencies: [
@@ -28,6 +29,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/yaslab/CSV.swift.git", from: "2.5.2"),
         .package(url: "https://github.com/swiftlang/swift-docc-plugin.git", from: "1.5.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         .systemLibrary(
@@ -83,10 +85,25 @@ let package = Package(
                 .product(name: "Atomics", package: "swift-atomics"),
             ]
         ),
+        // Multi-node mode: PostgreSQL as the system of record, each node a full in-memory copy
+        // that follows the change log. The only target that depends on postgres-nio.
+        .target(
+            name: "APIKeyCluster",
+            dependencies: [
+                "APIKeyEngine", "APIKeyAPI",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .executableTarget(
             name: "apikeyd",
             dependencies: [
-                "APIKeyEngine", "APIKeyAPI", "APIKeyLimiter", "APIKeyServer",
+                "APIKeyEngine", "APIKeyAPI", "APIKeyLimiter", "APIKeyServer", "APIKeyCluster",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

@@ -10,4 +10,7 @@ public enum APIAnswer: Sendable {
     /// The endpoint may block for long (a snapshot writes the whole state): run this on a thread
     /// that may block, then send what it returns.
     case offLoop(@Sendable () -> APIResponse)
+    /// The answer comes later (a write through the cluster): call this once with a function that
+    /// takes the answer; it may be called on any thread.
+    case later(@Sendable (@escaping @Sendable (APIResponse) -> Void) -> Void)
 }

@@ -48,7 +48,7 @@ public struct APIResponse: Sendable {
     /// of the storage (writes stopped, a failed snapshot) answer 503 with code 503.
     public init(_ error: EngineError) {
         switch error.code {
-        case .writesStopped, .closed, .snapshotFailed:
+        case .writesStopped, .closed, .snapshotFailed, .quotaLeaseNeeded:
             self = .failure(status: Self.unavailableStatus, code: Self.unavailableStatus, error.message)
         default:
             self = .failure(status: 200, code: Self.moduleErrorCode, error.message)

@@ -11,16 +11,19 @@ public struct APIRouter: Sendable {
     private let authenticator: Authenticator
     let limiter: RequestLimiter
     private let metrics: MetricsEndpoint?
+    private let coordinator: (any WriteCoordinator)?
 
     /// A router over `engine`, authenticating administrators with `adminToken`, limiting
     /// request rates per client address as `rateLimits` says, and serving `metrics` (none: a
     /// 404 like any unknown path). Rate-limit refusals and misplaced proxies go to `logger`.
+    /// With a `coordinator` (multi-node mode), writes go through it and `/health` asks it.
     public init(
         engine: Engine, adminToken: String, rateLimits: RateLimitConfiguration = RateLimitConfiguration(),
         metrics: MetricsEndpoint? = nil, clock: any EngineClock = SystemClock(),
-        logger: Logger = Logger(label: "apikeyd")
+        logger: Logger = Logger(label: "apikeyd"), coordinator: (any WriteCoordinator)? = nil
     ) {
         self.engine = engine
+        self.coordinator = coordinator
         self.authenticator = Authenticator(adminToken: adminToken, engine: engine)
         self.limiter = RequestLimiter(configuration: rateLimits, clock: clock, logger: logger)
         self.metrics = metrics
@@ -51,6 +54,18 @@ public struct APIRouter: Sendable {
         case .lookup(let lookup, let parameters):
             return lookUp(lookup, parameters, charged: charged)
         case .run(let endpoint, let parameters, let requester):
+            if endpoint.writes, let coordinator {
+                return .later { [self] deliver in
+                    coordinator.write({ writes throws(EngineError) in
+                        try endpoint.run(engine, writes, parameters, requester)
+                    }) { result in
+                        switch result {
+                        case .success(let body): deliver(.success(body))
+                        case .failure(let error): deliver(failure(error, chargedTo: charged))
+                        }
+                    }
+                }
+            }
             if endpoint.mayBlock {
                 return .offLoop { [self] in
                     let (response, pending) = run(endpoint, parameters, requester, charged)
@@ -123,9 +138,64 @@ public struct APIRouter: Sendable {
                 return try verify(key: key, cost: cost, requestID: requestID, hash: hash, charged: charged, answer)
             }
         } catch {
+            if let request = error.leaseRequest, let coordinator {
+                let key = Array(key)
+                let requestID = requestID.map { Array($0) }
+                return .later { [self] deliver in
+                    verifyAfterLease(
+                        request, coordinator, key: key, cost: cost, requestID: requestID, charged: charged,
+                        attempt: 1, deliver)
+                }
+            }
             answer(.response(failure(error, chargedTo: charged)))
         }
         return nil
+    }
+
+    /// How often a verify leases quota and tries again before it answers 503 (other verifies
+    /// took each lease first).
+    static let leaseAttempts = 8
+
+    /// Multi-node mode: leases `request` through the cluster, then verifies again; a verify that
+    /// needs yet another lease goes round again, up to ``leaseAttempts`` times.
+    private func verifyAfterLease(
+        _ request: LeaseRequest, _ coordinator: any WriteCoordinator, key: [UInt8], cost: Int64?, requestID: [UInt8]?,
+        charged: IPAddress?, attempt: Int, _ deliver: @escaping @Sendable (APIResponse) -> Void
+    ) {
+        coordinator.lease(request) { [self] leaseFailure in
+            if let leaseFailure { return deliver(APIResponse(leaseFailure)) }
+            var response: APIResponse?
+            var pending: PendingDurability?
+            var next: LeaseRequest?
+            key.withUnsafeBytes { keyBytes in
+                func run(_ requestBytes: UnsafeRawBufferPointer?) {
+                    do throws(EngineError) {
+                        pending = try engine.deferred.verify(
+                            keyBytes: keyBytes, cost: cost ?? 1, requestID: requestBytes
+                        ) { verification, custom in
+                            response = KeyLookupAnswer.verification(verification, customParameters: custom).response
+                        }
+                    } catch {
+                        next = error.leaseRequest
+                        response = failure(error, chargedTo: charged)
+                    }
+                }
+                guard let requestID else { return run(nil) }
+                requestID.withUnsafeBytes { run($0) }
+            }
+            if let next {
+                guard attempt < Self.leaseAttempts else {
+                    return deliver(
+                        .failure(
+                            status: 503, code: 503, "The key's monthly quota is in demand on other nodes; try again"))
+                }
+                return verifyAfterLease(
+                    next, coordinator, key: key, cost: cost, requestID: requestID, charged: charged,
+                    attempt: attempt + 1, deliver)
+            }
+            guard let pending, let answered = response else { return deliver(response!) }
+            whenDurable(pending, answering: answered, deliver)
+        }
     }
 
     /// `verify` for ``respondToKeyLookup(_:key:cost:requestID:hash:client:_:)``. An unknown key
@@ -179,7 +249,7 @@ public struct APIRouter: Sendable {
         _ endpoint: Endpoint, _ parameters: RequestParameters, _ requester: Requester, _ charged: IPAddress?
     ) -> (APIResponse, PendingDurability?) {
         do throws(EngineError) {
-            let written = try endpoint.run(engine, parameters, requester)
+            let written = try endpoint.run(engine, engine.deferred, parameters, requester)
             return (.success(written.value), written.pending)
         } catch {
             return (failure(error, chargedTo: charged), nil)
@@ -235,6 +305,7 @@ public struct APIRouter: Sendable {
             guard request.method == "GET" || request.method == "HEAD" else {
                 return .answer(methodNotAllowed(request.method))
             }
+            if let reason = coordinator?.notReadyReason { return .answer(.failure(status: 503, code: 503, reason)) }
             return .answer(APIResponse(status: 200, body: ResponseEncoding.success(Array(#""ok""#.utf8))))
         }
 

@@ -1,17 +1,23 @@
 import APIKeyEngine
 
-/// One API endpoint: what it runs, and whether it may block for long (then the transport runs
-/// it off its event loop).
+/// One API endpoint: what it runs, whether it writes, and whether it may block for long (then
+/// the transport runs it off its event loop).
 struct Endpoint: Sendable {
-    typealias Run = @Sendable (Engine, RequestParameters, Requester) throws(EngineError) -> Written<[UInt8]>
+    /// Runs the endpoint with the engine to read and the writes to make (the engine's own, or
+    /// planned ones in multi-node mode).
+    typealias Run =
+        @Sendable (Engine, DeferredWrites, RequestParameters, Requester) throws(EngineError) -> Written<[UInt8]>
 
     /// Runs the endpoint: its result as JSON text, and what must be durable before it is sent.
     let run: Run
+    /// Whether it changes the keys (in multi-node mode it then goes through the cluster).
+    let writes: Bool
     /// Whether it blocks on the disk for long (a snapshot writes the whole state).
     let mayBlock: Bool
 
-    init(mayBlock: Bool = false, _ run: @escaping Run) {
+    init(mayBlock: Bool = false, writes: Bool = true, _ run: @escaping Run) {
         self.run = run
+        self.writes = writes
         self.mayBlock = mayBlock
     }
 
@@ -19,7 +25,8 @@ struct Endpoint: Sendable {
     static func read(
         _ read: @escaping @Sendable (Engine, RequestParameters, Requester) throws(EngineError) -> [UInt8]
     ) -> Endpoint {
-        Endpoint { engine, parameters, requester throws(EngineError) in Written(try read(engine, parameters, requester))
+        Endpoint(writes: false) { engine, _, parameters, requester throws(EngineError) in
+            Written(try read(engine, parameters, requester))
         }
     }
 }
@@ -28,11 +35,11 @@ extension APIRouter {
     /// Every endpoint by `role/module/method`.
     static let endpoints: [String: Endpoint] = {
         var table: [String: Endpoint] = [
-            "admin/serviceapikey/update": Endpoint { engine, parameters, _ throws(EngineError) in
+            "admin/serviceapikey/update": Endpoint { _, writes, parameters, _ throws(EngineError) in
                 guard let orderID = try parameters.positiveInteger("order_id") else {
                     throw EngineError.missingOrderIDForUpdate
                 }
-                return try engine.deferred.update(
+                return try writes.update(
                     KeyChanges(
                         orderID: orderID, config: try parameters.config("config"),
                         valid: try parameters.boolean("valid"), status: try parameters.status("status"),
@@ -41,11 +48,11 @@ extension APIRouter {
             },
             "admin/serviceapikey/reset": reset,
             "client/serviceapikey/reset": reset,
-            "admin/serviceapikey/create": Endpoint { engine, parameters, _ throws(EngineError) in
+            "admin/serviceapikey/create": Endpoint { _, writes, parameters, _ throws(EngineError) in
                 guard let clientID = try parameters.positiveInteger("client_id") else {
                     throw EngineError.missingClientID
                 }
-                return try engine.deferred.create(
+                return try writes.create(
                     NewKey(
                         orderID: try parameters.positiveInteger("order_id"), clientID: clientID,
                         config: try parameters.config("config") ?? .object([]),
@@ -55,27 +62,27 @@ extension APIRouter {
             },
             "admin/serviceapikey/usage": usage,
             "client/serviceapikey/usage": usage,
-            "admin/serviceapikey/usage_reset": lifecycle { engine, orderID throws(EngineError) in
-                try engine.deferred.resetUsage(orderID: orderID)
+            "admin/serviceapikey/usage_reset": lifecycle { writes, orderID throws(EngineError) in
+                try writes.resetUsage(orderID: orderID)
             },
             "admin/serviceapikey/get": get,
             "client/serviceapikey/get": get,
             "admin/serviceapikey/get_list": list,
             "client/serviceapikey/get_list": list,
-            "admin/serviceapikey/suspend": lifecycle { engine, orderID throws(EngineError) in
-                try engine.deferred.suspend(orderID: orderID)
+            "admin/serviceapikey/suspend": lifecycle { writes, orderID throws(EngineError) in
+                try writes.suspend(orderID: orderID)
             },
-            "admin/serviceapikey/unsuspend": lifecycle { engine, orderID throws(EngineError) in
-                try engine.deferred.unsuspend(orderID: orderID)
+            "admin/serviceapikey/unsuspend": lifecycle { writes, orderID throws(EngineError) in
+                try writes.unsuspend(orderID: orderID)
             },
-            "admin/serviceapikey/cancel": lifecycle { engine, orderID throws(EngineError) in
-                try engine.deferred.cancel(orderID: orderID)
+            "admin/serviceapikey/cancel": lifecycle { writes, orderID throws(EngineError) in
+                try writes.cancel(orderID: orderID)
             },
-            "admin/serviceapikey/uncancel": lifecycle { engine, orderID throws(EngineError) in
-                try engine.deferred.uncancel(orderID: orderID)
+            "admin/serviceapikey/uncancel": lifecycle { writes, orderID throws(EngineError) in
+                try writes.uncancel(orderID: orderID)
             },
-            "admin/serviceapikey/delete": lifecycle { engine, orderID throws(EngineError) in
-                try engine.deferred.delete(orderID: orderID)
+            "admin/serviceapikey/delete": lifecycle { writes, orderID throws(EngineError) in
+                try writes.delete(orderID: orderID)
             },
             "admin/storage/snapshot": .read { engine, _, _ throws(EngineError) in
                 let summary = try engine.snapshot()
@@ -86,11 +93,11 @@ extension APIRouter {
                     JSONMember("milliseconds", .integer(summary.nanoseconds / 1_000_000)),
                 ]).encoded
             }.blocking,
-            "admin/client/token_reset": Endpoint { engine, parameters, _ throws(EngineError) in
+            "admin/client/token_reset": Endpoint { _, writes, parameters, _ throws(EngineError) in
                 guard let clientID = try parameters.positiveInteger("client_id") else {
                     throw EngineError.missingClientID
                 }
-                return try engine.deferred.resetClientToken(clientID: clientID).map { token in
+                return try writes.resetClientToken(clientID: clientID).map { token in
                     JSONValue.object([
                         JSONMember("client_id", .integer(clientID)), JSONMember("api_token", .string(token)),
                     ]).encoded
@@ -100,7 +107,7 @@ extension APIRouter {
         return table
     }()
 
-    private static let reset = Endpoint { engine, parameters, requester throws(EngineError) in
+    private static let reset = Endpoint { _, writes, parameters, requester throws(EngineError) in
         guard let reference = try reference(parameters) else { throw EngineError.missingResetTarget }
         let graceSeconds: Int64
         do throws(EngineError) {
@@ -108,7 +115,7 @@ extension APIRouter {
         } catch {
             throw EngineError.invalidGrace
         }
-        return try engine.deferred.reset(reference, as: requester, graceSeconds: graceSeconds).map { _ in
+        return try writes.reset(reference, as: requester, graceSeconds: graceSeconds).map { _ in
             ResponseEncoding.boolean(true)
         }
     }
@@ -142,13 +149,13 @@ extension APIRouter {
     }
 
     private static func lifecycle(
-        _ operation: @escaping @Sendable (Engine, Int64) throws(EngineError) -> Written<Void>
+        _ operation: @escaping @Sendable (DeferredWrites, Int64) throws(EngineError) -> Written<Void>
     )
         -> Endpoint
     {
-        Endpoint { engine, parameters, _ throws(EngineError) in
+        Endpoint { _, writes, parameters, _ throws(EngineError) in
             guard let orderID = try parameters.positiveInteger("order_id") else { throw EngineError.missingOrderID }
-            return try operation(engine, orderID).map { _ in ResponseEncoding.boolean(true) }
+            return try operation(writes, orderID).map { _ in ResponseEncoding.boolean(true) }
         }
     }
 
@@ -162,5 +169,5 @@ extension APIRouter {
 
 extension Endpoint {
     /// The same endpoint, run off the event loop.
-    fileprivate var blocking: Endpoint { Endpoint(mayBlock: true, run) }
+    fileprivate var blocking: Endpoint { Endpoint(mayBlock: true, writes: writes, run) }
 }

@@ -9,6 +9,14 @@ import CXXHash
 /// committed in one place, `commit(_:to:)`: journal, then apply.
 public struct DeferredWrites: Sendable {
     let engine: Engine
+    /// When set, writes are planned, not committed: each mutation is handed here instead of
+    /// being journaled and applied (``Engine/plan(_:)``, multi-node mode).
+    let planned: PlannedMutations?
+
+    init(engine: Engine, planned: PlannedMutations? = nil) {
+        self.engine = engine
+        self.planned = planned
+    }
 
     private var state: EngineState { engine.state }
 
@@ -173,7 +181,7 @@ public struct DeferredWrites: Sendable {
         let digest = remembers ? requestID.map { Self.digest(key: keyBytes, requestID: $0) } : nil
         return try state.verify(
             keyBytes: keyBytes, hash: keyHash, cost: cost, requestDigest: digest,
-            nowNanoseconds: engine.clock.nowNanoseconds(), journal: append
+            nowNanoseconds: engine.clock.nowNanoseconds(), ledger: engine.quotaLedger, journal: append
         ) { verification, custom in
             engine.countVerification(verification.code)
             body(verification, custom)
@@ -212,6 +220,10 @@ public struct DeferredWrites: Sendable {
             let hash = writeState.orders[orderID]!
             let mutation = KeyMutation.resetUsage(
                 orderID: orderID, month: UsageMonth(containingNanoseconds: engine.clock.nowNanoseconds()))
+            if let planned {
+                planned.add(mutation)
+                return Written(())
+            }
             // Journaled with the shard held, as uses are, so the journal keeps their order.
             return try state.usage.withShard(keyHash: hash) { (slots) throws(EngineError) -> Written<Void> in
                 let pending = try append(mutation)
@@ -252,10 +264,46 @@ public struct DeferredWrites: Sendable {
     ) throws(EngineError)
         -> PendingDurability?
     {
+        if let planned {
+            planned.add(mutation)
+            return nil
+        }
         let pending = try append(mutation)
         state.apply(mutation, to: &writeState)
         assert(state.appliedProblems(mutation, writeState) == nil, state.appliedProblems(mutation, writeState) ?? "")
         return pending
+    }
+
+    /// Journals and applies the mutations of changes committed elsewhere (a cluster's change
+    /// log), in order, and then `position` when given, under one hold of the write lock. Usage
+    /// mutations are journaled with their shard held, as uses are.
+    func commitReplicated(
+        _ mutations: [KeyMutation], position: ChangePosition?
+    ) throws(EngineError) -> PendingDurability? {
+        try state.withLock { (writeState) throws(EngineError) -> PendingDurability? in
+            var pending: PendingDurability?
+            for mutation in mutations + (position.map { [KeyMutation.changePosition($0)] } ?? []) {
+                switch mutation {
+                case .use(let orderID, _, _), .resetUsage(let orderID, _), .setUsage(let orderID, _):
+                    guard let hash = writeState.orders[orderID] else { continue }
+                    pending = try state.usage.withShard(keyHash: hash) {
+                        (slots) throws(EngineError) -> PendingDurability? in
+                        let pending = try append(mutation)
+                        EngineState.applyUsage(
+                            mutation, keyHash: hash, limits: { state.limits(orderID: orderID, keyHash: hash) },
+                            to: &slots)
+                        return pending
+                    }
+                case .remember:
+                    // Remembered answers are a node's own; they never travel.
+                    continue
+                default:
+                    pending = try append(mutation)
+                    state.apply(mutation, to: &writeState)
+                }
+            }
+            return pending
+        }
     }
 
     /// Appends `mutation` to the journal (when there is one) and returns what must become

@@ -24,6 +24,8 @@ public final class Engine: Sendable {
     /// Where the engine logs (recovery, snapshots, a failed journal); label `APIKeyEngine` unless
     /// the caller gave its own.
     public let logger: Logger
+    /// Multi-node mode's quota shares; nil for a single node.
+    let quotaLedger: (any QuotaLedger)?
     /// Verifies answered so far, by ``Verification/Code`` (its raw value indexes).
     private let verifications: [ManagedAtomic<Int>] = Verification.Code.allCases.map { _ in ManagedAtomic(0) }
 
@@ -43,8 +45,9 @@ public final class Engine: Sendable {
 
     private init(
         configuration: EngineConfiguration, clock: any EngineClock, random: any RandomSource, state: EngineState,
-        storage: Storage?, recoveryReport: RecoveryReport?, logger: Logger
+        storage: Storage?, recoveryReport: RecoveryReport?, logger: Logger, quotaLedger: (any QuotaLedger)? = nil
     ) {
+        self.quotaLedger = quotaLedger
         self.logger = logger
         self.configuration = configuration
         self.clock = clock
@@ -70,6 +73,20 @@ public final class Engine: Sendable {
         random: any RandomSource = SystemRandomSource(), files: any FileLayer = PosixFileLayer(),
         logger: Logger = Logger(label: "APIKeyEngine"), progress: ProgressHandler? = nil
     ) throws(StorageError) -> Engine {
+        try open(
+            directory: directory, options: options, configuration: configuration, clock: clock, random: random,
+            files: files, logger: logger, progress: progress, quotaLedger: nil)
+    }
+
+    /// ``open(directory:options:configuration:clock:random:files:logger:progress:)`` for a node of
+    /// a cluster, whose verifies take limited uses from `quotaLedger`'s leases.
+    package static func open(
+        directory: String, options: StorageOptions = StorageOptions(),
+        configuration: EngineConfiguration = EngineConfiguration(), clock: any EngineClock = SystemClock(),
+        random: any RandomSource = SystemRandomSource(), files: any FileLayer = PosixFileLayer(),
+        logger: Logger = Logger(label: "APIKeyEngine"), progress: ProgressHandler? = nil,
+        quotaLedger: (any QuotaLedger)?
+    ) throws(StorageError) -> Engine {
         let state = EngineState(
             shardCountLog2: configuration.shardCountLog2, random: random,
             idempotencyEntries: configuration.idempotencyEntries)
@@ -78,7 +95,7 @@ public final class Engine: Sendable {
             progress: progress)
         return Engine(
             configuration: configuration, clock: clock, random: random, state: state, storage: storage,
-            recoveryReport: report, logger: logger)
+            recoveryReport: report, logger: logger, quotaLedger: quotaLedger)
     }
 
     /// Releasing the last reference without ``close()`` fsyncs and closes the journal and releases

@@ -42,6 +42,9 @@ public struct EngineError: Error, Hashable, Sendable, CustomStringConvertible {
         case snapshotRunning
         /// A storage operation was asked of an engine that keeps its state in memory only.
         case noDataDirectory
+        /// Multi-node mode: a verify waits for more of the key's monthly quota to be leased to
+        /// this node; the server leases it and verifies again, so no client sees this code.
+        case quotaLeaseNeeded
 
         /// The case's name, as `keyNotFound`.
         public var description: String { rawValue }
@@ -53,6 +56,8 @@ public struct EngineError: Error, Hashable, Sendable, CustomStringConvertible {
     public var message: String
     /// The storage failure behind ``Code/writesStopped`` and ``Code/snapshotFailed``.
     public var cause: StorageError?
+    /// The lease a ``Code/quotaLeaseNeeded`` verify waits for.
+    package var leaseRequest: LeaseRequest?
 
     /// An error with a code, a message and (for storage failures) the cause.
     public init(_ code: Code, _ message: String, cause: StorageError? = nil) {

@@ -42,7 +42,7 @@ final class EngineState: Sendable {
         return SnapshotFile.Contents(
             lastSequence: sequence, nextOrderID: state.nextOrderID, records: table.copyRecords(),
             clientTokens: state.tokensByClientID,
-            usage: usageShards, remembered: answers, retired: retired.all,
+            usage: usageShards, remembered: answers, retired: retired.all, changePosition: state.changePosition,
             recordCount: UInt64(state.orders.count + state.tokenByClient.count))
     }
 
@@ -70,12 +70,13 @@ final class EngineState: Sendable {
     /// a new answer for a key that exists is remembered (and journaled) before it is given.
     func verify(
         keyBytes: UnsafeRawBufferPointer, hash: UInt64, cost: Int64, requestDigest: RequestDigest?,
-        nowNanoseconds now: Int64, journal: (KeyMutation) throws(EngineError) -> PendingDurability?,
+        nowNanoseconds now: Int64, ledger: (any QuotaLedger)? = nil,
+        journal: (KeyMutation) throws(EngineError) -> PendingDurability?,
         _ body: (Verification, UnsafeRawBufferPointer) -> Void
     ) throws(EngineError) -> PendingDurability? {
         guard let requestDigest else {
             // A use is its own record.
-            return try decide(keyBytes, hash: hash, cost: cost, now: now, body) {
+            return try decide(keyBytes, hash: hash, cost: cost, now: now, ledger: ledger, body) {
                 (verification, use) throws(EngineError) in
                 guard let use else { return nil }
                 return try journal(.use(orderID: verification.orderID, month: use.month, count: use.used))
@@ -89,7 +90,7 @@ final class EngineState: Sendable {
                 return pending
             }
             // The use and the answer are one record: a crash keeps both or neither.
-            return try decide(keyBytes, hash: hash, cost: cost, now: now, body) {
+            return try decide(keyBytes, hash: hash, cost: cost, now: now, ledger: ledger, body) {
                 (verification, use) throws(EngineError) in
                 let answer = RememberedVerification(
                     digest: requestDigest, atNanoseconds: now, verification: verification, consumed: use)
@@ -112,7 +113,7 @@ final class EngineState: Sendable {
     /// returns what must become durable; it runs before the use is counted.
     private func decide(
         _ keyBytes: UnsafeRawBufferPointer, hash: UInt64, cost: Int64, now: Int64, followsRetired: Bool = true,
-        _ body: (Verification, UnsafeRawBufferPointer) -> Void,
+        ledger: (any QuotaLedger)?, _ body: (Verification, UnsafeRawBufferPointer) -> Void,
         commit: (Verification, UsageCount?) throws(EngineError) -> PendingDurability?
     ) throws(EngineError) -> PendingDurability? {
         var pending: PendingDurability?
@@ -122,7 +123,7 @@ final class EngineState: Sendable {
                 do throws(EngineError) {
                     let verification = try Self.applyRules(
                         validity, owners, custom: custom, keyHash: hash, cost: cost, now: now, slots: &slots,
-                        commit: commit, pending: &pending)
+                        ledger: ledger, commit: commit, pending: &pending)
                     body(verification, custom)
                 } catch {
                     failure = error
@@ -139,7 +140,7 @@ final class EngineState: Sendable {
                 Result { () throws(EngineError) -> PendingDurability? in
                     try decide(
                         UnsafeRawBufferPointer(bytes), hash: currentHash, cost: cost, now: now, followsRetired: false,
-                        body, commit: commit)
+                        ledger: ledger, body, commit: commit)
                 }
             }.get()
         }
@@ -151,7 +152,7 @@ final class EngineState: Sendable {
     /// use that passes is journaled, then counted.
     private static func applyRules(
         _ validity: KeyValidity, _ owners: KeyOwners, custom: UnsafeRawBufferPointer, keyHash: UInt64, cost: Int64,
-        now: Int64, slots: inout UsageTable.Slots,
+        now: Int64, slots: inout UsageTable.Slots, ledger: (any QuotaLedger)?,
         commit: (Verification, UsageCount?) throws(EngineError) -> PendingDurability?,
         pending: inout PendingDurability?
     ) throws(EngineError) -> Verification {
@@ -180,13 +181,25 @@ final class EngineState: Sendable {
         case .canceled: denial = .canceled
         case .active: if !validity.isValid(now: { now }) { denial = .expired }
         }
-        let decision = meter.use(cost: denial == nil ? cost : 0, limits: limits, nowNanoseconds: now)
-        let code: Verification.Code
+        let decision = meter.use(
+            cost: denial == nil ? cost : 0, limits: limits, nowNanoseconds: now, counting: ledger == nil)
+        var code: Verification.Code
         switch (denial, decision.outcome) {
         case (let denial?, _): code = denial
         case (nil, .valid): code = .valid
         case (nil, .rateLimited): code = .rateLimited
         case (nil, .usageExceeded): code = .usageExceeded
+        }
+        // A cluster node passes a limited use only from what the cluster leased it; the meter
+        // (the counts every node flushed) has refused what is plainly over already.
+        if code == .valid, cost > 0, let ledger, let limit = decision.limit {
+            switch ledger.take(orderID: orderID, month: decision.current.month, cost: cost, limit: limit) {
+            case .taken: break
+            case .exhausted: code = .usageExceeded
+            case .needsLease:
+                throw EngineError.quotaLeaseNeeded(
+                    LeaseRequest(orderID: orderID, month: decision.current.month, cost: cost, limit: limit))
+            }
         }
         var verification = Verification(code: code, orderID: orderID, clientID: owners.clientID)
         if let limit = decision.limit, let remaining = decision.remaining {
@@ -200,7 +213,12 @@ final class EngineState: Sendable {
                 limit: burst, remaining: tokens, resetInMilliseconds: (wait + 999_999) / 1_000_000)
         }
         let consumes = code == .valid && cost > 0
-        pending = try commit(verification, consumes ? UsageCount(month: decision.current.month, used: cost) : nil)
+        // A cluster node journals no use: the ledger counts it for the cluster.
+        let journaled = consumes && ledger == nil
+        pending = try commit(verification, journaled ? UsageCount(month: decision.current.month, used: cost) : nil)
+        if consumes, let ledger {
+            ledger.count(orderID: orderID, month: decision.current.month, cost: cost, leased: decision.limit != nil)
+        }
         if consumes {
             if let index, !rollsOver {
                 slots.storeCurrent(meter, at: index)
@@ -264,12 +282,15 @@ final class EngineState: Sendable {
                     mutation, keyHash: hash, limits: { limits(orderID: orderID, keyHash: hash) }, to: &slots)
             }
         case .remember(let answer):
-            if let use = answer.consumed {
+            // A cluster node's counts come from the change log, its own uses included.
+            if let use = answer.consumed, state.changePosition == nil {
                 apply(.use(orderID: answer.verification.orderID, month: use.month, count: use.used), to: &state)
             }
             remembered.withLock { $0.remember(answer, pending: nil, nowNanoseconds: answer.atNanoseconds) }
         case .retire(let key):
             retired.add(key)
+        case .changePosition(let position):
+            state.changePosition = position
         }
     }
 
@@ -357,6 +378,8 @@ final class EngineState: Sendable {
             guard state.tokenByClient[clientID] == token else { return "client \(clientID) token not applied" }
         case .retire(let key):
             guard retired.contains(key.key) else { return "the retired key of order \(key.orderID) was not kept" }
+        case .changePosition(let position):
+            guard state.changePosition == position else { return "change position \(position) not applied" }
         case .use, .resetUsage, .setUsage, .remember:
             break
         }

@@ -23,4 +23,7 @@ public enum KeyMutation: Hashable, Sendable {
     /// Keeps a key that a reset replaces answering for its order until a deadline. Journaled just
     /// before the put of the new key, so the old key never misses in between.
     case retire(RetiredKey)
+    /// Records that the state holds every change of a cluster's change log up to this position
+    /// (multi-node mode; journaled after the mutations of each change applied).
+    case changePosition(ChangePosition)
 }

@@ -28,6 +28,7 @@ enum MutationCodec {
     static let setUsageType: UInt8 = 6
     static let rememberType: UInt8 = 7
     static let retireType: UInt8 = 8
+    static let changePositionType: UInt8 = 9
 
     /// The type byte of `mutation`.
     static func type(of mutation: KeyMutation) -> UInt8 {
@@ -40,6 +41,7 @@ enum MutationCodec {
         case .setUsage: setUsageType
         case .remember: rememberType
         case .retire: retireType
+        case .changePosition: changePositionType
         }
     }
 
@@ -88,6 +90,9 @@ enum MutationCodec {
             bytes.append(contentsOf: retired.key.utf8)
             bytes.appendLittleEndian(UInt16(retired.currentKey.utf8.count))
             bytes.append(contentsOf: retired.currentKey.utf8)
+        case .changePosition(let position):
+            bytes.appendLittleEndian(position.logID)
+            bytes.appendLittleEndian(position.position)
         }
     }
 
@@ -202,6 +207,9 @@ enum MutationCodec {
             else { return nil }
             mutation = .retire(
                 RetiredKey(key: key, orderID: orderID, currentKey: currentKey, untilNanoseconds: until))
+        case changePositionType:
+            guard let logID = reader.uint64(), let position = reader.int64(), position >= 0 else { return nil }
+            mutation = .changePosition(ChangePosition(logID: logID, position: position))
         default:
             return nil
         }

@@ -35,6 +35,8 @@ enum SnapshotFile {
         var remembered: [RememberedVerification] = []
         /// Keys in their grace period after a reset.
         var retired: [RetiredKey] = []
+        /// The cluster change log's position the state holds (multi-node mode only).
+        var changePosition: ChangePosition?
         /// How many entries the records and the rest make, roughly (for progress reports).
         var recordCount: UInt64?
     }
@@ -103,6 +105,12 @@ enum SnapshotFile {
                 uncompressed += UInt64(batch.count)
                 try compressor.compress(batch, finish: false, into: file)
                 batch.removeAll(keepingCapacity: true)
+            }
+        }
+        // First, so that what follows is read as a cluster node's (remembered answers add no uses).
+        if let position = contents.changePosition {
+            try add(type: MutationCodec.changePositionType) {
+                MutationCodec.encodePayload(.changePosition(position), into: &$0)
             }
         }
         try contents.records.forEach { (record) throws(StorageError) in

@@ -110,8 +110,9 @@ struct UsageMeter: Hashable, Sendable {
     }
 
     /// Decides a use of `cost` (at least 0) at `nowNanoseconds` under `limits`, and counts it
-    /// when it passes.
-    mutating func use(cost: Int64, limits: UsageLimits, nowNanoseconds: Int64) -> Decision {
+    /// when it passes (unless not `counting`: a cluster node's counts come back through the
+    /// cluster's change log; the decision's figures include the use all the same).
+    mutating func use(cost: Int64, limits: UsageLimits, nowNanoseconds: Int64, counting: Bool = true) -> Decision {
         precondition(cost >= 0, "a use costs at least 0")
         roll(to: UsageMonth(containingNanoseconds: nowNanoseconds))
         let rate = limits.rate.map { TokenBucket.Rate(capacity: Int($0.burst), refillPerSecond: $0.perSecond) }
@@ -128,12 +129,14 @@ struct UsageMeter: Hashable, Sendable {
         }
         if outcome == .valid, cost > 0 {
             if let rate { _ = bucket!.take(rate: rate, nowNanoseconds: nowNanoseconds) }
-            current.used = Self.saturatingSum(current.used, cost)
+            if counting { current.used = Self.saturatingSum(current.used, cost) }
         }
-        var decision = Decision(outcome: outcome, current: current)
+        var figures = current
+        if !counting, outcome == .valid { figures.used = Self.saturatingSum(figures.used, cost) }
+        var decision = Decision(outcome: outcome, current: figures)
         if let limit = limits.monthlyLimit {
             decision.limit = limit
-            decision.remaining = max(0, limit - min(current.used, limit))
+            decision.remaining = max(0, limit - min(figures.used, limit))
         }
         if let rate, let bucket {
             decision.rateBurst = Int64(rate.capacity)

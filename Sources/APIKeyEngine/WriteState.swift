@@ -21,6 +21,8 @@ struct WriteState: ~Copyable {
     var isBulkLoading = false
     /// Usage entries of the snapshot being loaded, applied once its orders are indexed.
     var usageLoaded: [KeyMutation] = []
+    /// The cluster change log's position this state holds; nil outside multi-node mode.
+    var changePosition: ChangePosition?
 
     /// Every client token, by ascending client ID.
     var tokensByClientID: [(clientID: Int64, token: String)] {

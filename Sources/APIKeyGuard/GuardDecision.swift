@@ -118,7 +118,7 @@ public struct GuardRefusal: Hashable, Sendable {
         switch error.code {
         case .missingKey: self = .missingKey
         case .keyNotFound: self = .invalid(.notFound)
-        case .writesStopped, .closed:
+        case .writesStopped, .closed, .quotaLeaseNeeded:
             self.init(
                 status: 503, code: "UNAVAILABLE", message: error.message, headers: [HeaderField("Retry-After", "1")])
         default: self.init(status: 500, code: "INTERNAL_ERROR", message: error.message)

@@ -199,6 +199,18 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
                         response, keepAlive: keepAlive, isHTTP11: isHTTP11, isHead: isHead, context: context)
                 }
             }
+        case .later(let start):
+            // A write through the cluster: answered when its commit is known, on this loop.
+            let eventLoop = context.eventLoop
+            let loopBound = NIOLoopBound((self, context), eventLoop: eventLoop)
+            waiting = true
+            start { response in
+                eventLoop.execute {
+                    let (handler, context) = loopBound.value
+                    handler.answerLater(
+                        response, keepAlive: keepAlive, isHTTP11: isHTTP11, isHead: isHead, context: context)
+                }
+            }
         case .offLoop(let work):
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             waiting = true

@@ -1,4 +1,5 @@
 import APIKeyAPI
+import APIKeyCluster
 import APIKeyEngine
 import APIKeyLimiter
 import APIKeyServer
@@ -55,10 +56,24 @@ struct Daemon {
         }
 
         let engine: Engine
+        let node: ClusterNode?
         do {
-            engine = try Engine.open(
-                directory: settings.dataDir, options: storageOptions, configuration: engineConfiguration,
-                logger: logger)
+            if let url = settings.postgres {
+                var cluster = try ClusterConfiguration(
+                    url: url, schema: settings.postgresSchema, nodeName: settings.nodeName)
+                cluster.retainedChanges = Int64(settings.postgresRetainedChanges)
+                node = try ClusterNode.open(
+                    directory: settings.dataDir, options: storageOptions, engineConfiguration: engineConfiguration,
+                    cluster: cluster, logger: logger)
+                engine = node!.engine
+            } else {
+                node = nil
+                engine = try Engine.open(
+                    directory: settings.dataDir, options: storageOptions, configuration: engineConfiguration,
+                    logger: logger)
+            }
+        } catch let error as ClusterConfigurationError {
+            throw StartFailure(description: error.description)
         } catch {
             throw StartFailure(description: "cannot open the data directory \(settings.dataDir): \(error)")
         }
@@ -67,7 +82,8 @@ struct Daemon {
             MetricsEndpoint(allowed: settings.metricsAllow.compactMap { CIDRRange($0) }) { exporter.render() }
         }
         let router = APIRouter(
-            engine: engine, adminToken: token, rateLimits: rateLimits, metrics: metrics, logger: logger)
+            engine: engine, adminToken: token, rateLimits: rateLimits, metrics: metrics, logger: logger,
+            coordinator: node)
         var serverConfiguration = self.serverConfiguration
         serverConfiguration.tls = tls
         serverConfiguration.collectsStatistics = exporter != nil
@@ -82,12 +98,16 @@ struct Daemon {
                     "data_dir": "\(settings.dataDir)", "fsync": "\(settings.fsync.rawValue)",
                     "keys": "\(engine.keyCount)", "recovery": "\(Self.recoverySummary(engine.recoveryReport))",
                     "seconds": "\((seconds * 1000).rounded() / 1000)", "version": "\(apikeydVersion)",
+                    "postgres": "\(node == nil ? "no" : "schema \(settings.postgresSchema)")",
                 ]
             })
         // The group traps SIGTERM and SIGINT before it runs the service, which only then listens:
         // a signal that arrives once the address is known is always a graceful shutdown.
+        // Shut down in reverse order: the server drains and closes the engine first, then the
+        // cluster node flushes the last counted uses and hands its leases back.
+        let services: [any Service] = (node.map { [$0] } ?? []) + [running]
         let group = ServiceGroup(
-            services: [running], gracefulShutdownSignals: [.sigterm, .sigint], logger: Self.quiet(logger))
+            services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: Self.quiet(logger))
         try await group.run()
     }
 

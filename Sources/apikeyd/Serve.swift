@@ -91,6 +91,18 @@ struct Serve: AsyncParsableCommand {
     @Option(help: help("The PEM certificate chain to serve HTTPS with (with --tls-private-key).", "tls-certificate"))
     var tlsCertificate: String?
     @Option(help: help("The PEM private key of --tls-certificate.", "tls-private-key")) var tlsPrivateKey: String?
+    @Option(
+        help: help(
+            "Multi-node mode: the PostgreSQL that holds every key (postgres://user:password@host:port/database?sslmode=disable|prefer|require); the data directory becomes this node's cache.",
+            "postgres"))
+    var postgres: String?
+    @Option(help: help("The PostgreSQL schema of the cluster's tables (created when missing).", "postgres-schema"))
+    var postgresSchema: String?
+    @Option(help: help("This node's name in the change log.", "node-name")) var nodeName: String?
+    @Option(
+        help: help(
+            "Changes the log keeps; a node further behind loads the whole table.", "postgres-retained-changes"))
+    var postgresRetainedChanges: Int?
 
     /// `text` followed by the setting's default.
     private static func help(_ text: String, _ name: String) -> ArgumentHelp {
@@ -134,6 +146,10 @@ struct Serve: AsyncParsableCommand {
         put("metrics-allow", metricsAllow.isEmpty ? nil : .list(metricsAllow))
         put("tls-certificate", tlsCertificate.map { .text($0) })
         put("tls-private-key", tlsPrivateKey.map { .text($0) })
+        put("postgres", postgres.map { .text($0) })
+        put("postgres-schema", postgresSchema.map { .text($0) })
+        put("node-name", nodeName.map { .text($0) })
+        put("postgres-retained-changes", postgresRetainedChanges.map { .integer($0) })
         return flags
     }
 

@@ -38,6 +38,10 @@ struct ServeSettings: Sendable {
     var metricsAllow = ["127.0.0.0/8", "::1"]
     var tlsCertificate: String?
     var tlsPrivateKey: String?
+    var postgres: String?
+    var postgresSchema = "apikeyd"
+    var nodeName: String?
+    var postgresRetainedChanges = 100_000
 
     /// What no single setting can check alone.
     func problems() -> [String] {

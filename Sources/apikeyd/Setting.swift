@@ -192,6 +192,10 @@ struct Setting: Sendable {
         addresses("metrics-allow", \.metricsAllow),
         optionalText("tls-certificate", \.tlsCertificate),
         optionalText("tls-private-key", \.tlsPrivateKey),
+        optionalText("postgres", \.postgres, isSecret: true),
+        text("postgres-schema", \.postgresSchema),
+        optionalText("node-name", \.nodeName),
+        integer("postgres-retained-changes", \.postgresRetainedChanges, in: 1...Int.max),
     ]
 
     static let byName: [String: Setting] = Dictionary(uniqueKeysWithValues: all.map { ($0.name, $0) })

@@ -1,6 +1,7 @@
 import APIKeyEngine
 import APIKeyLimiter
 import Foundation
+import Synchronization
 import TestSupport
 import Testing
 
@@ -198,6 +199,15 @@ extension APIRouter {
             }
         case .offLoop(let work):
             return work()
+        case .later(let start):
+            let answer = Mutex<APIResponse?>(nil)
+            let done = DispatchSemaphore(value: 0)
+            start { response in
+                answer.withLock { $0 = response }
+                done.signal()
+            }
+            done.wait()
+            return answer.withLock { $0! }
         }
     }
 }

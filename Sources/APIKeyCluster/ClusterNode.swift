@@ -1,0 +1,602 @@
+import APIKeyAPI
+import APIKeyEngine
+import Dispatch
+import Logging
+import NIOCore
+import NIOPosix
+import PostgresNIO
+import ServiceLifecycle
+import Synchronization
+
+/// One node of a cluster on PostgreSQL: the whole key table in memory (the engine, whose data
+/// directory is a cache of the cluster's state with the change log's position it holds), every
+/// write committed to PostgreSQL first, every other node's change applied from the ordered
+/// change log.
+///
+/// - **Writes** (``write(_:completion:)``): one transaction that locks the change log's row (so
+///   commits are serialised and positions are drawn in commit order), reads and applies the
+///   changes this node has not applied yet, plans the write against that current state, writes
+///   the rows and appends the change, and commits; the node applies its own change and answers.
+///   A write PostgreSQL cannot take answers 503 and changes nothing here.
+/// - **Following**: a connection of its own LISTENs for the log's notifications and reads the
+///   changes after the last applied position, woken by a notification or by the poll interval.
+///   Applying requires each position to follow the last; a gap (changes pruned while this node was
+///   away) makes the node load the whole table again.
+/// - **Quotas**: ``QuotaLeases`` passes limited uses only from blocks leased by a conditional
+///   `UPDATE`; the counts are flushed every interval as a change of their own.
+public final class ClusterNode: WriteCoordinator, Service, Sendable {
+    /// The node's engine; writes go through the node, reads go to it directly.
+    public let engine: Engine
+    let configuration: ClusterConfiguration
+    let logger: Logger
+    let client: PostgresClient
+    let schema: ClusterSchema
+    let rows: SystemOfRecord
+    let leases: QuotaLeases
+    let metrics = ClusterMetrics()
+    private let progress = Mutex(Progress())
+    private let wake = WakeSignal()
+    /// Serialises applying changes to the engine, so positions are applied once and in order.
+    private let applying = Mutex(())
+
+    struct Progress {
+        var logID: UInt64?
+        var position: Int64 = 0
+        var ready = false
+        var postgresUp = false
+        var problem = "not connected to PostgreSQL yet"
+        var reconnecting = false
+    }
+
+    /// Opens the data directory as this node's cache (creating it when missing) and makes the
+    /// node; ``run()`` connects it. Refuses a directory that holds keys of a single-node engine
+    /// (it has no change position): the cluster's table would replace them.
+    public static func open(
+        directory: String, options: StorageOptions = StorageOptions(),
+        engineConfiguration: EngineConfiguration = EngineConfiguration(), cluster: ClusterConfiguration,
+        logger: Logger
+    ) throws -> ClusterNode {
+        let leases = QuotaLeases(exhaustedForNanoseconds: cluster.flushInterval.nanoseconds)
+        let engine = try Engine.open(
+            directory: directory, options: options, configuration: engineConfiguration, logger: logger,
+            quotaLedger: leases)
+        if engine.changePosition == nil, engine.keyCount > 0 {
+            try? engine.close()
+            throw ClusterConfigurationError(
+                "\(directory) holds \(engine.keyCount) keys of a single-node engine; a cluster node needs a new data directory (export the keys and create them through the cluster's API)"
+            )
+        }
+        return ClusterNode(engine: engine, leases: leases, configuration: cluster, logger: logger)
+    }
+
+    init(engine: Engine, leases: QuotaLeases, configuration: ClusterConfiguration, logger: Logger) {
+        self.engine = engine
+        self.leases = leases
+        self.configuration = configuration
+        self.logger = logger
+        self.schema = ClusterSchema(name: configuration.schema)
+        self.rows = SystemOfRecord(schema: schema)
+        var postgresLogger = logger
+        postgresLogger.logLevel = max(logger.logLevel, .warning)
+        self.client = PostgresClient(configuration: configuration.postgres, backgroundLogger: postgresLogger)
+    }
+
+    /// The change log's channel for notifications.
+    private var channel: String { "\(configuration.schema)_changes" }
+
+    // MARK: - Running
+
+    /// Connects, migrates the schema, catches up and follows the change log until graceful
+    /// shutdown (or cancellation); then flushes the counted uses and hands unused leases back.
+    public func run() async throws {
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.client.run() }
+            group.addTask { await self.follow() }
+            group.addTask { await self.flushEveryInterval() }
+            try? await gracefulShutdown()
+            await self.finish()
+            group.cancelAll()
+        }
+    }
+
+    /// Why the node may not serve yet; nil once it has caught up with the cluster.
+    public var notReadyReason: String? {
+        progress.withLock { $0.ready ? nil : "not caught up with the cluster: \($0.problem)" }
+    }
+
+    /// Whether the last exchange with PostgreSQL succeeded.
+    public var isPostgresUp: Bool { progress.withLock { $0.postgresUp } }
+
+    /// The change log's position this node has applied.
+    public var appliedPosition: Int64 { progress.withLock { $0.position } }
+
+    private func follow() async {
+        var backoff = Duration.milliseconds(100)
+        var connectionID = 0
+        while !Task.isCancelled {
+            do {
+                connectionID += 1
+                let connection = try await PostgresConnection.connect(
+                    on: MultiThreadedEventLoopGroup.singleton.next(), configuration: configuration.followerConnection,
+                    id: connectionID, logger: logger
+                ).get()
+                defer { Task { try? await connection.close() } }
+                if progress.withLock({ $0.logID == nil }) { try await start(on: connection) }
+                backoff = .milliseconds(100)
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        try await connection.listen(on: self.channel) { notifications in
+                            for try await _ in notifications { self.wake.signal() }
+                        }
+                        throw ClusterFailure("the notification stream ended")
+                    }
+                    group.addTask {
+                        var sincePrune = ContinuousClock.now
+                        while !Task.isCancelled {
+                            try await self.catchUp(on: connection)
+                            self.markUp()
+                            if ContinuousClock.now - sincePrune > .seconds(60) {
+                                try await self.prune(on: connection)
+                                sincePrune = ContinuousClock.now
+                            }
+                            await self.wake.wait(timeout: self.configuration.pollInterval)
+                        }
+                    }
+                    try await group.next()
+                    group.cancelAll()
+                }
+            } catch {
+                if Task.isCancelled { return }
+                markDown(error)
+                try? await Task.sleep(for: backoff)
+                backoff = min(backoff * 2, configuration.maximumBackoff)
+            }
+        }
+    }
+
+    /// Migrates the schema, then decides where this node reads on from: its cache's position
+    /// when that is of this log and still retained, else the whole table.
+    private func start(on connection: PostgresConnection) async throws {
+        let logID = try await schema.migrate(connection, logger: logger)
+        let local = engine.changePosition
+        var usable = local?.logID == logID
+        if let local, usable {
+            var oldest: Int64?
+            for try await found in try await connection.query(
+                "SELECT min(position) FROM \(unescaped: schema.table("changes"))", logger: logger
+            ).decode(Int64?.self) {
+                oldest = found
+            }
+            let last = try await lastPosition(on: connection)
+            // Usable when the next change it needs is still in the log (or none is needed).
+            usable = local.position == last || (oldest.map { local.position + 1 >= $0 } ?? false)
+        }
+        if let local, usable {
+            progress.withLock {
+                $0.logID = logID
+                $0.position = local.position
+            }
+            logger.info("cluster node reads on from its cache at change \(local.position)")
+            return
+        }
+        if let local {
+            logger.notice(
+                "cluster node's cache (change \(local.position)) is of another log or older than the log keeps; loading the whole table"
+            )
+        }
+        try await loadAll(on: connection, logID: logID)
+    }
+
+    private func loadAll(on connection: PostgresConnection, logID: UInt64) async throws {
+        let started = ContinuousClock.now
+        var loaded = 0
+        let localOrders = engine.orderIDs
+        let position = try await rows.loadAll(connection, logger: logger, localOrderIDs: localOrders) { batch in
+            try applying.withLock { _ in
+                do throws(EngineError) {
+                    _ = try engine.applyReplicated(batch, position: nil)
+                } catch {
+                    throw ClusterFailure("applying the cluster's table failed: \(error.message)")
+                }
+            }
+            loaded += batch.count
+        }
+        guard position.logID == logID else { throw ClusterFailure("the change log was recreated during the load") }
+        try applying.withLock { _ in
+            do throws(EngineError) {
+                _ = try engine.applyReplicated([], position: position)
+            } catch {
+                throw ClusterFailure("applying the cluster's table failed: \(error.message)")
+            }
+        }
+        progress.withLock {
+            $0.logID = logID
+            $0.position = position.position
+        }
+        logger.info(
+            "cluster node loaded the whole table: \(loaded) entries at change \(position.position) in \(ContinuousClock.now - started)"
+        )
+    }
+
+    private func lastPosition(on connection: PostgresConnection, forUpdate: Bool = false) async throws -> Int64 {
+        var last: Int64 = 0
+        for try await found in try await connection.query(
+            "SELECT last_position FROM \(unescaped: schema.table("change_log")) WHERE id = 1\(unescaped: forUpdate ? " FOR UPDATE" : "")",
+            logger: logger
+        ).decode(Int64.self) {
+            last = found
+        }
+        return last
+    }
+
+    /// Reads and applies every change after the last applied one, up to the log's last position.
+    private func catchUp(on connection: PostgresConnection, upTo known: Int64? = nil) async throws {
+        let last: Int64
+        if let known {
+            last = known
+        } else {
+            last = try await lastPosition(on: connection)
+        }
+        metrics.latestPosition(last)
+        while true {
+            let from = progress.withLock { $0.position }
+            guard from < last else { break }
+            var changes: [(Int64, ByteBuffer, Double)] = []
+            for try await row in try await connection.query(
+                """
+                SELECT position, payload, extract(epoch FROM committed_at)::float8
+                FROM \(unescaped: schema.table("changes"))
+                WHERE position > \(from) AND position <= \(last) ORDER BY position LIMIT 1000
+                """, logger: logger
+            ).decode((Int64, ByteBuffer, Double).self) {
+                changes.append(row)
+            }
+            guard let first = changes.first, first.0 == from + 1 else {
+                throw ClusterFailure(
+                    "change \(from + 1) is no longer in the log (this node is further behind than the log keeps); restart the node to load the whole table"
+                )
+            }
+            try apply(changes)
+        }
+        metrics.lag(changes: max(0, last - progress.withLock { $0.position }))
+    }
+
+    /// Applies changes read from the log, in order, skipping those already applied.
+    private func apply(_ changes: [(position: Int64, payload: ByteBuffer, committedAt: Double)]) throws {
+        try applying.withLock { _ in
+            for change in changes {
+                let (from, logID) = progress.withLock { ($0.position, $0.logID) }
+                guard let logID else { throw ClusterFailure("no change log yet") }
+                if change.position <= from { continue }
+                guard change.position == from + 1 else {
+                    throw ClusterFailure("change \(change.position) arrived after \(from): a gap in the log")
+                }
+                guard let mutations = MutationBatch.decode(Array(buffer: change.payload)) else {
+                    throw ClusterFailure("change \(change.position) does not decode")
+                }
+                do throws(EngineError) {
+                    _ = try engine.applyReplicated(
+                        mutations, position: ChangePosition(logID: logID, position: change.position))
+                } catch {
+                    throw ClusterFailure("applying change \(change.position) failed: \(error.message)")
+                }
+                for case .resetUsage(let orderID, _) in mutations { leases.forgetExhaustion(orderID: orderID) }
+                for case .put(let record) in mutations { leases.forgetExhaustion(orderID: record.orderID) }
+                progress.withLock { $0.position = change.position }
+                metrics.applied(committedAt: change.committedAt)
+            }
+        }
+    }
+
+    private func prune(on connection: PostgresConnection) async throws {
+        let keep = configuration.retainedChanges
+        try await connection.query(
+            """
+            DELETE FROM \(unescaped: schema.table("changes"))
+            WHERE position <= (SELECT last_position FROM \(unescaped: schema.table("change_log"))) - \(keep)
+            """, logger: logger)
+    }
+
+    private func markUp() {
+        let wasDown = progress.withLock { progress in
+            defer {
+                progress.postgresUp = true
+                progress.ready = true
+                progress.reconnecting = false
+            }
+            return !progress.postgresUp
+        }
+        metrics.postgresUp(true)
+        if wasDown { logger.info("PostgreSQL reachable; caught up to change \(appliedPosition)") }
+    }
+
+    private func markDown(_ error: any Error) {
+        let (wasUp, first) = progress.withLock { progress in
+            defer {
+                progress.postgresUp = false
+                progress.problem = Self.describe(error)
+                progress.reconnecting = true
+            }
+            return (progress.postgresUp, !progress.reconnecting)
+        }
+        metrics.postgresUp(false)
+        metrics.reconnect()
+        if wasUp || first {
+            logger.error(
+                "PostgreSQL unavailable (\(Self.describe(error))): checks, get_info and verify go on from memory, possibly stale; writes answer 503; reconnecting"
+            )
+        }
+    }
+
+    static func describe(_ error: any Error) -> String {
+        if let error = error as? PSQLError {
+            if let message = error.serverInfo?[.message] { return message }
+            return "\(error.code)"
+        }
+        if let error = error as? PostgresTransactionError {
+            return describe(error.closureError ?? error.commitError ?? error.beginError ?? error.rollbackError ?? error)
+        }
+        return "\(error)"
+    }
+
+    // MARK: - Writes
+
+    public func write(
+        _ write: @escaping @Sendable (DeferredWrites) throws(EngineError) -> Written<[UInt8]>,
+        completion: @escaping @Sendable (Result<[UInt8], EngineError>) -> Void
+    ) {
+        let once = Once(completion)
+        let timeout = configuration.writeTimeout
+        Task {
+            try? await Task.sleep(for: timeout)
+            once.call(.failure(Self.unavailable("PostgreSQL did not answer within \(timeout)")))
+        }
+        Task {
+            let result = await self.commit { writes throws(EngineError) in try write(writes).value }
+            once.call(result)
+        }
+    }
+
+    /// The 503 of a write PostgreSQL cannot take.
+    static func unavailable(_ why: String) -> EngineError {
+        EngineError(
+            .writesStopped, "PostgreSQL cannot take writes now (\(why)); this write changed nothing. Reads go on.")
+    }
+
+    /// Plans `write` against the cluster's current state and commits it; retries a
+    /// serialization failure or deadlock a few times.
+    func commit<Value: Sendable>(
+        _ write: @escaping @Sendable (DeferredWrites) throws(EngineError) -> Value
+    ) async -> Result<Value, EngineError> {
+        guard progress.withLock({ $0.logID != nil }) else {
+            return .failure(Self.unavailable("this node has not reached the cluster yet"))
+        }
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                let result = try await client.withConnection { connection in
+                    try await self.transaction(on: connection, write)
+                }
+                metrics.write(succeeded: true)
+                return .success(result)
+            } catch let error as EngineError {
+                return .failure(error)
+            } catch {
+                let state = (error as? PSQLError)?.serverInfo?[.sqlState]
+                if attempt < 4, state == "40001" || state == "40P01" { continue }
+                metrics.write(succeeded: false)
+                logger.warning("write refused by PostgreSQL: \(Self.describe(error))")
+                return .failure(Self.unavailable(Self.describe(error)))
+            }
+        }
+    }
+
+    /// One write's transaction. Throws an `EngineError` for a write the engine refuses (nothing
+    /// is written), any other error for PostgreSQL's failures.
+    private func transaction<Value: Sendable>(
+        on connection: PostgresConnection, _ write: (DeferredWrites) throws(EngineError) -> Value
+    ) async throws -> Value {
+        try await connection.query("BEGIN", logger: logger)
+        do {
+            let last = try await lastPosition(on: connection, forUpdate: true)
+            try await catchUp(on: connection, upTo: last)
+            let planned: PlannedWrite<Value>
+            do throws(EngineError) {
+                planned = try engine.plan { writes throws(EngineError) in Written(try write(writes)) }
+            } catch {
+                try await connection.query("ROLLBACK", logger: logger)
+                throw error
+            }
+            guard !planned.mutations.isEmpty else {
+                try await connection.query("ROLLBACK", logger: logger)
+                return planned.value
+            }
+            let position = last + 1
+            try await append(planned.mutations, at: position, on: connection)
+            for mutation in planned.mutations { try await rows.write(mutation, on: connection, logger: logger) }
+            try await connection.query("COMMIT", logger: logger)
+            applyOwn(planned.mutations, at: position)
+            return planned.value
+        } catch let error as EngineError {
+            throw error
+        } catch {
+            _ = try? await connection.query("ROLLBACK", logger: logger)
+            throw error
+        }
+    }
+
+    /// Applies a change this node committed (read-your-writes). Committed is committed: a failure
+    /// here is logged, not answered; the follower reads the change again from the log.
+    private func applyOwn(_ mutations: [KeyMutation], at position: Int64) {
+        do {
+            try apply([(position, ByteBuffer(bytes: MutationBatch.encode(mutations)), Self.nowSeconds())])
+        } catch {
+            logger.warning("change \(position) is committed but not applied here yet: \(Self.describe(error))")
+        }
+    }
+
+    /// Appends a change at `position` (the log's row is locked by the caller), moves the log's
+    /// last position to it and notifies the followers (delivered at commit).
+    private func append(_ mutations: [KeyMutation], at position: Int64, on connection: PostgresConnection) async throws
+    {
+        let payload = ByteBuffer(bytes: MutationBatch.encode(mutations))
+        try await connection.query(
+            """
+            INSERT INTO \(unescaped: schema.table("changes")) (position, origin, payload)
+            VALUES (\(position), \(configuration.nodeName), \(payload))
+            """, logger: logger)
+        try await connection.query(
+            "UPDATE \(unescaped: schema.table("change_log")) SET last_position = \(position) WHERE id = 1",
+            logger: logger)
+        try await connection.query("SELECT pg_notify(\(channel), \(String(position)))", logger: logger)
+    }
+
+    static func nowSeconds() -> Double {
+        Double(SystemClock().nowNanoseconds()) / 1e9
+    }
+
+    // MARK: - Quotas
+
+    /// Leases a block of `request`'s quota from PostgreSQL (a conditional `UPDATE` that never
+    /// grants more than the limit minus what was granted), then calls `then`; on failure the
+    /// verify answers what it can without it (nothing more passes).
+    public func lease(_ request: LeaseRequest, then: @escaping @Sendable (EngineError?) -> Void) {
+        Task {
+            let block = leases.blockToAsk(for: request)
+            do {
+                let units = try await client.withConnection { connection in
+                    try await self.leaseBlock(request, block: block, on: connection)
+                }
+                leases.granted(units, for: request)
+                metrics.leased(units)
+                then(nil)
+            } catch {
+                logger.warning("quota lease for order \(request.orderID) failed: \(Self.describe(error))")
+                then(Self.unavailable(Self.describe(error)))
+            }
+        }
+    }
+
+    private func leaseBlock(
+        _ request: LeaseRequest, block: Int64, on connection: PostgresConnection
+    ) async throws
+        -> Int64
+    {
+        let usage = schema.table("usage")
+        let month = request.month.ordinal
+        try await connection.query(
+            """
+            INSERT INTO \(unescaped: usage) (order_id, month) VALUES (\(request.orderID), \(month))
+            ON CONFLICT (order_id, month) DO NOTHING
+            """, logger: logger)
+        var units: Int64 = 0
+        for try await granted in try await connection.query(
+            """
+            UPDATE \(unescaped: usage) AS u SET granted = u.granted + d.units
+            FROM (SELECT least(\(block), \(request.limit) - granted) AS units FROM \(unescaped: usage)
+                  WHERE order_id = \(request.orderID) AND month = \(month) FOR UPDATE) AS d
+            WHERE u.order_id = \(request.orderID) AND u.month = \(month) AND d.units >= \(request.cost)
+            RETURNING d.units
+            """, logger: logger
+        ).decode(Int64.self) {
+            units = granted
+        }
+        return units
+    }
+
+    private func flushEveryInterval() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: configuration.flushInterval)
+            await flush(returningIdleAfter: 2 * configuration.flushInterval.nanoseconds)
+        }
+    }
+
+    /// Sends the counted uses to PostgreSQL as one change (the rows' `used`, and `granted` for
+    /// uses no lease covered) and hands back leases idle for `idle` nanoseconds.
+    func flush(returningIdleAfter idle: Int64) async {
+        let counts = leases.takeCounts()
+        let month = UsageMonth(containingNanoseconds: SystemClock().nowNanoseconds())
+        let returned = leases.takeIdle(idleNanoseconds: idle, currentMonth: month)
+        if !counts.isEmpty {
+            let sorted = counts.sorted { ($0.key.orderID, $0.key.month) < ($1.key.orderID, $1.key.month) }
+            let mutations = sorted.map {
+                KeyMutation.use(orderID: $0.key.orderID, month: $0.key.month, count: $0.value.used)
+            }
+            do {
+                try await client.withConnection { connection in
+                    try await connection.query("BEGIN", logger: self.logger)
+                    do {
+                        let last = try await self.lastPosition(on: connection, forUpdate: true)
+                        try await self.catchUp(on: connection, upTo: last)
+                        try await self.append(mutations, at: last + 1, on: connection)
+                        for (key, count) in sorted {
+                            try await connection.query(
+                                """
+                                INSERT INTO \(unescaped: self.schema.table("usage")) AS u (order_id, month, used, granted)
+                                VALUES (\(key.orderID), \(key.month.ordinal), \(count.used), \(count.unleased))
+                                ON CONFLICT (order_id, month) DO UPDATE
+                                SET used = u.used + excluded.used, granted = u.granted + excluded.granted
+                                """, logger: self.logger)
+                        }
+                        try await connection.query("COMMIT", logger: self.logger)
+                        self.applyOwn(mutations, at: last + 1)
+                    } catch {
+                        _ = try? await connection.query("ROLLBACK", logger: self.logger)
+                        throw error
+                    }
+                }
+                metrics.flushed()
+            } catch {
+                leases.restore(counts)
+                logger.debug("flushing uses failed, kept for the next flush: \(Self.describe(error))")
+            }
+        }
+        if !returned.isEmpty {
+            do {
+                try await client.withConnection { connection in
+                    for (key, units) in returned {
+                        try await connection.query(
+                            """
+                            UPDATE \(unescaped: self.schema.table("usage")) SET granted = greatest(used, granted - \(units))
+                            WHERE order_id = \(key.orderID) AND month = \(key.month.ordinal)
+                            """, logger: self.logger)
+                    }
+                }
+                metrics.returned(returned.values.reduce(0, +))
+            } catch {
+                // Units not handed back stay granted: the cluster under-grants, never over.
+                logger.debug("handing back leases failed: \(Self.describe(error))")
+            }
+        }
+    }
+
+    /// The last flush and the hand-back of every lease, at graceful shutdown.
+    func finish() async {
+        await flush(returningIdleAfter: 0)
+    }
+}
+
+/// Calls a completion once, whichever of a result and a timeout comes first.
+final class Once<Value: Sendable>: Sendable {
+    private let completion: Mutex<(@Sendable (Value) -> Void)?>
+
+    init(_ completion: @escaping @Sendable (Value) -> Void) {
+        self.completion = Mutex(completion)
+    }
+
+    func call(_ value: Value) {
+        let completion = self.completion.withLock { completion in
+            defer { completion = nil }
+            return completion
+        }
+        completion?(value)
+    }
+}
+
+extension Duration {
+    var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+}
