@@ -132,6 +132,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "APIKeyGuardTests", dependencies: ["APIKeyEngine", "APIKeyGuard", "TestSupport"]),
+        .testTarget(name: "APIKeyClusterTests", dependencies: ["APIKeyEngine", "APIKeyCluster"]),
         .testTarget(
             name: "APIKeyEngineServiceTests",
             dependencies: [

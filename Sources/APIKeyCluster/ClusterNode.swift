@@ -345,15 +345,16 @@ public final class ClusterNode: WriteCoordinator, Service, Sendable {
         _ write: @escaping @Sendable (DeferredWrites) throws(EngineError) -> Written<[UInt8]>,
         completion: @escaping @Sendable (Result<[UInt8], EngineError>) -> Void
     ) {
-        let once = Once(completion)
+        let answer = WriteAnswer(completion)
         let timeout = configuration.writeTimeout
-        Task {
-            try? await Task.sleep(for: timeout)
-            once.call(.failure(Self.unavailable("PostgreSQL did not answer within \(timeout)")))
+        let timer = Task {
+            do { try await Task.sleep(for: timeout) } catch { return }
+            answer.timeOut(.failure(Self.unavailable("PostgreSQL did not answer within \(timeout)")))
         }
         Task {
-            let result = await self.commit { writes throws(EngineError) in try write(writes).value }
-            once.call(result)
+            let result = await self.commit(answer: answer) { writes throws(EngineError) in try write(writes).value }
+            answer.finish(result)
+            timer.cancel()
         }
     }
 
@@ -364,8 +365,10 @@ public final class ClusterNode: WriteCoordinator, Service, Sendable {
     }
 
     /// Plans `write` against the cluster's current state and commits it; retries a
-    /// serialization failure or deadlock a few times.
+    /// serialization failure or deadlock a few times. Gives up (rolling back) once `answer` was
+    /// answered by its timeout.
     func commit<Value: Sendable>(
+        answer: WriteAnswer<Result<Value, EngineError>>,
         _ write: @escaping @Sendable (DeferredWrites) throws(EngineError) -> Value
     ) async -> Result<Value, EngineError> {
         guard progress.withLock({ $0.logID != nil }) else {
@@ -376,27 +379,43 @@ public final class ClusterNode: WriteCoordinator, Service, Sendable {
             attempt += 1
             do {
                 let result = try await client.withConnection { connection in
-                    try await self.transaction(on: connection, write)
+                    try await self.transaction(on: connection, answer: answer, write)
                 }
                 metrics.write(succeeded: true)
                 return .success(result)
             } catch let error as EngineError {
                 return .failure(error)
+            } catch let error as CommitOutcomeUnknown {
+                metrics.write(succeeded: false)
+                logger.error("the outcome of a write's COMMIT is unknown: \(Self.describe(error.cause))")
+                return .failure(
+                    EngineError(
+                        .writesStopped,
+                        "PostgreSQL's answer to this write's COMMIT was lost (\(Self.describe(error.cause))): it may have taken effect; read before repeating it"
+                    ))
             } catch {
                 let state = (error as? PSQLError)?.serverInfo?[.sqlState]
-                if attempt < 4, state == "40001" || state == "40P01" { continue }
+                if attempt < 4, state == "40001" || state == "40P01", !answer.isAnswered { continue }
                 metrics.write(succeeded: false)
-                logger.warning("write refused by PostgreSQL: \(Self.describe(error))")
+                if !answer.isAnswered { logger.warning("write refused by PostgreSQL: \(Self.describe(error))") }
                 return .failure(Self.unavailable(Self.describe(error)))
             }
         }
     }
 
+    /// A `COMMIT` whose answer never came: the write may or may not have taken effect.
+    struct CommitOutcomeUnknown: Error {
+        var cause: any Error
+    }
+
     /// One write's transaction. Throws an `EngineError` for a write the engine refuses (nothing
-    /// is written), any other error for PostgreSQL's failures.
+    /// is written), ``CommitOutcomeUnknown`` when `COMMIT` was sent but not answered, any other
+    /// error for PostgreSQL's failures (nothing is written).
     private func transaction<Value: Sendable>(
-        on connection: PostgresConnection, _ write: (DeferredWrites) throws(EngineError) -> Value
+        on connection: PostgresConnection, answer: WriteAnswer<Result<Value, EngineError>>,
+        _ write: (DeferredWrites) throws(EngineError) -> Value
     ) async throws -> Value {
+        guard !answer.isAnswered else { throw ClusterFailure("the write was answered by its timeout") }
         try await connection.query("BEGIN", logger: logger)
         do {
             let last = try await lastPosition(on: connection, forUpdate: true)
@@ -415,7 +434,16 @@ public final class ClusterNode: WriteCoordinator, Service, Sendable {
             let position = last + 1
             try await append(planned.mutations, at: position, on: connection)
             for mutation in planned.mutations { try await rows.write(mutation, on: connection, logger: logger) }
-            try await connection.query("COMMIT", logger: logger)
+            // The timeout answered "changed nothing": keep it true.
+            guard answer.beginCommit() else { throw ClusterFailure("the write was answered by its timeout") }
+            do {
+                try await connection.query("COMMIT", logger: logger)
+            } catch let error as PSQLError where error.serverInfo != nil {
+                // PostgreSQL answered with an error: the transaction rolled back.
+                throw error
+            } catch {
+                throw CommitOutcomeUnknown(cause: error)
+            }
             applyOwn(planned.mutations, at: position)
             return planned.value
         } catch let error as EngineError {
@@ -574,23 +602,6 @@ public final class ClusterNode: WriteCoordinator, Service, Sendable {
     /// The last flush and the hand-back of every lease, at graceful shutdown.
     func finish() async {
         await flush(returningIdleAfter: 0)
-    }
-}
-
-/// Calls a completion once, whichever of a result and a timeout comes first.
-final class Once<Value: Sendable>: Sendable {
-    private let completion: Mutex<(@Sendable (Value) -> Void)?>
-
-    init(_ completion: @escaping @Sendable (Value) -> Void) {
-        self.completion = Mutex(completion)
-    }
-
-    func call(_ value: Value) {
-        let completion = self.completion.withLock { completion in
-            defer { completion = nil }
-            return completion
-        }
-        completion?(value)
     }
 }
 

@@ -30,6 +30,14 @@ public struct LeaseRequest: Hashable, Sendable {
     public var cost: Int64
     /// The key's monthly limit.
     public var limit: Int64
+
+    /// A lease of at least `cost` of order `orderID`'s quota of `month` under `limit`.
+    package init(orderID: Int64, month: UsageMonth, cost: Int64, limit: Int64) {
+        self.orderID = orderID
+        self.month = month
+        self.cost = cost
+        self.limit = limit
+    }
 }
 
 extension EngineError {

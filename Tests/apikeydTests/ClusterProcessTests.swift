@@ -1,0 +1,305 @@
+import APIKeyEngine
+import Foundation
+import Synchronization
+import TestSupport
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Three real `apikeyd serve --postgres` processes on a PostgreSQL of the test's own: fan-out,
+/// concurrent writers, `kill -9` of a node, PostgreSQL stopped under load, and an exact quota
+/// across nodes.
+@Suite(.serialized) struct ClusterProcessTests {
+    /// The nodes and their database.
+    final class Cluster: Sendable {
+        let postgres: ThrowawayPostgres
+        let directories: [String]
+        let nodes: Mutex<[ServerProcess]>
+
+        init(count: Int) throws {
+            let postgres = try ThrowawayPostgres()
+            let directories = (0..<count).map { _ in TemporaryDirectory().path }
+            var nodes: [ServerProcess] = []
+            do {
+                for (index, directory) in directories.enumerated() {
+                    nodes.append(try Self.startNode(directory, index: index, postgres: postgres))
+                }
+                for node in nodes { try Self.waitUntilReady(node) }
+            } catch {
+                for node in nodes where node.isAlive { try? node.stop(signal: SIGKILL) }
+                postgres.destroy()
+                throw error
+            }
+            self.postgres = postgres
+            self.directories = directories
+            self.nodes = Mutex(nodes)
+        }
+
+        static func startNode(_ directory: String, index: Int, postgres: ThrowawayPostgres) throws -> ServerProcess {
+            try ServerProcess.start(
+                dataDirectory: directory,
+                arguments: ["--postgres", postgres.url, "--node-name", "node\(index)", "--log-level", "info"])
+        }
+
+        static func waitUntilReady(_ node: ServerProcess, seconds: Double = 30) throws {
+            let deadline = Date().addingTimeInterval(seconds)
+            while Date() < deadline {
+                if node.request("GET", "/health", admin: false)?.status == 200 { return }
+                usleep(20_000)
+            }
+            throw KillNineTests.Failure("node not ready after \(seconds) s: \(node.output.log)")
+        }
+
+        subscript(index: Int) -> ServerProcess { nodes.withLock { $0[index] } }
+
+        /// Every key as each node lists it (sorted JSON of `get_list`).
+        func listing(_ index: Int) -> [String] {
+            guard let answer = self[index].request("GET", "/api/admin/serviceapikey/get_list?per_page=1000"),
+                case .array(let list)? = answer.body?["result"]?["list"]
+            else { return ["no answer"] }
+            return list.map { String(decoding: $0.encoded, as: UTF8.self) }.sorted()
+        }
+
+        /// Waits until every live node lists the same keys; returns that listing.
+        func converged(_ live: [Int], seconds: Double = 20) throws -> [String] {
+            let deadline = Date().addingTimeInterval(seconds)
+            var listings: [[String]] = []
+            while Date() < deadline {
+                listings = live.map(listing)
+                if Set(listings.map { $0.joined(separator: "\n") }).count == 1 { return listings[0] }
+                usleep(50_000)
+            }
+            throw KillNineTests.Failure("nodes \(live) did not converge: \(listings.map(\.count)) keys")
+        }
+
+        func destroy() {
+            for node in nodes.withLock({ $0 }) where node.isAlive { try? node.stop(signal: SIGKILL) }
+            postgres.destroy()
+            for directory in directories { try? FileManager.default.removeItem(atPath: directory) }
+        }
+    }
+
+    /// The answer's `result` as a Bool, nil for anything else.
+    static func boolean(_ answer: (status: Int, body: JSONValue?)?) -> Bool? {
+        guard let answer, answer.status == 200, case .bool(let value)? = answer.body?["result"] else { return nil }
+        return value
+    }
+
+    static func check(_ node: ServerProcess, _ key: String) -> Bool? {
+        boolean(node.request("GET", "/api/guest/serviceapikey/check?key=\(key)", admin: false))
+    }
+
+    @Test(.timeLimit(.minutes(5)))
+    func aWriteOnOneNodeReachesTheOthersQuickly() async throws {
+        try await HeavyWork.run {
+            let cluster = try Cluster(count: 3)
+            defer { cluster.destroy() }
+            guard let created = cluster[0].create(form: "client_id=1") else {
+                Issue.record("create on node 0 failed: \(cluster[0].output.log)")
+                return
+            }
+            for index in 1...2 {
+                let deadline = Date().addingTimeInterval(5)
+                while Self.check(cluster[index], created.key) != true, Date() < deadline { usleep(1000) }
+                #expect(Self.check(cluster[index], created.key) == true, "node \(index) never saw the new key")
+            }
+            // A check load on every node while node 1 suspends and unsuspends: how long until
+            // nodes 0 and 2 answer the new state.
+            let stop = Atomic(false)
+            let loaders = (0..<3).map { index in
+                Thread { while !stop.load(ordering: .relaxed) { _ = Self.check(cluster[index], created.key) } }
+            }
+            loaders.forEach { $0.start() }
+            var delays: [Double] = []
+            for round in 0..<40 {
+                let suspend = round % 2 == 0
+                let method = suspend ? "suspend" : "unsuspend"
+                let acknowledged = cluster[1].request(
+                    "POST", "/api/admin/serviceapikey/\(method)", form: "order_id=\(created.orderID)")
+                let acked = Date()
+                #expect(Self.boolean(acknowledged) == true, "\(method) on node 1: \(String(describing: acknowledged))")
+                for index in [0, 2] {
+                    while Self.check(cluster[index], created.key) != !suspend, Date().timeIntervalSince(acked) < 5 {}
+                    #expect(Self.check(cluster[index], created.key) == !suspend, "node \(index) kept the old state")
+                    delays.append(Date().timeIntervalSince(acked) * 1000)
+                }
+            }
+            stop.store(true, ordering: .relaxed)
+            delays.sort()
+            let p99 = delays[Int(Double(delays.count - 1) * 0.99)]
+            FileHandle.standardError.write(
+                Data(
+                    "fan-out ms (n=\(delays.count)): p50 \(delays[delays.count / 2]) p99 \(p99) max \(delays.last!)\n"
+                        .utf8))
+            // The contract's figure is 100 ms at p99 (reported by the test's line above and in
+            // the README); the bound here is loose so a loaded CI machine does not fail it.
+            #expect(p99 < 2000)
+        }
+    }
+
+    @Test(.timeLimit(.minutes(5)))
+    func concurrentWritersOnEveryNodeSkipNoChange() async throws {
+        try await HeavyWork.run {
+            let cluster = try Cluster(count: 3)
+            defer { cluster.destroy() }
+            let acknowledged = Mutex<[String]>([])
+            DispatchQueue.concurrentPerform(iterations: 6) { writer in
+                let node = cluster[writer % 3]
+                for index in 0..<25 {
+                    if let created = node.create(form: "client_id=\(writer + 1)&config[n]=\(index)") {
+                        acknowledged.withLock { $0.append(created.key) }
+                        _ = node.request(
+                            "POST", "/api/admin/serviceapikey/update",
+                            form: "order_id=\(created.orderID)&config[n]=\(index)&config[by]=\(writer)")
+                    }
+                }
+            }
+            let keys = acknowledged.withLock { $0 }
+            #expect(keys.count == 150, "every write should be acknowledged with PostgreSQL up")
+            let listing = try cluster.converged([0, 1, 2])
+            #expect(listing.count == keys.count)
+            let stored = try cluster.postgres.query("SELECT api_key FROM apikeyd.keys").split(separator: "\n")
+            #expect(Set(stored.map(String.init)) == Set(keys))
+            let positions = try cluster.postgres.query(
+                "SELECT count(*), min(position), max(position) FROM apikeyd.changes")
+            // 150 creates and 150 updates, plus nothing else: positions 1...300 without a gap.
+            #expect(positions.trimmingCharacters(in: .whitespacesAndNewlines) == "300|1|300")
+        }
+    }
+
+    @Test(.timeLimit(.minutes(5)))
+    func killNineOfANodeLosesNoAcknowledgedWrite() async throws {
+        try await HeavyWork.run {
+            let cluster = try Cluster(count: 3)
+            defer { cluster.destroy() }
+            let acknowledged = Mutex<[String]>([])
+            let killed = Atomic(false)
+            let writers = (0..<3).map { writer in
+                Thread {
+                    for index in 0..<400 {
+                        if writer == 2, killed.load(ordering: .relaxed) { return }
+                        if let created = cluster[writer].create(form: "client_id=\(writer + 1)&config[n]=\(index)") {
+                            acknowledged.withLock { $0.append(created.key) }
+                        }
+                        if writer != 2, killed.load(ordering: .relaxed), index > 150 { return }
+                    }
+                }
+            }
+            writers.forEach { $0.start() }
+            usleep(1_000_000)
+            try cluster[2].stop(signal: SIGKILL)
+            killed.store(true, ordering: .relaxed)
+            usleep(1_000_000)
+            while writers.contains(where: { $0.isExecuting }) { usleep(10_000) }
+            let keys = Set(acknowledged.withLock { $0 })
+            #expect(!keys.isEmpty)
+            let stored = Set(
+                try cluster.postgres.query("SELECT api_key FROM apikeyd.keys").split(separator: "\n").map(String.init))
+            #expect(keys.isSubset(of: stored), "\(keys.subtracting(stored).count) acknowledged keys not in PostgreSQL")
+            let listing = try cluster.converged([0, 1])
+            #expect(listing.count == stored.count)
+            // The killed node comes back from its cache and catches up.
+            let restarted = try Cluster.startNode(cluster.directories[2], index: 2, postgres: cluster.postgres)
+            cluster.nodes.withLock { $0[2] = restarted }
+            try Cluster.waitUntilReady(restarted)
+            #expect(try cluster.converged([0, 1, 2]).count == stored.count)
+        }
+    }
+
+    @Test(.timeLimit(.minutes(5)))
+    func postgresStoppedUnderLoadChecksGoOnWritesRecover() async throws {
+        try await HeavyWork.run {
+            let cluster = try Cluster(count: 3)
+            defer { cluster.destroy() }
+            guard let created = cluster[0].create(form: "client_id=1") else {
+                Issue.record("create failed")
+                return
+            }
+            _ = try cluster.converged([0, 1, 2])
+            let stop = Atomic(false)
+            let failedChecks = Atomic(0)
+            let checks = Atomic(0)
+            let checkers = (0..<3).map { index in
+                Thread {
+                    while !stop.load(ordering: .relaxed) {
+                        if Self.check(cluster[index], created.key) != true { failedChecks.add(1, ordering: .relaxed) }
+                        checks.add(1, ordering: .relaxed)
+                    }
+                }
+            }
+            checkers.forEach { $0.start() }
+            try cluster.postgres.stop()
+            usleep(500_000)
+            var refused = 0
+            for index in 0..<3 {
+                let answer = cluster[index].request("POST", "/api/admin/serviceapikey/create", form: "client_id=2")
+                if answer?.status == 503 { refused += 1 }
+            }
+            #expect(refused == 3, "writes with PostgreSQL down answer 503")
+            let metrics = cluster[1].request("GET", "/metrics", admin: false)
+            #expect(metrics.map { String(describing: $0) } != nil)
+            try cluster.postgres.start()
+            // Writes recover on every node once it has reconnected.
+            for index in 0..<3 {
+                let deadline = Date().addingTimeInterval(30)
+                var created: (orderID: Int64, key: String)?
+                while created == nil, Date() < deadline {
+                    created = cluster[index].create(form: "client_id=3")
+                    if created == nil { usleep(100_000) }
+                }
+                #expect(created != nil, "node \(index) took no write after PostgreSQL came back")
+            }
+            stop.store(true, ordering: .relaxed)
+            while checkers.contains(where: { $0.isExecuting }) { usleep(10_000) }
+            #expect(failedChecks.load(ordering: .relaxed) == 0)
+            #expect(checks.load(ordering: .relaxed) > 100)
+            // The first key and one per node after PostgreSQL came back; the refused writes left nothing.
+            let listing = try cluster.converged([0, 1, 2])
+            #expect(listing.count == 4, "\(listing.count) keys: \(cluster[0].output.log.suffix(3000))")
+            #expect(try cluster.postgres.query("SELECT count(*) FROM apikeyd.keys").hasPrefix("4\n"))
+        }
+    }
+
+    @Test(.timeLimit(.minutes(5)))
+    func aQuotaIsNeverExceededAcrossNodes() async throws {
+        try await HeavyWork.run {
+            let cluster = try Cluster(count: 3)
+            defer { cluster.destroy() }
+            guard let created = cluster[0].create(form: "client_id=1&config[custom_monthlyLimit]=1000") else {
+                Issue.record("create failed")
+                return
+            }
+            _ = try cluster.converged([0, 1, 2])
+            let valid = Atomic(0)
+            DispatchQueue.concurrentPerform(iterations: 9) { worker in
+                var exceeded = 0
+                while exceeded < 20 {
+                    let answer = cluster[worker % 3].request(
+                        "GET", "/api/guest/serviceapikey/verify?key=\(created.key)", admin: false)
+                    guard case .string(let code)? = answer?.body?["result"]?["code"] else { continue }
+                    if code == "VALID" {
+                        valid.add(1, ordering: .relaxed)
+                    } else if code == "USAGE_EXCEEDED" {
+                        exceeded += 1
+                    }
+                }
+            }
+            let passed = valid.load(ordering: .relaxed)
+            #expect(passed <= 1000)
+            #expect(passed > 0)
+            // After a flush (every second) the usage PostgreSQL holds is the count of VALID answers.
+            let deadline = Date().addingTimeInterval(10)
+            var used = ""
+            while Date() < deadline {
+                used = try cluster.postgres.query(
+                    "SELECT coalesce(sum(used), 0) FROM apikeyd.usage WHERE order_id = \(created.orderID)"
+                ).trimmingCharacters(in: .whitespacesAndNewlines)
+                if used == "\(passed)" { break }
+                usleep(100_000)
+            }
+            #expect(used == "\(passed)")
+        }
+    }
+}
