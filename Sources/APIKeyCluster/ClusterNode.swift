@@ -38,6 +38,8 @@ public final class ClusterNode: WriteCoordinator, Service, Sendable {
     private let wake = WakeSignal()
     /// Serialises applying changes to the engine, so positions are applied once and in order.
     private let applying = Mutex(())
+    /// This node's writes (and flushes), one at a time.
+    private let turn = WriteTurn()
 
     struct Progress {
         var logID: UInt64?
@@ -145,6 +147,10 @@ public final class ClusterNode: WriteCoordinator, Service, Sendable {
                     try await group.next()
                     group.cancelAll()
                 }
+            } catch let gap as LogGap {
+                logger.notice(
+                    "change \(gap.missing) is no longer in the log (this node is further behind than the log keeps); loading the whole table"
+                )
             } catch {
                 if Task.isCancelled { return }
                 markDown(error)
@@ -252,9 +258,9 @@ public final class ClusterNode: WriteCoordinator, Service, Sendable {
                 changes.append(row)
             }
             guard let first = changes.first, first.0 == from + 1 else {
-                throw ClusterFailure(
-                    "change \(from + 1) is no longer in the log (this node is further behind than the log keeps); restart the node to load the whole table"
-                )
+                // Pruned while this node was away: the next connection loads the whole table.
+                progress.withLock { $0.logID = nil }
+                throw LogGap(missing: from + 1)
             }
             try apply(changes)
         }
@@ -281,7 +287,7 @@ public final class ClusterNode: WriteCoordinator, Service, Sendable {
                     throw ClusterFailure("applying change \(change.position) failed: \(error.message)")
                 }
                 for case .resetUsage(let orderID, _) in mutations { leases.forgetExhaustion(orderID: orderID) }
-                for case .put(let record) in mutations { leases.forgetExhaustion(orderID: record.orderID) }
+                for case .put(let record) in mutations { leases.revoke(orderID: record.orderID) }
                 progress.withLock { $0.position = change.position }
                 metrics.applied(committedAt: change.committedAt)
             }
@@ -378,8 +384,10 @@ public final class ClusterNode: WriteCoordinator, Service, Sendable {
         while true {
             attempt += 1
             do {
-                let result = try await client.withConnection { connection in
-                    try await self.transaction(on: connection, answer: answer, write)
+                let result = try await turn.run {
+                    try await client.withConnection { connection in
+                        try await self.transaction(on: connection, answer: answer, write)
+                    }
                 }
                 metrics.write(succeeded: true)
                 return .success(result)
@@ -401,6 +409,13 @@ public final class ClusterNode: WriteCoordinator, Service, Sendable {
                 return .failure(Self.unavailable(Self.describe(error)))
             }
         }
+    }
+
+    /// The change after this node's position was pruned from the log: the node must load the
+    /// whole table.
+    struct LogGap: Error, CustomStringConvertible {
+        var missing: Int64
+        var description: String { "this node is loading the cluster's whole table again" }
     }
 
     /// A `COMMIT` whose answer never came: the write may or may not have taken effect.
@@ -469,15 +484,15 @@ public final class ClusterNode: WriteCoordinator, Service, Sendable {
     private func append(_ mutations: [KeyMutation], at position: Int64, on connection: PostgresConnection) async throws
     {
         let payload = ByteBuffer(bytes: MutationBatch.encode(mutations))
+        // One round trip while the log's row is locked: the change, the log's position, the wake-up.
         try await connection.query(
             """
-            INSERT INTO \(unescaped: schema.table("changes")) (position, origin, payload)
-            VALUES (\(position), \(configuration.nodeName), \(payload))
+            WITH change AS (
+                INSERT INTO \(unescaped: schema.table("changes")) (position, origin, payload)
+                VALUES (\(position), \(configuration.nodeName), \(payload))),
+            log AS (UPDATE \(unescaped: schema.table("change_log")) SET last_position = \(position) WHERE id = 1)
+            SELECT pg_notify(\(channel), \(String(position)))
             """, logger: logger)
-        try await connection.query(
-            "UPDATE \(unescaped: schema.table("change_log")) SET last_position = \(position) WHERE id = 1",
-            logger: logger)
-        try await connection.query("SELECT pg_notify(\(channel), \(String(position)))", logger: logger)
     }
 
     static func nowSeconds() -> Double {
@@ -552,8 +567,9 @@ public final class ClusterNode: WriteCoordinator, Service, Sendable {
                 KeyMutation.use(orderID: $0.key.orderID, month: $0.key.month, count: $0.value.used)
             }
             do {
-                try await client.withConnection { connection in
-                    try await connection.query("BEGIN", logger: self.logger)
+                try await turn.run {
+                    try await client.withConnection { connection in
+                        try await connection.query("BEGIN", logger: self.logger)
                     do {
                         let last = try await self.lastPosition(on: connection, forUpdate: true)
                         try await self.catchUp(on: connection, upTo: last)
@@ -572,6 +588,7 @@ public final class ClusterNode: WriteCoordinator, Service, Sendable {
                     } catch {
                         _ = try? await connection.query("ROLLBACK", logger: self.logger)
                         throw error
+                    }
                     }
                 }
                 metrics.flushed()

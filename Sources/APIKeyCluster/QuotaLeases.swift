@@ -38,6 +38,8 @@ final class QuotaLeases: QuotaLedger, Sendable {
 
     private let leases = Mutex<[Key: Lease]>([:])
     private let counted = Mutex<[Key: Counted]>([:])
+    /// Unused units of revoked leases, handed back with the next flush.
+    private let revoked = Mutex<[Key: Int64]>([:])
     /// How long an `exhausted` answer is believed before PostgreSQL is asked again.
     let exhaustedForNanoseconds: Int64
 
@@ -102,6 +104,24 @@ final class QuotaLeases: QuotaLedger, Sendable {
         }
     }
 
+    /// Takes back every lease of `orderID`, because its record changed (a lower limit must not
+    /// let units leased under the old one pass); the unused units go back to PostgreSQL with the
+    /// next flush, and the next verify leases under the new limit.
+    func revoke(orderID: Int64) {
+        let taken = leases.withLock { leases in
+            var taken: [Key: Int64] = [:]
+            for (key, lease) in leases where key.orderID == orderID {
+                if lease.units > 0 { taken[key] = lease.units }
+                leases[key] = nil
+            }
+            return taken
+        }
+        guard !taken.isEmpty else { return }
+        revoked.withLock { revoked in
+            for (key, units) in taken { revoked[key, default: 0] += units }
+        }
+    }
+
     /// Takes the counts to flush; ``restore(_:)`` puts them back when the flush failed.
     func takeCounts() -> [Key: Counted] {
         counted.withLock { counted in
@@ -120,16 +140,21 @@ final class QuotaLeases: QuotaLedger, Sendable {
     }
 
     /// Takes back the unused units of leases idle for `idleNanoseconds` (or all, with 0), and of
-    /// months before `month`, to hand back to PostgreSQL (earlier months need nothing back).
+    /// months before `month`, to hand back to PostgreSQL (earlier months need nothing back), with
+    /// those of revoked leases.
     func takeIdle(idleNanoseconds: Int64, currentMonth month: UsageMonth) -> [Key: Int64] {
         let now = ClusterClock.nanoseconds()
+        let revoked = self.revoked.withLock { revoked in
+            defer { revoked = [:] }
+            return revoked
+        }
         return leases.withLock { leases in
-            var returned: [Key: Int64] = [:]
+            var returned = revoked
             for (key, lease) in leases {
                 if key.month < month {
                     leases[key] = nil
                 } else if now - max(lease.usedAt, lease.grantedAt) >= idleNanoseconds {
-                    if lease.units > 0 { returned[key] = lease.units }
+                    if lease.units > 0 { returned[key, default: 0] += lease.units }
                     leases[key] = nil
                 }
             }

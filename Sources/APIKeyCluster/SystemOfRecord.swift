@@ -16,8 +16,12 @@ struct SystemOfRecord: Sendable {
         switch mutation {
         case .put(let record):
             let config = String(decoding: record.configJSON, as: UTF8.self)
+            // As the engine does, a put with another key than the retired entry's new one ends
+            // that entry; one statement for both tables.
             try await connection.query(
                 """
+                WITH ended AS (
+                    DELETE FROM \(unescaped: retired) WHERE order_id = \(record.orderID) AND current_key <> \(record.apiKey))
                 INSERT INTO \(unescaped: keys)
                     (order_id, client_id, api_key, config, status, expires_at, created_at, updated_at)
                 VALUES (\(record.orderID), \(record.clientID), \(record.apiKey), \(config), \(record.status.rawValue),
@@ -26,10 +30,6 @@ struct SystemOfRecord: Sendable {
                     config = excluded.config, status = excluded.status, expires_at = excluded.expires_at,
                     created_at = excluded.created_at, updated_at = excluded.updated_at
                 """, logger: logger)
-            // As the engine does: a put with another key than the retired entry's new one ends it.
-            try await connection.query(
-                "DELETE FROM \(unescaped: retired) WHERE order_id = \(record.orderID) AND current_key <> \(record.apiKey)",
-                logger: logger)
         case .delete(let orderID):
             try await connection.query("DELETE FROM \(unescaped: keys) WHERE order_id = \(orderID)", logger: logger)
             try await connection.query("DELETE FROM \(unescaped: retired) WHERE order_id = \(orderID)", logger: logger)

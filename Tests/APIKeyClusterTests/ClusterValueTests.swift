@@ -102,6 +102,22 @@ import Testing
         #expect(leases.blockToAsk(for: LeaseRequest(orderID: 1, month: month, cost: 1, limit: 3)) == 1)
     }
 
+    @Test func aChangedRecordRevokesItsLeasesAndTheirUnitsGoBack() {
+        let leases = QuotaLeases(exhaustedForNanoseconds: 1_000_000_000)
+        leases.granted(6, for: LeaseRequest(orderID: 1, month: month, cost: 1, limit: 100))
+        leases.granted(2, for: LeaseRequest(orderID: 9, month: month, cost: 1, limit: 100))
+        #expect(leases.take(orderID: 1, month: month, cost: 1, limit: 100) == .taken)
+        leases.revoke(orderID: 1)
+        // Nothing leased under the old record passes; the next verify leases anew.
+        #expect(leases.take(orderID: 1, month: month, cost: 1, limit: 5) == .needsLease)
+        #expect(leases.take(orderID: 9, month: month, cost: 1, limit: 100) == .taken)
+        // The 5 unused units go back with the next flush, even though the other lease is not idle.
+        #expect(
+            leases.takeIdle(idleNanoseconds: 60_000_000_000, currentMonth: month)
+                == [QuotaLeases.Key(orderID: 1, month: month): 5])
+        #expect(leases.takeIdle(idleNanoseconds: 60_000_000_000, currentMonth: month).isEmpty)
+    }
+
     @Test func idleLeasesAndThoseOfPastMonthsAreTakenBack() {
         let leases = QuotaLeases(exhaustedForNanoseconds: 1_000_000_000)
         let november = UsageMonth(year: 2026, month: 11)!

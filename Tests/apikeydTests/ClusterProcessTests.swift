@@ -87,6 +87,13 @@ import Testing
         return value
     }
 
+    /// The node's `/metrics` text.
+    static func metrics(_ node: ServerProcess) -> String {
+        let response = ServerProcess.exchange(
+            port: node.port, Array("GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8))
+        return String(decoding: response ?? [], as: UTF8.self)
+    }
+
     static func check(_ node: ServerProcess, _ key: String) -> Bool? {
         boolean(node.request("GET", "/api/guest/serviceapikey/check?key=\(key)", admin: false))
     }
@@ -209,6 +216,41 @@ import Testing
     }
 
     @Test(.timeLimit(.minutes(5)))
+    func aNodeBehindThePrunedLogLoadsTheWholeTable() async throws {
+        try await HeavyWork.run {
+            let cluster = try Cluster(count: 2)
+            defer { cluster.destroy() }
+            guard let first = cluster[0].create(form: "client_id=1") else {
+                Issue.record("create failed")
+                return
+            }
+            _ = try cluster.converged([0, 1])
+            // Node 1 frozen while node 0 writes and the log is pruned past node 1's position.
+            kill(cluster[1].process.processIdentifier, SIGSTOP)
+            for index in 0..<20 { _ = cluster[0].create(form: "client_id=2&config[n]=\(index)") }
+            _ = cluster[0].request("POST", "/api/admin/serviceapikey/delete", form: "order_id=\(first.orderID)")
+            _ = try cluster.postgres.query("DELETE FROM apikeyd.changes")
+            kill(cluster[1].process.processIdentifier, SIGCONT)
+            let listing = try cluster.converged([0, 1])
+            #expect(listing.count == 20)
+            #expect(Self.check(cluster[1], first.key) == nil, "the deleted key is gone from node 1 too")
+            let log = cluster[1].output.log
+            #expect(log.contains("is no longer in the log"), "\(log)")
+            #expect(log.components(separatedBy: "loaded the whole table").count == 3, "at start and again: \(log)")
+            #expect(!log.contains("PostgreSQL unavailable"), "\(log)")
+            // Killed, behind a pruned log again, and restarted: it loads the whole table at start.
+            try cluster[1].stop(signal: SIGKILL)
+            for index in 0..<5 { _ = cluster[0].create(form: "client_id=3&config[n]=\(index)") }
+            _ = try cluster.postgres.query("DELETE FROM apikeyd.changes")
+            let restarted = try Cluster.startNode(cluster.directories[1], index: 1, postgres: cluster.postgres)
+            cluster.nodes.withLock { $0[1] = restarted }
+            try Cluster.waitUntilReady(restarted)
+            #expect(try cluster.converged([0, 1]).count == 25)
+            #expect(restarted.output.log.contains("older than the log keeps; loading the whole table"))
+        }
+    }
+
+    @Test(.timeLimit(.minutes(5)))
     func postgresStoppedUnderLoadChecksGoOnWritesRecover() async throws {
         try await HeavyWork.run {
             let cluster = try Cluster(count: 3)
@@ -238,8 +280,8 @@ import Testing
                 if answer?.status == 503 { refused += 1 }
             }
             #expect(refused == 3, "writes with PostgreSQL down answer 503")
-            let metrics = cluster[1].request("GET", "/metrics", admin: false)
-            #expect(metrics.map { String(describing: $0) } != nil)
+            #expect(Self.metrics(cluster[1]).contains("\napikeyd_postgres_up 0"))
+            #expect(Self.metrics(cluster[1]).contains("\napikeyd_postgres_reconnects_total "))
             try cluster.postgres.start()
             // Writes recover on every node once it has reconnected.
             for index in 0..<3 {
@@ -253,6 +295,7 @@ import Testing
             }
             stop.store(true, ordering: .relaxed)
             while checkers.contains(where: { $0.isExecuting }) { usleep(10_000) }
+            #expect(Self.metrics(cluster[1]).contains("\napikeyd_postgres_up 1"))
             #expect(failedChecks.load(ordering: .relaxed) == 0)
             #expect(checks.load(ordering: .relaxed) > 100)
             // The first key and one per node after PostgreSQL came back; the refused writes left nothing.
