@@ -8,8 +8,9 @@ public struct ClusterConfiguration: Sendable {
     public var postgres: PostgresClient.Configuration
     /// The same for the connection that follows the change log.
     var followerConnection: PostgresConnection.Configuration
-    /// The schema that holds the cluster's tables; created when missing.
-    public var schema: String
+    /// The schema that holds the cluster's tables; created when missing. Checked by the
+    /// initialiser: 1 to 55 lowercase letters, digits and underscores.
+    public let schema: String
     /// This node's name, recorded with each change it commits (the host name by default).
     public var nodeName: String
     /// How many changes the log keeps; a node further behind loads the whole table instead.
@@ -29,7 +30,7 @@ public struct ClusterConfiguration: Sendable {
         (postgres, followerConnection) = try Self.parse(url)
         guard Self.isIdentifier(schema) else {
             throw ClusterConfigurationError(
-                "schema '\(schema)' must be 1 to 63 lowercase letters, digits and underscores, not starting with a digit"
+                "schema '\(schema)' must be 1 to 55 lowercase letters, digits and underscores, not starting with a digit or pg_ (its notification channel, the name and _changes, must fit PostgreSQL's 63 bytes)"
             )
         }
         self.schema = schema
@@ -43,7 +44,9 @@ public struct ClusterConfiguration: Sendable {
 
     static func isIdentifier(_ name: String) -> Bool {
         let bytes = Array(name.utf8)
-        guard (1...63).contains(bytes.count), !(UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[0]) else {
+        guard (1...55).contains(bytes.count), !(UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[0]),
+            !name.hasPrefix("pg_")
+        else {
             return false
         }
         return bytes.allSatisfy { byte in
@@ -98,6 +101,12 @@ public struct ClusterConfiguration: Sendable {
             host: host, port: port, username: user, password: components.password, database: databaseName, tls: tls)
         configuration.options.maximumConnections = 8
         configuration.options.connectTimeout = .seconds(3)
+        // Bounds inside PostgreSQL too: a write waits for the log's lock, and a statement runs,
+        // no longer than a write may take; a transaction left idle by a stalled node is ended
+        // rather than holding the log's lock for every other node.
+        configuration.options.additionalStartupParameters = [
+            ("lock_timeout", "5s"), ("statement_timeout", "10s"), ("idle_in_transaction_session_timeout", "10s"),
+        ]
         var follower = PostgresConnection.Configuration(
             host: host, port: port, username: user, password: components.password, database: databaseName,
             tls: followerTLS)

@@ -91,14 +91,21 @@ public final class ClusterNode: WriteCoordinator, Service, Sendable {
     /// Connects, migrates the schema, catches up and follows the change log until graceful
     /// shutdown (or cancellation); then flushes the counted uses and hands unused leases back.
     public func run() async throws {
-        await withDiscardingTaskGroup { group in
-            group.addTask { await self.client.run() }
-            group.addTask { await self.follow() }
-            group.addTask { await self.flushEveryInterval() }
-            try? await gracefulShutdown()
-            await self.finish()
-            group.cancelAll()
+        // Detached: the pool would shut down at the graceful shutdown it inherits, before the
+        // last flush has used it. It ends when cancelled, after that flush.
+        let pool = Task.detached { await self.client.run() }
+        let following = Task {
+            await withDiscardingTaskGroup { following in
+                following.addTask { await self.follow() }
+                following.addTask { await self.flushEveryInterval() }
+            }
         }
+        try? await gracefulShutdown()
+        following.cancel()
+        await following.value
+        await finish()
+        pool.cancel()
+        await pool.value
     }
 
     /// Why the node may not serve yet; nil once it has caught up with the cluster.
@@ -148,9 +155,18 @@ public final class ClusterNode: WriteCoordinator, Service, Sendable {
                     group.cancelAll()
                 }
             } catch let gap as LogGap {
-                logger.notice(
-                    "change \(gap.missing) is no longer in the log (this node is further behind than the log keeps); loading the whole table"
-                )
+                if gap.pruned {
+                    logger.notice(
+                        "change \(gap.missing) is no longer in the log (this node is further behind than the log keeps); loading the whole table"
+                    )
+                }
+            } catch is EngineClosed {
+                return
+            } catch let failure as ApplyFailure {
+                if Task.isCancelled { return }
+                markUnable(failure)
+                try? await Task.sleep(for: backoff)
+                backoff = min(backoff * 2, configuration.maximumBackoff)
             } catch {
                 if Task.isCancelled { return }
                 markDown(error)
@@ -166,6 +182,7 @@ public final class ClusterNode: WriteCoordinator, Service, Sendable {
         let logID = try await schema.migrate(connection, logger: logger)
         let local = engine.changePosition
         var usable = local?.logID == logID
+        var ahead = false
         if let local, usable {
             var oldest: Int64?
             for try await found in try await connection.query(
@@ -174,8 +191,18 @@ public final class ClusterNode: WriteCoordinator, Service, Sendable {
                 oldest = found
             }
             let last = try await lastPosition(on: connection)
-            // Usable when the next change it needs is still in the log (or none is needed).
-            usable = local.position == last || (oldest.map { local.position + 1 >= $0 } ?? false)
+            if local.position > last {
+                // The database went back in time (restored from a backup): what this cache
+                // holds past `last` may differ from what the log will hold there.
+                logger.warning(
+                    "cluster node's cache is at change \(local.position) but the log ends at \(last) (was the database restored?); loading the whole table"
+                )
+                usable = false
+                ahead = true
+            } else {
+                // Usable when the next change it needs is still in the log (or none is needed).
+                usable = local.position == last || (oldest.map { local.position + 1 >= $0 } ?? false)
+            }
         }
         if let local, usable {
             progress.withLock {
@@ -185,7 +212,7 @@ public final class ClusterNode: WriteCoordinator, Service, Sendable {
             logger.info("cluster node reads on from its cache at change \(local.position)")
             return
         }
-        if let local {
+        if let local, !ahead {
             logger.notice(
                 "cluster node's cache (change \(local.position)) is of another log or older than the log keeps; loading the whole table"
             )
@@ -202,7 +229,7 @@ public final class ClusterNode: WriteCoordinator, Service, Sendable {
                 do throws(EngineError) {
                     _ = try engine.applyReplicated(batch, position: nil)
                 } catch {
-                    throw ClusterFailure("applying the cluster's table failed: \(error.message)")
+                    throw Self.applyFailure(error, "the cluster's table")
                 }
             }
             loaded += batch.count
@@ -212,9 +239,11 @@ public final class ClusterNode: WriteCoordinator, Service, Sendable {
             do throws(EngineError) {
                 _ = try engine.applyReplicated([], position: position)
             } catch {
-                throw ClusterFailure("applying the cluster's table failed: \(error.message)")
+                throw Self.applyFailure(error, "the cluster's table")
             }
         }
+        // Leases asked for under the records as they were are not used under the loaded ones.
+        leases.revokeAll()
         progress.withLock {
             $0.logID = logID
             $0.position = position.position
@@ -244,6 +273,14 @@ public final class ClusterNode: WriteCoordinator, Service, Sendable {
             last = try await lastPosition(on: connection)
         }
         metrics.latestPosition(last)
+        if progress.withLock({ $0.position }) > last {
+            // The log ends before what this node applied: the database went back in time.
+            logger.warning(
+                "the change log ends at \(last), before change \(appliedPosition) this node applied (was the database restored?); loading the whole table"
+            )
+            reloadWholeTable("the change log went back to \(last)")
+            throw LogGap(missing: last + 1, pruned: false)
+        }
         while true {
             let from = progress.withLock { $0.position }
             guard from < last else { break }
@@ -259,7 +296,7 @@ public final class ClusterNode: WriteCoordinator, Service, Sendable {
             }
             guard let first = changes.first, first.0 == from + 1 else {
                 // Pruned while this node was away: the next connection loads the whole table.
-                progress.withLock { $0.logID = nil }
+                reloadWholeTable("change \(from + 1) was pruned before this node read it")
                 throw LogGap(missing: from + 1)
             }
             try apply(changes)
@@ -278,13 +315,13 @@ public final class ClusterNode: WriteCoordinator, Service, Sendable {
                     throw ClusterFailure("change \(change.position) arrived after \(from): a gap in the log")
                 }
                 guard let mutations = MutationBatch.decode(Array(buffer: change.payload)) else {
-                    throw ClusterFailure("change \(change.position) does not decode")
+                    throw ApplyFailure(description: "change \(change.position) does not decode")
                 }
                 do throws(EngineError) {
                     _ = try engine.applyReplicated(
                         mutations, position: ChangePosition(logID: logID, position: change.position))
                 } catch {
-                    throw ClusterFailure("applying change \(change.position) failed: \(error.message)")
+                    throw Self.applyFailure(error, "change \(change.position)")
                 }
                 for case .resetUsage(let orderID, _) in mutations { leases.forgetExhaustion(orderID: orderID) }
                 for case .put(let record) in mutations { leases.revoke(orderID: record.orderID) }
@@ -301,6 +338,44 @@ public final class ClusterNode: WriteCoordinator, Service, Sendable {
             DELETE FROM \(unescaped: schema.table("changes"))
             WHERE position <= (SELECT last_position FROM \(unescaped: schema.table("change_log"))) - \(keep)
             """, logger: logger)
+    }
+
+    /// Makes the next connection load the whole table; not ready until it has.
+    private func reloadWholeTable(_ why: String) {
+        progress.withLock { progress in
+            progress.logID = nil
+            progress.ready = false
+            progress.problem = "loading the whole table again (\(why))"
+        }
+    }
+
+    /// This node cannot apply what the log holds (its journal stopped, a change it cannot read):
+    /// it is not ready until it can, and says so once per failure.
+    private func markUnable(_ failure: ApplyFailure) {
+        let first = progress.withLock { progress in
+            defer {
+                progress.ready = false
+                progress.problem = failure.description
+            }
+            return progress.ready || progress.problem != failure.description
+        }
+        if first {
+            logger.error("cluster node cannot apply the log: \(failure.description); /health answers 503 until it can")
+        }
+    }
+
+    /// The engine refused a change from the log; closed (the server is stopping) is told apart.
+    static func applyFailure(_ error: EngineError, _ what: String) -> any Error {
+        if error.code == .closed { return EngineClosed() }
+        return ApplyFailure(description: "applying \(what) failed: \(error.message)")
+    }
+
+    /// The engine closed under the follower: the server is stopping.
+    struct EngineClosed: Error {}
+
+    /// A change the engine cannot apply (not a connection failure).
+    struct ApplyFailure: Error, CustomStringConvertible {
+        var description: String
     }
 
     private func markUp() {
@@ -394,13 +469,26 @@ public final class ClusterNode: WriteCoordinator, Service, Sendable {
             } catch let error as EngineError {
                 return .failure(error)
             } catch let error as CommitOutcomeUnknown {
-                metrics.write(succeeded: false)
-                logger.error("the outcome of a write's COMMIT is unknown: \(Self.describe(error.cause))")
-                return .failure(
-                    EngineError(
-                        .writesStopped,
-                        "PostgreSQL's answer to this write's COMMIT was lost (\(Self.describe(error.cause))): it may have taken effect; read before repeating it"
-                    ))
+                switch await committed(at: error.position, payload: error.payload) {
+                case true?:
+                    metrics.write(succeeded: true)
+                    if let mutations = MutationBatch.decode(Array(buffer: error.payload)) {
+                        applyOwn(mutations, at: error.position)
+                    }
+                    guard let value = error.value as? Value else { return .failure(Self.unavailable("lost")) }
+                    return .success(value)
+                case false?:
+                    metrics.write(succeeded: false)
+                    return .failure(Self.unavailable(Self.describe(error.cause)))
+                case nil:
+                    metrics.write(succeeded: false)
+                    logger.error("the outcome of a write's COMMIT is unknown: \(Self.describe(error.cause))")
+                    return .failure(
+                        EngineError(
+                            .writesStopped,
+                            "PostgreSQL's answer to this write's COMMIT was lost (\(Self.describe(error.cause))): it may have taken effect; read before repeating it"
+                        ))
+                }
             } catch {
                 let state = (error as? PSQLError)?.serverInfo?[.sqlState]
                 if attempt < 4, state == "40001" || state == "40P01", !answer.isAnswered { continue }
@@ -415,12 +503,48 @@ public final class ClusterNode: WriteCoordinator, Service, Sendable {
     /// whole table.
     struct LogGap: Error, CustomStringConvertible {
         var missing: Int64
+        /// Pruned (rather than the log having gone back, which is logged where it is found).
+        var pruned = true
         var description: String { "this node is loading the cluster's whole table again" }
     }
 
     /// A `COMMIT` whose answer never came: the write may or may not have taken effect.
     struct CommitOutcomeUnknown: Error {
         var cause: any Error
+        var position: Int64
+        var payload: ByteBuffer
+        /// What the write answers if it did commit.
+        var value: any Sendable
+    }
+
+    /// Whether the change at `position` is the one with `payload` that this node sent, once the
+    /// transaction that sent it has ended (the check waits for the log's lock); nil when
+    /// PostgreSQL cannot say now.
+    func committed(at position: Int64, payload: ByteBuffer) async -> Bool? {
+        do {
+            return try await client.withConnection { connection in
+                try await connection.query("BEGIN", logger: self.logger)
+                do {
+                    _ = try await self.lastPosition(on: connection, forUpdate: true)
+                    var same = false
+                    for try await found in try await connection.query(
+                        """
+                        SELECT payload = \(payload) AND origin = \(self.configuration.nodeName)
+                        FROM \(unescaped: self.schema.table("changes")) WHERE position = \(position)
+                        """, logger: self.logger
+                    ).decode(Bool.self) {
+                        same = found
+                    }
+                    try await connection.query("ROLLBACK", logger: self.logger)
+                    return same
+                } catch {
+                    _ = try? await connection.query("ROLLBACK", logger: self.logger)
+                    throw error
+                }
+            }
+        } catch {
+            return nil
+        }
     }
 
     /// One write's transaction. Throws an `EngineError` for a write the engine refuses (nothing
@@ -434,6 +558,8 @@ public final class ClusterNode: WriteCoordinator, Service, Sendable {
         try await connection.query("BEGIN", logger: logger)
         do {
             let last = try await lastPosition(on: connection, forUpdate: true)
+            // Answered by its timeout while it waited for the lock: let the others have it.
+            guard !answer.isAnswered else { throw ClusterFailure("the write was answered by its timeout") }
             try await catchUp(on: connection, upTo: last)
             let planned: PlannedWrite<Value>
             do throws(EngineError) {
@@ -447,7 +573,7 @@ public final class ClusterNode: WriteCoordinator, Service, Sendable {
                 return planned.value
             }
             let position = last + 1
-            try await append(planned.mutations, at: position, on: connection)
+            let payload = try await append(planned.mutations, at: position, on: connection)
             for mutation in planned.mutations { try await rows.write(mutation, on: connection, logger: logger) }
             // The timeout answered "changed nothing": keep it true.
             guard answer.beginCommit() else { throw ClusterFailure("the write was answered by its timeout") }
@@ -457,7 +583,7 @@ public final class ClusterNode: WriteCoordinator, Service, Sendable {
                 // PostgreSQL answered with an error: the transaction rolled back.
                 throw error
             } catch {
-                throw CommitOutcomeUnknown(cause: error)
+                throw CommitOutcomeUnknown(cause: error, position: position, payload: payload, value: planned.value)
             }
             applyOwn(planned.mutations, at: position)
             return planned.value
@@ -481,8 +607,10 @@ public final class ClusterNode: WriteCoordinator, Service, Sendable {
 
     /// Appends a change at `position` (the log's row is locked by the caller), moves the log's
     /// last position to it and notifies the followers (delivered at commit).
-    private func append(_ mutations: [KeyMutation], at position: Int64, on connection: PostgresConnection) async throws
-    {
+    @discardableResult
+    private func append(
+        _ mutations: [KeyMutation], at position: Int64, on connection: PostgresConnection
+    ) async throws -> ByteBuffer {
         let payload = ByteBuffer(bytes: MutationBatch.encode(mutations))
         // One round trip while the log's row is locked: the change, the log's position, the wake-up.
         try await connection.query(
@@ -493,6 +621,7 @@ public final class ClusterNode: WriteCoordinator, Service, Sendable {
             log AS (UPDATE \(unescaped: schema.table("change_log")) SET last_position = \(position) WHERE id = 1)
             SELECT pg_notify(\(channel), \(String(position)))
             """, logger: logger)
+        return payload
     }
 
     static func nowSeconds() -> Double {
@@ -506,12 +635,12 @@ public final class ClusterNode: WriteCoordinator, Service, Sendable {
     /// verify answers what it can without it (nothing more passes).
     public func lease(_ request: LeaseRequest, then: @escaping @Sendable (EngineError?) -> Void) {
         Task {
-            let block = leases.blockToAsk(for: request)
+            let (block, generation) = leases.blockToAsk(for: request)
             do {
                 let units = try await client.withConnection { connection in
                     try await self.leaseBlock(request, block: block, on: connection)
                 }
-                leases.granted(units, for: request)
+                leases.granted(units, for: request, generation: generation)
                 metrics.leased(units)
                 then(nil)
             } catch {
@@ -534,11 +663,16 @@ public final class ClusterNode: WriteCoordinator, Service, Sendable {
             ON CONFLICT (order_id, month) DO NOTHING
             """, logger: logger)
         var units: Int64 = 0
+        // Bounded by the limit PostgreSQL holds for the key (a lower one committed elsewhere
+        // holds before this node has applied it) and by this node's (a higher one not yet
+        // applied here waits until it is). A deleted key leases nothing.
         for try await granted in try await connection.query(
             """
             UPDATE \(unescaped: usage) AS u SET granted = u.granted + d.units
-            FROM (SELECT least(\(block), \(request.limit) - granted) AS units FROM \(unescaped: usage)
-                  WHERE order_id = \(request.orderID) AND month = \(month) FOR UPDATE) AS d
+            FROM (SELECT least(\(block), coalesce(k.monthly_limit, \(request.limit)) - v.granted,
+                    \(request.limit) - v.granted) AS units
+                  FROM \(unescaped: usage) AS v JOIN \(unescaped: schema.table("keys")) AS k ON k.order_id = v.order_id
+                  WHERE v.order_id = \(request.orderID) AND v.month = \(month) FOR UPDATE OF v) AS d
             WHERE u.order_id = \(request.orderID) AND u.month = \(month) AND d.units >= \(request.cost)
             RETURNING d.units
             """, logger: logger
@@ -549,15 +683,17 @@ public final class ClusterNode: WriteCoordinator, Service, Sendable {
     }
 
     private func flushEveryInterval() async {
-        while !Task.isCancelled {
-            try? await Task.sleep(for: configuration.flushInterval)
+        while true {
+            do { try await Task.sleep(for: configuration.flushInterval) } catch { return }
             await flush(returningIdleAfter: 2 * configuration.flushInterval.nanoseconds)
         }
     }
 
     /// Sends the counted uses to PostgreSQL as one change (the rows' `used`, and `granted` for
-    /// uses no lease covered) and hands back leases idle for `idle` nanoseconds.
-    func flush(returningIdleAfter idle: Int64) async {
+    /// uses no lease covered) and hands back leases idle for `idle` nanoseconds. The `final`
+    /// flush, at shutdown, neither catches up nor applies its change here (the engine is closed;
+    /// the next start reads it from the log).
+    func flush(returningIdleAfter idle: Int64, final: Bool = false) async {
         let counts = leases.takeCounts()
         let month = UsageMonth(containingNanoseconds: SystemClock().nowNanoseconds())
         let returned = leases.takeIdle(idleNanoseconds: idle, currentMonth: month)
@@ -570,31 +706,57 @@ public final class ClusterNode: WriteCoordinator, Service, Sendable {
                 try await turn.run {
                     try await client.withConnection { connection in
                         try await connection.query("BEGIN", logger: self.logger)
-                    do {
-                        let last = try await self.lastPosition(on: connection, forUpdate: true)
-                        try await self.catchUp(on: connection, upTo: last)
-                        try await self.append(mutations, at: last + 1, on: connection)
-                        for (key, count) in sorted {
-                            try await connection.query(
-                                """
-                                INSERT INTO \(unescaped: self.schema.table("usage")) AS u (order_id, month, used, granted)
-                                VALUES (\(key.orderID), \(key.month.ordinal), \(count.used), \(count.unleased))
-                                ON CONFLICT (order_id, month) DO UPDATE
-                                SET used = u.used + excluded.used, granted = u.granted + excluded.granted
-                                """, logger: self.logger)
+                        do {
+                            let last = try await self.lastPosition(on: connection, forUpdate: true)
+                            if !final { try await self.catchUp(on: connection, upTo: last) }
+                            let payload = try await self.append(mutations, at: last + 1, on: connection)
+                            for (key, count) in sorted {
+                                try await connection.query(
+                                    """
+                                    INSERT INTO \(unescaped: self.schema.table("usage")) AS u (order_id, month, used, granted)
+                                    VALUES (\(key.orderID), \(key.month.ordinal), \(count.used), \(count.unleased))
+                                    ON CONFLICT (order_id, month) DO UPDATE
+                                    SET used = u.used + excluded.used, granted = u.granted + excluded.granted
+                                    """, logger: self.logger)
+                            }
+                            do {
+                                try await connection.query("COMMIT", logger: self.logger)
+                            } catch let error as PSQLError where error.serverInfo != nil {
+                                throw error
+                            } catch {
+                                throw CommitOutcomeUnknown(
+                                    cause: error, position: last + 1, payload: payload, value: 0)
+                            }
+                            if !final { self.applyOwn(mutations, at: last + 1) }
+                        } catch let error as CommitOutcomeUnknown {
+                            throw error
+                        } catch {
+                            _ = try? await connection.query("ROLLBACK", logger: self.logger)
+                            throw error
                         }
-                        try await connection.query("COMMIT", logger: self.logger)
-                        self.applyOwn(mutations, at: last + 1)
-                    } catch {
-                        _ = try? await connection.query("ROLLBACK", logger: self.logger)
-                        throw error
-                    }
                     }
                 }
                 metrics.flushed()
+            } catch let error as CommitOutcomeUnknown {
+                // Sent again only when surely not counted: counted twice would over-count.
+                switch await committed(at: error.position, payload: error.payload) {
+                case true?: metrics.flushed()
+                case false?: leases.restore(counts)
+                case nil:
+                    logger.error(
+                        "the outcome of a usage flush is unknown (\(Self.describe(error.cause))); its counts are not sent again"
+                    )
+                }
             } catch {
                 leases.restore(counts)
-                logger.debug("flushing uses failed, kept for the next flush: \(Self.describe(error))")
+                if final {
+                    let uses = counts.values.reduce(Int64(0)) { $0 + $1.used }
+                    logger.error(
+                        "the last flush failed (\(Self.describe(error))): \(uses) uses of \(counts.count) keys are not counted in PostgreSQL"
+                    )
+                } else {
+                    logger.debug("flushing uses failed, kept for the next flush: \(Self.describe(error))")
+                }
             }
         }
         if !returned.isEmpty {
@@ -618,7 +780,7 @@ public final class ClusterNode: WriteCoordinator, Service, Sendable {
 
     /// The last flush and the hand-back of every lease, at graceful shutdown.
     func finish() async {
-        await flush(returningIdleAfter: 0)
+        await flush(returningIdleAfter: 0, final: true)
     }
 }
 

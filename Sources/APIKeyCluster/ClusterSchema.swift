@@ -10,7 +10,8 @@ import PostgresNIO
 ///   the last change; every write locks this row, which serialises commits.
 /// - `changes`: the ordered change log, each change the journal encoding of its mutations.
 /// - `keys`, `client_tokens`, `retired_keys`, `usage`: the system of record, readable by
-///   operators; a node with no usable cache loads them whole.
+///   operators; a node with no usable cache loads them whole. `keys.monthly_limit` is the limit
+///   the record's config sets (null: none), which bounds every lease.
 struct ClusterSchema: Sendable {
     /// The schema's name, checked to be a plain identifier (it is written into SQL).
     let name: String
@@ -38,6 +39,7 @@ struct ClusterSchema: Sendable {
                 client_id bigint NOT NULL,
                 api_key text NOT NULL UNIQUE,
                 config text NOT NULL,
+                monthly_limit bigint,
                 status text NOT NULL,
                 expires_at bigint,
                 created_at bigint NOT NULL,
@@ -70,8 +72,11 @@ struct ClusterSchema: Sendable {
     /// The version the last migration reaches.
     static var currentVersion: Int { migrations.count }
 
+    /// The schema's name quoted, so that a reserved word is a name too.
+    var quoted: String { "\"\(name)\"" }
+
     /// `table` qualified by the schema.
-    func table(_ table: String) -> String { "\(name).\(table)" }
+    func table(_ table: String) -> String { "\(quoted).\(table)" }
 
     /// Creates the schema or migrates it to ``currentVersion``; returns the change log's identity.
     /// Refuses a schema whose version is newer than this build knows.
@@ -79,7 +84,7 @@ struct ClusterSchema: Sendable {
         try await connection.withTransaction(logger: logger) { connection in
             // One migrator at a time across nodes: a transaction-level lock keyed by the schema.
             try await connection.query("SELECT pg_advisory_xact_lock(hashtext(\(name)))", logger: logger)
-            try await connection.query("CREATE SCHEMA IF NOT EXISTS \(unescaped: name)", logger: logger)
+            try await connection.query("CREATE SCHEMA IF NOT EXISTS \(unescaped: quoted)", logger: logger)
             try await connection.query(
                 "CREATE TABLE IF NOT EXISTS \(unescaped: table("schema_version")) (id integer PRIMARY KEY CHECK (id = 1), version integer NOT NULL)",
                 logger: logger)
@@ -95,7 +100,7 @@ struct ClusterSchema: Sendable {
             }
             for (index, statements) in Self.migrations.enumerated() where index + 1 > version {
                 for statement in statements {
-                    let sql = statement.replacingOccurrences(of: "{s}", with: name)
+                    let sql = statement.replacingOccurrences(of: "{s}", with: quoted)
                     try await connection.query(PostgresQuery(unsafeSQL: sql), logger: logger)
                 }
                 logger.info("PostgreSQL schema \(name) migrated to version \(index + 1)")

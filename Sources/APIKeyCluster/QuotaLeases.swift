@@ -40,6 +40,9 @@ final class QuotaLeases: QuotaLedger, Sendable {
     private let counted = Mutex<[Key: Counted]>([:])
     /// Unused units of revoked leases, handed back with the next flush.
     private let revoked = Mutex<[Key: Int64]>([:])
+    /// How many times each order's leases were revoked: a grant asked for before a revoke is
+    /// handed back rather than used under the record it was asked for.
+    private let generations = Mutex<[Int64: UInt64]>([:])
     /// How long an `exhausted` answer is believed before PostgreSQL is asked again.
     let exhaustedForNanoseconds: Int64
 
@@ -71,18 +74,23 @@ final class QuotaLeases: QuotaLedger, Sendable {
         }
     }
 
-    /// The block to ask for so that `request` can pass: at least its cost.
-    func blockToAsk(for request: LeaseRequest) -> Int64 {
+    /// The block to ask for so that `request` can pass (at least its cost), and the order's
+    /// revoke generation to hand to ``granted(_:for:generation:)``.
+    func blockToAsk(for request: LeaseRequest) -> (block: Int64, generation: UInt64) {
         let key = Key(orderID: request.orderID, month: request.month)
         let block = leases.withLock { $0[key]?.block ?? 1 }
-        return max(request.cost, min(block, max(1, request.limit / 8)))
+        let generation = generations.withLock { $0[request.orderID] ?? 0 }
+        return (max(request.cost, min(block, max(1, request.limit / 8))), generation)
     }
 
-    /// Adds what PostgreSQL granted (0: nothing is left) to the lease of `request`'s month.
-    func granted(_ units: Int64, for request: LeaseRequest) {
+    /// Adds what PostgreSQL granted (0: nothing is left) to the lease of `request`'s month; a
+    /// grant asked for before the order's leases were revoked (`generation` is old) goes back.
+    func granted(_ units: Int64, for request: LeaseRequest, generation: UInt64) {
         let now = ClusterClock.nanoseconds()
-        leases.withLock { leases in
-            let key = Key(orderID: request.orderID, month: request.month)
+        let key = Key(orderID: request.orderID, month: request.month)
+        // The generation is read and moved with the leases held, so no revoke falls in between.
+        let stale = leases.withLock { leases -> Bool in
+            guard generations.withLock({ $0[request.orderID] ?? 0 }) == generation else { return true }
             var lease = leases[key] ?? Lease()
             if units == 0 {
                 lease.exhaustedAt = now
@@ -94,7 +102,9 @@ final class QuotaLeases: QuotaLedger, Sendable {
                 lease.grantedAt = now
             }
             leases[key] = lease
+            return false
         }
+        if stale, units > 0 { revoked.withLock { $0[key, default: 0] += units } }
     }
 
     /// Forgets that the cluster had nothing left for `orderID` (a reset or a new limit arrived).
@@ -109,6 +119,7 @@ final class QuotaLeases: QuotaLedger, Sendable {
     /// next flush, and the next verify leases under the new limit.
     func revoke(orderID: Int64) {
         let taken = leases.withLock { leases in
+            generations.withLock { $0[orderID, default: 0] &+= 1 }
             var taken: [Key: Int64] = [:]
             for (key, lease) in leases where key.orderID == orderID {
                 if lease.units > 0 { taken[key] = lease.units }
@@ -120,6 +131,12 @@ final class QuotaLeases: QuotaLedger, Sendable {
         revoked.withLock { revoked in
             for (key, units) in taken { revoked[key, default: 0] += units }
         }
+    }
+
+    /// ``revoke(orderID:)`` of every order (a whole-table load replaced the records).
+    func revokeAll() {
+        let orders = leases.withLock { Set($0.keys.map(\.orderID)) }
+        for orderID in orders { revoke(orderID: orderID) }
     }
 
     /// Takes the counts to flush; ``restore(_:)`` puts them back when the flush failed.

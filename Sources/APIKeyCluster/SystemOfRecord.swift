@@ -16,6 +16,7 @@ struct SystemOfRecord: Sendable {
         switch mutation {
         case .put(let record):
             let config = String(decoding: record.configJSON, as: UTF8.self)
+            let monthlyLimit = (try? UsageLimits(config: record.config))?.monthlyLimit
             // As the engine does, a put with another key than the retired entry's new one ends
             // that entry; one statement for both tables.
             try await connection.query(
@@ -23,11 +24,12 @@ struct SystemOfRecord: Sendable {
                 WITH ended AS (
                     DELETE FROM \(unescaped: retired) WHERE order_id = \(record.orderID) AND current_key <> \(record.apiKey))
                 INSERT INTO \(unescaped: keys)
-                    (order_id, client_id, api_key, config, status, expires_at, created_at, updated_at)
-                VALUES (\(record.orderID), \(record.clientID), \(record.apiKey), \(config), \(record.status.rawValue),
-                    \(record.expiresAt), \(record.createdAt), \(record.updatedAt))
+                    (order_id, client_id, api_key, config, monthly_limit, status, expires_at, created_at, updated_at)
+                VALUES (\(record.orderID), \(record.clientID), \(record.apiKey), \(config), \(monthlyLimit),
+                    \(record.status.rawValue), \(record.expiresAt), \(record.createdAt), \(record.updatedAt))
                 ON CONFLICT (order_id) DO UPDATE SET client_id = excluded.client_id, api_key = excluded.api_key,
-                    config = excluded.config, status = excluded.status, expires_at = excluded.expires_at,
+                    config = excluded.config, monthly_limit = excluded.monthly_limit, status = excluded.status,
+                    expires_at = excluded.expires_at,
                     created_at = excluded.created_at, updated_at = excluded.updated_at
                 """, logger: logger)
         case .delete(let orderID):
@@ -134,6 +136,8 @@ struct SystemOfRecord: Sendable {
                 counts[orderID, default: []].append(UsageCount(month: month, used: used))
             }
             for (orderID, counts) in counts { try add(.setUsage(orderID: orderID, counts: counts)) }
+            // A count the node holds that the cluster no longer has (reset meanwhile) goes too.
+            for orderID in present where counts[orderID] == nil { try add(.setUsage(orderID: orderID, counts: [])) }
             if !batch.isEmpty { try deliver(batch) }
             try await connection.query("COMMIT", logger: logger)
             return ChangePosition(logID: UInt64(bitPattern: logID), position: last)

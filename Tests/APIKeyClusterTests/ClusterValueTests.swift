@@ -63,18 +63,18 @@ import Testing
         let leases = QuotaLeases(exhaustedForNanoseconds: 1_000_000_000)
         let request = LeaseRequest(orderID: 1, month: month, cost: 1, limit: 100)
         #expect(leases.take(orderID: 1, month: month, cost: 1, limit: 100) == .needsLease)
-        leases.granted(3, for: request)
+        leases.granted(3, for: request, generation: 0)
         for _ in 0..<3 {
             #expect(leases.take(orderID: 1, month: month, cost: 1, limit: 100) == .taken)
             leases.count(orderID: 1, month: month, cost: 1, leased: true)
         }
         #expect(leases.take(orderID: 1, month: month, cost: 1, limit: 100) == .needsLease)
         // A cost larger than what is left is not split: it needs a new lease.
-        leases.granted(2, for: request)
+        leases.granted(2, for: request, generation: 0)
         #expect(leases.take(orderID: 1, month: month, cost: 3, limit: 100) == .needsLease)
         #expect(leases.unitsHeld == 2)
         // Nothing left in the cluster: believed for a while, then asked again.
-        leases.granted(0, for: request)
+        leases.granted(0, for: request, generation: 0)
         #expect(leases.take(orderID: 1, month: month, cost: 3, limit: 100) == .exhausted)
         leases.forgetExhaustion(orderID: 1)
         #expect(leases.take(orderID: 1, month: month, cost: 3, limit: 100) == .needsLease)
@@ -93,19 +93,19 @@ import Testing
 
     @Test func aBlockIsAtLeastTheCostAndAtMostAnEighthOfTheLimit() {
         let leases = QuotaLeases(exhaustedForNanoseconds: 1_000_000_000)
-        #expect(leases.blockToAsk(for: LeaseRequest(orderID: 1, month: month, cost: 1, limit: 1000)) == 1)
-        #expect(leases.blockToAsk(for: LeaseRequest(orderID: 1, month: month, cost: 500, limit: 1000)) == 500)
+        #expect(leases.blockToAsk(for: LeaseRequest(orderID: 1, month: month, cost: 1, limit: 1000)).block == 1)
+        #expect(leases.blockToAsk(for: LeaseRequest(orderID: 1, month: month, cost: 500, limit: 1000)).block == 500)
         // Leases that run out within an interval double the block, up to the limit's eighth.
         let request = LeaseRequest(orderID: 1, month: month, cost: 1, limit: 1000)
-        for _ in 0..<20 { leases.granted(1, for: request) }
-        #expect(leases.blockToAsk(for: request) == 125)
-        #expect(leases.blockToAsk(for: LeaseRequest(orderID: 1, month: month, cost: 1, limit: 3)) == 1)
+        for _ in 0..<20 { leases.granted(1, for: request, generation: 0) }
+        #expect(leases.blockToAsk(for: request).block == 125)
+        #expect(leases.blockToAsk(for: LeaseRequest(orderID: 1, month: month, cost: 1, limit: 3)).block == 1)
     }
 
     @Test func aChangedRecordRevokesItsLeasesAndTheirUnitsGoBack() {
         let leases = QuotaLeases(exhaustedForNanoseconds: 1_000_000_000)
-        leases.granted(6, for: LeaseRequest(orderID: 1, month: month, cost: 1, limit: 100))
-        leases.granted(2, for: LeaseRequest(orderID: 9, month: month, cost: 1, limit: 100))
+        leases.granted(6, for: LeaseRequest(orderID: 1, month: month, cost: 1, limit: 100), generation: 0)
+        leases.granted(2, for: LeaseRequest(orderID: 9, month: month, cost: 1, limit: 100), generation: 0)
         #expect(leases.take(orderID: 1, month: month, cost: 1, limit: 100) == .taken)
         leases.revoke(orderID: 1)
         // Nothing leased under the old record passes; the next verify leases anew.
@@ -118,11 +118,29 @@ import Testing
         #expect(leases.takeIdle(idleNanoseconds: 60_000_000_000, currentMonth: month).isEmpty)
     }
 
+    @Test func aGrantAskedForBeforeARevokeGoesBack() {
+        let leases = QuotaLeases(exhaustedForNanoseconds: 1_000_000_000)
+        let request = LeaseRequest(orderID: 1, month: month, cost: 1, limit: 100)
+        let (_, generation) = leases.blockToAsk(for: request)
+        // The record changes while the lease is on its way.
+        leases.revoke(orderID: 1)
+        leases.granted(12, for: request, generation: generation)
+        #expect(leases.take(orderID: 1, month: month, cost: 1, limit: 100) == .needsLease)
+        #expect(
+            leases.takeIdle(idleNanoseconds: 60_000_000_000, currentMonth: month)
+                == [QuotaLeases.Key(orderID: 1, month: month): 12])
+        // A grant asked for after the revoke is used.
+        let (_, current) = leases.blockToAsk(for: request)
+        #expect(current != generation)
+        leases.granted(3, for: request, generation: current)
+        #expect(leases.take(orderID: 1, month: month, cost: 1, limit: 100) == .taken)
+    }
+
     @Test func idleLeasesAndThoseOfPastMonthsAreTakenBack() {
         let leases = QuotaLeases(exhaustedForNanoseconds: 1_000_000_000)
         let november = UsageMonth(year: 2026, month: 11)!
-        leases.granted(7, for: LeaseRequest(orderID: 1, month: month, cost: 1, limit: 100))
-        leases.granted(4, for: LeaseRequest(orderID: 2, month: november, cost: 1, limit: 100))
+        leases.granted(7, for: LeaseRequest(orderID: 1, month: month, cost: 1, limit: 100), generation: 0)
+        leases.granted(4, for: LeaseRequest(orderID: 2, month: november, cost: 1, limit: 100), generation: 0)
         // Not idle long enough: only the past month's lease goes, with nothing to hand back.
         #expect(leases.takeIdle(idleNanoseconds: 60_000_000_000, currentMonth: month).isEmpty)
         #expect(leases.unitsHeld == 7)
@@ -149,6 +167,10 @@ import Testing
         #expect(defaults.postgres.port == 5432)
         #expect(defaults.postgres.database == "app")
         #expect(defaults.schema == "apikeyd")
+        #expect(try ClusterConfiguration(url: "postgres://app@db", schema: "user").schema == "user")
+        #expect(
+            try ClusterConfiguration(url: "postgres://app@db", schema: String(repeating: "a", count: 55)).schema.count
+                == 55)
     }
 
     @Test(arguments: [
@@ -165,7 +187,7 @@ import Testing
         }
     }
 
-    @Test(arguments: ["", "Upper", "1st", "a-b", "a;drop", String(repeating: "a", count: 64)])
+    @Test(arguments: ["", "Upper", "1st", "a-b", "a;drop", "pg_keys", "a\"b", String(repeating: "a", count: 56)])
     func aSchemaNameThatIsNoPlainIdentifierIsRefused(name: String) {
         #expect(throws: ClusterConfigurationError.self) {
             try ClusterConfiguration(url: "postgres://app@db/keys", schema: name)
