@@ -105,7 +105,7 @@ public struct ClusterConfiguration: Sendable {
         // no longer than a write may take; a transaction left idle by a stalled node is ended
         // rather than holding the log's lock for every other node.
         configuration.options.additionalStartupParameters = [
-            ("lock_timeout", "5s"), ("statement_timeout", "10s"), ("idle_in_transaction_session_timeout", "10s"),
+            ("lock_timeout", "5s"), ("statement_timeout", "10s"), ("idle_in_transaction_session_timeout", "3s"),
         ]
         var follower = PostgresConnection.Configuration(
             host: host, port: port, username: user, password: components.password, database: databaseName,

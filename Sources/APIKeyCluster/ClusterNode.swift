@@ -40,6 +40,10 @@ public final class ClusterNode: WriteCoordinator, Service, Sendable {
     private let applying = Mutex(())
     /// This node's writes (and flushes), one at a time.
     private let turn = WriteTurn()
+    /// The longest one write or flush holds the turn.
+    private var turnLimit: Duration { configuration.writeTimeout + .seconds(1) }
+    /// Failed leases are logged at most every ten seconds (an outage fails every one).
+    private let leaseWarnings = LogThrottle(seconds: 10)
 
     struct Progress {
         var logID: UInt64?
@@ -142,7 +146,9 @@ public final class ClusterNode: WriteCoordinator, Service, Sendable {
                     group.addTask {
                         var sincePrune = ContinuousClock.now
                         while !Task.isCancelled {
-                            try await self.catchUp(on: connection)
+                            // Bounded, like writes: a read on a connection that died without
+                            // saying so must not leave this node behind for good.
+                            try await Deadline.run(within: .seconds(30)) { try await self.catchUp(on: connection) }
                             self.markUp()
                             if ContinuousClock.now - sincePrune > .seconds(60) {
                                 try await self.prune(on: connection)
@@ -273,7 +279,12 @@ public final class ClusterNode: WriteCoordinator, Service, Sendable {
             last = try await lastPosition(on: connection)
         }
         metrics.latestPosition(last)
-        if progress.withLock({ $0.position }) > last {
+        // Ahead of `last` by a change of this node's committed since `last` was read, or the log
+        // went back: read it again to tell (a change applied here is committed, so the log's
+        // position read now includes it).
+        if progress.withLock({ $0.position }) > last,
+            progress.withLock({ $0.position }) > (try await lastPosition(on: connection))
+        {
             // The log ends before what this node applied: the database went back in time.
             logger.warning(
                 "the change log ends at \(last), before change \(appliedPosition) this node applied (was the database restored?); loading the whole table"
@@ -433,8 +444,7 @@ public final class ClusterNode: WriteCoordinator, Service, Sendable {
             answer.timeOut(.failure(Self.unavailable("PostgreSQL did not answer within \(timeout)")))
         }
         Task {
-            let result = await self.commit(answer: answer) { writes throws(EngineError) in try write(writes).value }
-            answer.finish(result)
+            await self.commit(answer: answer) { writes throws(EngineError) in try write(writes).value }
             timer.cancel()
         }
     }
@@ -445,24 +455,54 @@ public final class ClusterNode: WriteCoordinator, Service, Sendable {
             .writesStopped, "PostgreSQL cannot take writes now (\(why)); this write changed nothing. Reads go on.")
     }
 
-    /// Plans `write` against the cluster's current state and commits it; retries a
-    /// serialization failure or deadlock a few times. Gives up (rolling back) once `answer` was
-    /// answered by its timeout.
+    /// Plans `write` against the cluster's current state, commits it and answers `answer`;
+    /// retries a serialization failure or deadlock a few times. Holds this node's turn at most
+    /// a little longer than a write may take: a transaction stuck on a connection that died must
+    /// not hold up every later write and flush. A write abandoned that way after it sent
+    /// `COMMIT` is answered by its own work once the outcome is known; before, it rolls back.
     func commit<Value: Sendable>(
         answer: WriteAnswer<Result<Value, EngineError>>,
         _ write: @escaping @Sendable (DeferredWrites) throws(EngineError) -> Value
-    ) async -> Result<Value, EngineError> {
+    ) async {
         guard progress.withLock({ $0.logID != nil }) else {
-            return .failure(Self.unavailable("this node has not reached the cluster yet"))
+            answer.finish(.failure(Self.unavailable("this node has not reached the cluster yet")))
+            return
         }
+        do {
+            try await turn.run {
+                try await Deadline.run(within: self.turnLimit) {
+                    answer.finish(await self.attempts(answer: answer, write))
+                }
+            }
+        } catch {
+            if !answer.isCommitting {
+                metrics.write(succeeded: false)
+                answer.finish(.failure(Self.unavailable(Self.describe(error))))
+            } else {
+                // COMMIT sent and no outcome: the work answers when it learns it, or this does.
+                Task {
+                    try? await Task.sleep(for: .seconds(10))
+                    answer.finish(
+                        .failure(
+                            EngineError(
+                                .writesStopped,
+                                "PostgreSQL has not answered this write's COMMIT: it may have taken effect; read before repeating it"
+                            )))
+                }
+            }
+        }
+    }
+
+    private func attempts<Value: Sendable>(
+        answer: WriteAnswer<Result<Value, EngineError>>,
+        _ write: @escaping @Sendable (DeferredWrites) throws(EngineError) -> Value
+    ) async -> Result<Value, EngineError> {
         var attempt = 0
         while true {
             attempt += 1
             do {
-                let result = try await turn.run {
-                    try await client.withConnection { connection in
-                        try await self.transaction(on: connection, answer: answer, write)
-                    }
+                let result = try await client.withConnection { connection in
+                    try await self.transaction(on: connection, answer: answer, write)
                 }
                 metrics.write(succeeded: true)
                 return .success(result)
@@ -634,20 +674,39 @@ public final class ClusterNode: WriteCoordinator, Service, Sendable {
     /// grants more than the limit minus what was granted), then calls `then`; on failure the
     /// verify answers what it can without it (nothing more passes).
     public func lease(_ request: LeaseRequest, then: @escaping @Sendable (EngineError?) -> Void) {
+        let answer = WriteAnswer<EngineError?>(then)
+        let timeout = configuration.writeTimeout
+        let timer = Task {
+            do { try await Task.sleep(for: timeout) } catch { return }
+            answer.timeOut(Self.leaseUnavailable("PostgreSQL did not answer within \(timeout)"))
+        }
         Task {
             let (block, generation) = leases.blockToAsk(for: request)
             do {
                 let units = try await client.withConnection { connection in
                     try await self.leaseBlock(request, block: block, on: connection)
                 }
+                // Granted even when the verify was answered by the timeout: later verifies use it.
                 leases.granted(units, for: request, generation: generation)
                 metrics.leased(units)
-                then(nil)
+                answer.finish(nil)
             } catch {
-                logger.warning("quota lease for order \(request.orderID) failed: \(Self.describe(error))")
-                then(Self.unavailable(Self.describe(error)))
+                if leaseWarnings.shouldLog() {
+                    logger.warning(
+                        "quota lease for order \(request.orderID) failed: \(Self.describe(error)) (logged at most every 10 s)"
+                    )
+                }
+                answer.finish(Self.leaseUnavailable(Self.describe(error)))
             }
+            timer.cancel()
         }
+    }
+
+    /// The 503 of a verify that needs quota PostgreSQL cannot lease now.
+    static func leaseUnavailable(_ why: String) -> EngineError {
+        EngineError(
+            .writesStopped,
+            "PostgreSQL cannot lease more of this key's monthly quota now (\(why)); the verify consumed nothing")
     }
 
     private func leaseBlock(
@@ -702,61 +761,17 @@ public final class ClusterNode: WriteCoordinator, Service, Sendable {
             let mutations = sorted.map {
                 KeyMutation.use(orderID: $0.key.orderID, month: $0.key.month, count: $0.value.used)
             }
+            // Abandoned by the deadline before its COMMIT, the flush rolls back and its counts
+            // are kept here; after, its own work settles them once the outcome is known.
+            let gate = WriteAnswer<Void> {}
             do {
                 try await turn.run {
-                    try await client.withConnection { connection in
-                        try await connection.query("BEGIN", logger: self.logger)
-                        do {
-                            let last = try await self.lastPosition(on: connection, forUpdate: true)
-                            if !final { try await self.catchUp(on: connection, upTo: last) }
-                            let payload = try await self.append(mutations, at: last + 1, on: connection)
-                            for (key, count) in sorted {
-                                try await connection.query(
-                                    """
-                                    INSERT INTO \(unescaped: self.schema.table("usage")) AS u (order_id, month, used, granted)
-                                    VALUES (\(key.orderID), \(key.month.ordinal), \(count.used), \(count.unleased))
-                                    ON CONFLICT (order_id, month) DO UPDATE
-                                    SET used = u.used + excluded.used, granted = u.granted + excluded.granted
-                                    """, logger: self.logger)
-                            }
-                            do {
-                                try await connection.query("COMMIT", logger: self.logger)
-                            } catch let error as PSQLError where error.serverInfo != nil {
-                                throw error
-                            } catch {
-                                throw CommitOutcomeUnknown(
-                                    cause: error, position: last + 1, payload: payload, value: 0)
-                            }
-                            if !final { self.applyOwn(mutations, at: last + 1) }
-                        } catch let error as CommitOutcomeUnknown {
-                            throw error
-                        } catch {
-                            _ = try? await connection.query("ROLLBACK", logger: self.logger)
-                            throw error
-                        }
+                    try await Deadline.run(within: self.turnLimit) {
+                        await self.send(counts, sorted: sorted, mutations: mutations, final: final, gate: gate)
                     }
                 }
-                metrics.flushed()
-            } catch let error as CommitOutcomeUnknown {
-                // Sent again only when surely not counted: counted twice would over-count.
-                switch await committed(at: error.position, payload: error.payload) {
-                case true?: metrics.flushed()
-                case false?: leases.restore(counts)
-                case nil:
-                    logger.error(
-                        "the outcome of a usage flush is unknown (\(Self.describe(error.cause))); its counts are not sent again"
-                    )
-                }
             } catch {
-                leases.restore(counts)
-                if final {
-                    let uses = counts.values.reduce(Int64(0)) { $0 + $1.used }
-                    logger.error(
-                        "the last flush failed (\(Self.describe(error))): \(uses) uses of \(counts.count) keys are not counted in PostgreSQL"
-                    )
-                } else {
-                    logger.debug("flushing uses failed, kept for the next flush: \(Self.describe(error))")
-                }
+                if gate.timeOut(()) { keep(counts, final: final, error) }
             }
         }
         if !returned.isEmpty {
@@ -775,6 +790,76 @@ public final class ClusterNode: WriteCoordinator, Service, Sendable {
                 // Units not handed back stay granted: the cluster under-grants, never over.
                 logger.debug("handing back leases failed: \(Self.describe(error))")
             }
+        }
+    }
+
+    /// One flush's transaction, and what its outcome does to the counts.
+    private func send(
+        _ counts: [QuotaLeases.Key: QuotaLeases.Counted], sorted: [(key: QuotaLeases.Key, value: QuotaLeases.Counted)],
+        mutations: [KeyMutation], final: Bool, gate: WriteAnswer<Void>
+    ) async {
+        do {
+            try await client.withConnection { connection in
+                try await connection.query("BEGIN", logger: self.logger)
+                do {
+                    let last = try await self.lastPosition(on: connection, forUpdate: true)
+                    if !final { try await self.catchUp(on: connection, upTo: last) }
+                    let payload = try await self.append(mutations, at: last + 1, on: connection)
+                    for (key, count) in sorted {
+                        try await connection.query(
+                            """
+                            INSERT INTO \(unescaped: self.schema.table("usage")) AS u (order_id, month, used, granted)
+                            VALUES (\(key.orderID), \(key.month.ordinal), \(count.used), \(count.unleased))
+                            ON CONFLICT (order_id, month) DO UPDATE
+                            SET used = u.used + excluded.used, granted = u.granted + excluded.granted
+                            """, logger: self.logger)
+                    }
+                    guard gate.beginCommit() else { throw ClusterFailure("the flush was abandoned by its deadline") }
+                    do {
+                        try await connection.query("COMMIT", logger: self.logger)
+                    } catch let error as PSQLError where error.serverInfo != nil {
+                        throw error
+                    } catch {
+                        throw CommitOutcomeUnknown(cause: error, position: last + 1, payload: payload, value: 0)
+                    }
+                    if !final { self.applyOwn(mutations, at: last + 1) }
+                } catch let error as CommitOutcomeUnknown {
+                    throw error
+                } catch {
+                    _ = try? await connection.query("ROLLBACK", logger: self.logger)
+                    throw error
+                }
+            }
+            metrics.flushed()
+        } catch let error as CommitOutcomeUnknown {
+            // Sent again only when surely not counted: counted twice would over-count.
+            switch await committed(at: error.position, payload: error.payload) {
+            case true?: metrics.flushed()
+            case false?: keep(counts, final: final, error.cause)
+            case nil:
+                logger.error(
+                    "the outcome of a usage flush is unknown (\(Self.describe(error.cause))); its counts are not sent again"
+                )
+            }
+        } catch {
+            // Not committed: the counts go back for the next flush (unless the deadline did that).
+            if gate.finish(()) { keep(counts, final: final, error) }
+            return
+        }
+        gate.finish(())
+    }
+
+    /// Puts counts that did not reach PostgreSQL back for the next flush; at the last flush, says
+    /// what is lost.
+    private func keep(_ counts: [QuotaLeases.Key: QuotaLeases.Counted], final: Bool, _ error: any Error) {
+        leases.restore(counts)
+        if final {
+            let uses = counts.values.reduce(Int64(0)) { $0 + $1.used }
+            logger.error(
+                "the last flush failed (\(Self.describe(error))): \(uses) uses of \(counts.count) keys are not counted in PostgreSQL"
+            )
+        } else {
+            logger.debug("flushing uses failed, kept for the next flush: \(Self.describe(error))")
         }
     }
 

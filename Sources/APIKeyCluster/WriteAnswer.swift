@@ -40,6 +40,9 @@ struct WriteAnswerState: Equatable, Sendable {
 
     /// Whether an answer was given (the write need not go on).
     var isAnswered: Bool { phase == .answered }
+
+    /// Whether `COMMIT` was sent and its outcome not answered yet.
+    var isCommitting: Bool { phase == .committing }
 }
 
 /// A write's completion with its ``WriteAnswerState``, shared by the write's task and its timeout.
@@ -51,19 +54,28 @@ final class WriteAnswer<Value: Sendable>: Sendable {
         self.completion = completion
     }
 
-    /// Answers `value` for the timeout unless the write has begun committing.
-    func timeOut(_ value: Value) {
-        if state.withLock({ $0.timeOut() }) { completion(value) }
+    /// Answers `value` for the timeout unless the write has begun committing; whether it did.
+    @discardableResult
+    func timeOut(_ value: Value) -> Bool {
+        guard state.withLock({ $0.timeOut() }) else { return false }
+        completion(value)
+        return true
     }
 
     /// Whether the write may send `COMMIT` (the timeout has not answered it).
     func beginCommit() -> Bool { state.withLock { $0.beginCommit() } }
 
-    /// Answers the write's own outcome unless the timeout already answered.
-    func finish(_ value: Value) {
-        if state.withLock({ $0.finish() }) { completion(value) }
+    /// Answers the write's own outcome unless the timeout already answered; whether it did.
+    @discardableResult
+    func finish(_ value: Value) -> Bool {
+        guard state.withLock({ $0.finish() }) else { return false }
+        completion(value)
+        return true
     }
 
     /// Whether the write was answered already (by its timeout).
     var isAnswered: Bool { state.withLock { $0.isAnswered } }
+
+    /// Whether `COMMIT` was sent and its outcome is still to come.
+    var isCommitting: Bool { state.withLock { $0.isCommitting } }
 }
