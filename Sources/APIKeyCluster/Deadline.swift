@@ -29,10 +29,19 @@ enum Deadline {
         }
     }
 
+    /// The timer's task, cancelled once the caller goes on, so that no call leaves a task
+    /// sleeping out the whole limit.
+    private final class TimerHandle: Sendable {
+        let task = Mutex<Task<Void, Never>?>(nil)
+    }
+
     static func run<Value: Sendable>(
         within limit: Duration, _ work: @escaping @Sendable () async throws -> Value
     ) async throws -> Value {
         let outcome = Outcome<Value>()
+        let timer = TimerHandle()
+        // The body runs to its end before the caller goes on, so the timer is stored by then.
+        defer { timer.task.withLock { $0 }?.cancel() }
         return try await withCheckedThrowingContinuation { continuation in
             outcome.set(continuation)
             let task = Task {
@@ -42,11 +51,12 @@ enum Deadline {
                     outcome.resume(with: .failure(error))
                 }
             }
-            Task {
-                try? await Task.sleep(for: limit)
+            let sleeper = Task {
+                do { try await Task.sleep(for: limit) } catch { return }
                 task.cancel()
                 outcome.resume(with: .failure(DeadlinePassed(limit: limit)))
             }
+            timer.task.withLock { $0 = sleeper }
         }
     }
 }
