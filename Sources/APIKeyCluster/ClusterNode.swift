@@ -282,9 +282,7 @@ public final class ClusterNode: WriteCoordinator, Service, Sendable {
         // Ahead of `last` by a change of this node's committed since `last` was read, or the log
         // went back: read it again to tell (a change applied here is committed, so the log's
         // position read now includes it).
-        if progress.withLock({ $0.position }) > last,
-            progress.withLock({ $0.position }) > (try await lastPosition(on: connection))
-        {
+        if appliedPosition > last, appliedPosition > (try await lastPosition(on: connection)) {
             // The log ends before what this node applied: the database went back in time.
             logger.warning(
                 "the change log ends at \(last), before change \(appliedPosition) this node applied (was the database restored?); loading the whole table"
@@ -449,6 +447,14 @@ public final class ClusterNode: WriteCoordinator, Service, Sendable {
         }
     }
 
+    /// Why a write stops early: its timeout has answered it ("changed nothing").
+    static let answeredByTimeout = ClusterFailure("the write was answered by its timeout")
+
+    /// The 503 of a write whose `COMMIT` may or may not have taken effect.
+    static func outcomeUnknown(_ why: String) -> EngineError {
+        EngineError(.writesStopped, "\(why): it may have taken effect; read before repeating it")
+    }
+
     /// The 503 of a write PostgreSQL cannot take.
     static func unavailable(_ why: String) -> EngineError {
         EngineError(
@@ -471,7 +477,7 @@ public final class ClusterNode: WriteCoordinator, Service, Sendable {
         do {
             try await turn.run {
                 try await Deadline.run(within: self.turnLimit) {
-                    answer.finish(await self.attempts(answer: answer, write))
+                    _ = answer.finish(await self.attempts(answer: answer, write))
                 }
             }
         } catch {
@@ -482,12 +488,7 @@ public final class ClusterNode: WriteCoordinator, Service, Sendable {
                 // COMMIT sent and no outcome: the work answers when it learns it, or this does.
                 Task {
                     try? await Task.sleep(for: .seconds(10))
-                    answer.finish(
-                        .failure(
-                            EngineError(
-                                .writesStopped,
-                                "PostgreSQL has not answered this write's COMMIT: it may have taken effect; read before repeating it"
-                            )))
+                    answer.finish(.failure(Self.outcomeUnknown("PostgreSQL has not answered this write's COMMIT")))
                 }
             }
         }
@@ -524,10 +525,8 @@ public final class ClusterNode: WriteCoordinator, Service, Sendable {
                     metrics.write(succeeded: false)
                     logger.error("the outcome of a write's COMMIT is unknown: \(Self.describe(error.cause))")
                     return .failure(
-                        EngineError(
-                            .writesStopped,
-                            "PostgreSQL's answer to this write's COMMIT was lost (\(Self.describe(error.cause))): it may have taken effect; read before repeating it"
-                        ))
+                        Self.outcomeUnknown(
+                            "PostgreSQL's answer to this write's COMMIT was lost (\(Self.describe(error.cause)))"))
                 }
             } catch {
                 let state = (error as? PSQLError)?.serverInfo?[.sqlState]
@@ -555,6 +554,20 @@ public final class ClusterNode: WriteCoordinator, Service, Sendable {
         var payload: ByteBuffer
         /// What the write answers if it did commit.
         var value: any Sendable
+    }
+
+    /// Sends `COMMIT` for the change at `position`: an error PostgreSQL answers (it rolled back)
+    /// is thrown as it is; no answer at all is ``CommitOutcomeUnknown``.
+    private func sendCommit(
+        on connection: PostgresConnection, position: Int64, payload: ByteBuffer, value: any Sendable
+    ) async throws {
+        do {
+            try await connection.query("COMMIT", logger: logger)
+        } catch let error as PSQLError where error.serverInfo != nil {
+            throw error
+        } catch {
+            throw CommitOutcomeUnknown(cause: error, position: position, payload: payload, value: value)
+        }
     }
 
     /// Whether the change at `position` is the one with `payload` that this node sent, once the
@@ -594,12 +607,12 @@ public final class ClusterNode: WriteCoordinator, Service, Sendable {
         on connection: PostgresConnection, answer: WriteAnswer<Result<Value, EngineError>>,
         _ write: (DeferredWrites) throws(EngineError) -> Value
     ) async throws -> Value {
-        guard !answer.isAnswered else { throw ClusterFailure("the write was answered by its timeout") }
+        guard !answer.isAnswered else { throw Self.answeredByTimeout }
         try await connection.query("BEGIN", logger: logger)
         do {
             let last = try await lastPosition(on: connection, forUpdate: true)
             // Answered by its timeout while it waited for the lock: let the others have it.
-            guard !answer.isAnswered else { throw ClusterFailure("the write was answered by its timeout") }
+            guard !answer.isAnswered else { throw Self.answeredByTimeout }
             try await catchUp(on: connection, upTo: last)
             let planned: PlannedWrite<Value>
             do throws(EngineError) {
@@ -616,15 +629,8 @@ public final class ClusterNode: WriteCoordinator, Service, Sendable {
             let payload = try await append(planned.mutations, at: position, on: connection)
             for mutation in planned.mutations { try await rows.write(mutation, on: connection, logger: logger) }
             // The timeout answered "changed nothing": keep it true.
-            guard answer.beginCommit() else { throw ClusterFailure("the write was answered by its timeout") }
-            do {
-                try await connection.query("COMMIT", logger: logger)
-            } catch let error as PSQLError where error.serverInfo != nil {
-                // PostgreSQL answered with an error: the transaction rolled back.
-                throw error
-            } catch {
-                throw CommitOutcomeUnknown(cause: error, position: position, payload: payload, value: planned.value)
-            }
+            guard answer.beginCommit() else { throw Self.answeredByTimeout }
+            try await sendCommit(on: connection, position: position, payload: payload, value: planned.value)
             applyOwn(planned.mutations, at: position)
             return planned.value
         } catch let error as EngineError {
@@ -815,13 +821,7 @@ public final class ClusterNode: WriteCoordinator, Service, Sendable {
                             """, logger: self.logger)
                     }
                     guard gate.beginCommit() else { throw ClusterFailure("the flush was abandoned by its deadline") }
-                    do {
-                        try await connection.query("COMMIT", logger: self.logger)
-                    } catch let error as PSQLError where error.serverInfo != nil {
-                        throw error
-                    } catch {
-                        throw CommitOutcomeUnknown(cause: error, position: last + 1, payload: payload, value: 0)
-                    }
+                    try await self.sendCommit(on: connection, position: last + 1, payload: payload, value: 0)
                     if !final { self.applyOwn(mutations, at: last + 1) }
                 } catch let error as CommitOutcomeUnknown {
                     throw error

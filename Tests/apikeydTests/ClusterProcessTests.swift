@@ -54,6 +54,23 @@ import Testing
 
         subscript(index: Int) -> ServerProcess { nodes.withLock { $0[index] } }
 
+        /// Starts node `index` again on its data directory (its cache) and waits until it is ready.
+        func restart(_ index: Int) throws -> ServerProcess {
+            let node = try Self.startNode(directories[index], index: index, postgres: postgres)
+            nodes.withLock { $0[index] = node }
+            try Self.waitUntilReady(node)
+            return node
+        }
+
+        /// Creates a key on node 0 and waits until the nodes `live` all list the same keys.
+        func createEverywhere(form: String, on live: [Int]) throws -> (orderID: Int64, key: String) {
+            guard let created = self[0].create(form: form) else {
+                throw KillNineTests.Failure("create on node 0 failed: \(self[0].output.log)")
+            }
+            _ = try converged(live)
+            return created
+        }
+
         /// Every key as each node lists it (sorted JSON of `get_list`).
         func listing(_ index: Int) -> [String] {
             guard let answer = self[index].request("GET", "/api/admin/serviceapikey/get_list?per_page=1000"),
@@ -211,9 +228,7 @@ import Testing
             let listing = try cluster.converged([0, 1])
             #expect(listing.count == stored.count)
             // The killed node comes back from its cache and catches up.
-            let restarted = try Cluster.startNode(cluster.directories[2], index: 2, postgres: cluster.postgres)
-            cluster.nodes.withLock { $0[2] = restarted }
-            try Cluster.waitUntilReady(restarted)
+            _ = try cluster.restart(2)
             #expect(try cluster.converged([0, 1, 2]).count == stored.count)
         }
     }
@@ -223,11 +238,7 @@ import Testing
         try await HeavyWork.run {
             let cluster = try Cluster(count: 2)
             defer { cluster.destroy() }
-            guard let first = cluster[0].create(form: "client_id=1") else {
-                Issue.record("create failed")
-                return
-            }
-            _ = try cluster.converged([0, 1])
+            let first = try cluster.createEverywhere(form: "client_id=1", on: [0, 1])
             // Node 1 frozen while node 0 writes and the log is pruned past node 1's position.
             kill(cluster[1].process.processIdentifier, SIGSTOP)
             for index in 0..<20 { _ = cluster[0].create(form: "client_id=2&config[n]=\(index)") }
@@ -245,9 +256,7 @@ import Testing
             try cluster[1].stop(signal: SIGKILL)
             for index in 0..<5 { _ = cluster[0].create(form: "client_id=3&config[n]=\(index)") }
             _ = try cluster.postgres.query("DELETE FROM apikeyd.changes")
-            let restarted = try Cluster.startNode(cluster.directories[1], index: 1, postgres: cluster.postgres)
-            cluster.nodes.withLock { $0[1] = restarted }
-            try Cluster.waitUntilReady(restarted)
+            let restarted = try cluster.restart(1)
             #expect(try cluster.converged([0, 1]).count == 25)
             #expect(restarted.output.log.contains("older than the log keeps; loading the whole table"))
         }
@@ -258,11 +267,8 @@ import Testing
         try await HeavyWork.run {
             let cluster = try Cluster(count: 2)
             defer { cluster.destroy() }
-            guard let created = cluster[0].create(form: "client_id=1&config[custom_monthlyLimit]=1000") else {
-                Issue.record("create failed")
-                return
-            }
-            _ = try cluster.converged([0, 1])
+            let created = try cluster.createEverywhere(
+                form: "client_id=1&config[custom_monthlyLimit]=1000", on: [0, 1])
             var valid = 0
             for _ in 0..<37 {
                 let answer = cluster[1].request(
@@ -298,9 +304,7 @@ import Testing
                 BEGIN; DELETE FROM apikeyd.changes WHERE position > 1; DELETE FROM apikeyd.keys WHERE client_id > 1;
                 UPDATE apikeyd.change_log SET last_position = 1; COMMIT;
                 """)
-            let restarted = try Cluster.startNode(cluster.directories[1], index: 1, postgres: cluster.postgres)
-            cluster.nodes.withLock { $0[1] = restarted }
-            try Cluster.waitUntilReady(restarted)
+            let restarted = try cluster.restart(1)
             #expect(restarted.output.log.contains("was the database restored?"), "\(restarted.output.log)")
             // Node 0 finds the log behind it on its next read, and reloads too; then a write
             // reaches both, and the lost keys are gone from both.
@@ -323,11 +327,7 @@ import Testing
         try await HeavyWork.run {
             let cluster = try Cluster(count: 3)
             defer { cluster.destroy() }
-            guard let created = cluster[0].create(form: "client_id=1") else {
-                Issue.record("create failed")
-                return
-            }
-            _ = try cluster.converged([0, 1, 2])
+            let created = try cluster.createEverywhere(form: "client_id=1", on: [0, 1, 2])
             let stop = Atomic(false)
             let failedChecks = Atomic(0)
             let checks = Atomic(0)
@@ -450,11 +450,8 @@ import Testing
         try await HeavyWork.run {
             let cluster = try Cluster(count: 3)
             defer { cluster.destroy() }
-            guard let created = cluster[0].create(form: "client_id=1&config[custom_monthlyLimit]=1000") else {
-                Issue.record("create failed")
-                return
-            }
-            _ = try cluster.converged([0, 1, 2])
+            let created = try cluster.createEverywhere(
+                form: "client_id=1&config[custom_monthlyLimit]=1000", on: [0, 1, 2])
             let valid = Atomic(0)
             DispatchQueue.concurrentPerform(iterations: 9) { worker in
                 var exceeded = 0
