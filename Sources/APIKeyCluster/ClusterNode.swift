@@ -509,6 +509,14 @@ public final class ClusterNode: WriteCoordinator, Service, Sendable {
                 return .success(result)
             } catch let error as EngineError {
                 return .failure(error)
+            } catch let failure as ApplyFailure {
+                // This node's own trouble (its journal, say), not PostgreSQL's.
+                metrics.write(succeeded: false)
+                return .failure(
+                    EngineError(
+                        .writesStopped,
+                        "This node cannot apply the cluster's changes (\(failure.description)); this write changed nothing"
+                    ))
             } catch let error as CommitOutcomeUnknown {
                 switch await committed(at: error.position, payload: error.payload) {
                 case true?:

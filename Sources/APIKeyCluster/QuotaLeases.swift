@@ -55,7 +55,8 @@ final class QuotaLeases: QuotaLedger, Sendable {
         return leases.withLock { leases in
             let key = Key(orderID: orderID, month: month)
             guard var lease = leases[key] else { return .needsLease }
-            if lease.units >= cost {
+            // A cost of 0 consumes nothing but passes only where a cost of 1 would.
+            if lease.units >= max(cost, 1) {
                 lease.units -= cost
                 lease.usedAt = now
                 leases[key] = lease
@@ -72,6 +73,10 @@ final class QuotaLeases: QuotaLedger, Sendable {
             counted[key, default: Counted()].used += cost
             if !leased { counted[key, default: Counted()].unleased += cost }
         }
+    }
+
+    func unflushed(orderID: Int64, month: UsageMonth) -> Int64 {
+        counted.withLock { $0[Key(orderID: orderID, month: month)]?.used ?? 0 }
     }
 
     /// The block to ask for so that `request` can pass (at least its cost), and the order's

@@ -392,8 +392,11 @@ public final class Engine: Sendable {
 
     /// The usage of an indexed order; call with the write lock held.
     private func orderUsage(_ orderID: Int64, _ month: UsageMonth, _ writeState: borrowing WriteState) -> OrderUsage {
-        let (used, limit) = state.usage(orderID: orderID, keyHash: writeState.orders[orderID]!, month: month)
-        return OrderUsage(orderID: orderID, month: month, used: used, limit: limit)
+        let (counted, limit) = state.usage(orderID: orderID, keyHash: writeState.orders[orderID]!, month: month)
+        // A cluster node's own uses since its last flush are not in the counts yet.
+        let (used, overflow) = counted.addingReportingOverflow(
+            quotaLedger?.unflushed(orderID: orderID, month: month) ?? 0)
+        return OrderUsage(orderID: orderID, month: month, used: overflow ? .max : used, limit: limit)
     }
 
     /// The record named by `reference`, if `requester` may see it.

@@ -192,19 +192,26 @@ final class EngineState: Sendable {
         }
         // A cluster node passes a limited use only from what the cluster leased it; the meter
         // (the counts every node flushed) has refused what is plainly over already.
-        if code == .valid, cost > 0, let ledger, let limit = decision.limit {
+        // A cost of 0 asks too: it answers as a cost of 1 would.
+        if code == .valid, let ledger, let limit = decision.limit {
             switch ledger.take(orderID: orderID, month: decision.current.month, cost: cost, limit: limit) {
             case .taken: break
             case .exhausted: code = .usageExceeded
             case .needsLease:
                 throw EngineError.quotaLeaseNeeded(
-                    LeaseRequest(orderID: orderID, month: decision.current.month, cost: cost, limit: limit))
+                    LeaseRequest(orderID: orderID, month: decision.current.month, cost: max(cost, 1), limit: limit))
             }
         }
         var verification = Verification(code: code, orderID: orderID, clientID: owners.clientID)
         if let limit = decision.limit, let remaining = decision.remaining {
+            // On a cluster node the meter holds the flushed counts; this node's own uses since
+            // the last flush count too.
+            let unflushed = ledger?.unflushed(orderID: orderID, month: decision.current.month) ?? 0
+            let (used, overflow) = decision.current.used.addingReportingOverflow(unflushed)
+            let usedNow = overflow ? .max : used
             verification.usage = Verification.Usage(
-                month: decision.current.month, limit: limit, used: decision.current.used, remaining: remaining)
+                month: decision.current.month, limit: limit, used: usedNow,
+                remaining: unflushed == 0 ? remaining : max(0, limit - usedNow))
         }
         if let burst = decision.rateBurst, let tokens = decision.rateRemaining,
             let wait = decision.nanosecondsUntilNextToken

@@ -3,10 +3,14 @@
 /// the cluster instead of in the engine's own meter (the cluster's change log brings the counts
 /// of every node back to every meter). Called with the key's usage shard held: keep it short.
 package protocol QuotaLedger: Sendable {
-    /// Takes `cost` from this node's lease for the order's `month` under `limit`.
+    /// Takes `cost` from this node's lease for the order's `month` under `limit`; a cost of 0
+    /// takes nothing and passes as a cost of 1 would.
     func take(orderID: Int64, month: UsageMonth, cost: Int64, limit: Int64) -> QuotaTake
     /// Counts a use that passed; `leased` when ``take(orderID:month:cost:limit:)`` granted it.
     func count(orderID: Int64, month: UsageMonth, cost: Int64, leased: Bool)
+    /// The uses this node counted for the order's `month` that the cluster's counts do not
+    /// hold yet (not flushed).
+    func unflushed(orderID: Int64, month: UsageMonth) -> Int64
 }
 
 /// What a node's lease allows a use.

@@ -91,6 +91,28 @@ import Testing
         #expect(leases.takeCounts()[QuotaLeases.Key(orderID: 1, month: month)]?.used == 4)
     }
 
+    @Test func aCostOfZeroPassesOnlyWhereACostOfOneWouldAndTakesNothing() {
+        let leases = QuotaLeases(exhaustedForNanoseconds: 1_000_000_000)
+        let request = LeaseRequest(orderID: 1, month: month, cost: 1, limit: 10)
+        leases.granted(1, for: request, generation: 0)
+        #expect(leases.take(orderID: 1, month: month, cost: 0, limit: 10) == .taken)
+        #expect(leases.unitsHeld == 1)
+        #expect(leases.take(orderID: 1, month: month, cost: 1, limit: 10) == .taken)
+        #expect(leases.take(orderID: 1, month: month, cost: 0, limit: 10) == .needsLease)
+        leases.granted(0, for: request, generation: 0)
+        #expect(leases.take(orderID: 1, month: month, cost: 0, limit: 10) == .exhausted)
+    }
+
+    @Test func unflushedUsesAreThoseCountedSinceTheLastFlush() {
+        let leases = QuotaLeases(exhaustedForNanoseconds: 1_000_000_000)
+        leases.count(orderID: 1, month: month, cost: 4, leased: true)
+        leases.count(orderID: 1, month: month, cost: 3, leased: false)
+        #expect(leases.unflushed(orderID: 1, month: month) == 7)
+        #expect(leases.unflushed(orderID: 2, month: month) == 0)
+        _ = leases.takeCounts()
+        #expect(leases.unflushed(orderID: 1, month: month) == 0)
+    }
+
     @Test func aBlockIsAtLeastTheCostAndAtMostAnEighthOfTheLimit() {
         let leases = QuotaLeases(exhaustedForNanoseconds: 1_000_000_000)
         #expect(leases.blockToAsk(for: LeaseRequest(orderID: 1, month: month, cost: 1, limit: 1000)).block == 1)

@@ -467,6 +467,16 @@ import Testing
                 }
             }
             let passed = valid.load(ordering: .relaxed)
+            // Used up everywhere: a cost of 0 answers as a cost of 1 would, on every node.
+            for index in 0..<3 {
+                for cost in [0, 1] {
+                    let answer = cluster[index].request(
+                        "GET", "/api/guest/serviceapikey/verify?key=\(created.key)&cost=\(cost)", admin: false)
+                    #expect(
+                        answer?.body?["result"]?["code"] == .string("USAGE_EXCEEDED"),
+                        "node \(index), cost \(cost): \(String(describing: answer))")
+                }
+            }
             #expect(passed <= 1000)
             #expect(passed > 0)
             // After a flush (every second) the usage PostgreSQL holds is the count of VALID answers.
