@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "APIKeyAPI", targets: ["APIKeyAPI"]),
         .library(name: "APIKeyServer", targets: ["APIKeyServer"]),
         .library(name: "APIKeyCluster", targets: ["APIKeyCluster"]),
+        .library(name: "APIKeyCrypto", targets: ["APIKeyCrypto"]),
         .executable(name: "apikeyd", targets: ["apikeyd"]),
     ],
     dependencies: [
@@ -30,6 +31,7 @@ let package = Package(
         .package(url: "https://github.com/yaslab/CSV.swift.git", from: "2.5.2"),
         .package(url: "https://github.com/swiftlang/swift-docc-plugin.git", from: "1.5.0"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
     ],
     targets: [
         .systemLibrary(
@@ -52,6 +54,11 @@ let package = Package(
                 .product(name: "CoreMetrics", package: "swift-metrics"),
             ]
         ),
+        // Hashed key storage's HMAC-SHA-256 through swift-crypto: kept out of APIKeyEngine so
+        // that embedding the engine with plain keys builds no BoringSSL.
+        .target(
+            name: "APIKeyCrypto",
+            dependencies: ["APIKeyEngine", .product(name: "Crypto", package: "swift-crypto")]),
         // What a web framework's middleware decides for a request, free of any framework: the key
         // from the headers, verify or check, the status and the rate-limit headers of a refusal.
         .target(name: "APIKeyGuard", dependencies: ["APIKeyEngine"]),
@@ -103,7 +110,7 @@ let package = Package(
         .executableTarget(
             name: "apikeyd",
             dependencies: [
-                "APIKeyEngine", "APIKeyAPI", "APIKeyLimiter", "APIKeyServer", "APIKeyCluster",
+                "APIKeyEngine", "APIKeyAPI", "APIKeyLimiter", "APIKeyServer", "APIKeyCluster", "APIKeyCrypto",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -133,6 +140,7 @@ let package = Package(
         ),
         .testTarget(name: "APIKeyGuardTests", dependencies: ["APIKeyEngine", "APIKeyGuard", "TestSupport"]),
         .testTarget(name: "APIKeyClusterTests", dependencies: ["APIKeyEngine", "APIKeyCluster"]),
+        .testTarget(name: "APIKeyCryptoTests", dependencies: ["APIKeyEngine", "APIKeyCrypto", "TestSupport"]),
         .testTarget(
             name: "APIKeyEngineServiceTests",
             dependencies: [

@@ -24,11 +24,22 @@ public enum AdminTokenFile {
     ) throws(StorageError) -> (token: String, path: String, created: Bool) {
         try createDirectory(directory)
         let path = directory.hasSuffix("/") ? directory + fileName : directory + "/" + fileName
+        return try SecretFile.loadOrCreate(path)
+    }
+}
+
+/// A secret kept in a file of its own, readable by its owner only: its first word.
+public enum SecretFile {
+    /// The secret in `path`, creating the file with `generated` (a new random 64-hex-digit token
+    /// when nil) when it is missing. Returns the secret, the path and whether it was created now.
+    public static func loadOrCreate(
+        _ path: String, generated: String? = nil
+    ) throws(StorageError) -> (token: String, path: String, created: Bool) {
         if let token = try read(path) {
-            guard !token.isEmpty else { throw StorageError("\(path) is empty; delete it to get a new token") }
+            guard !token.isEmpty else { throw StorageError("\(path) is empty; delete it to get a new one") }
             return (token, path, false)
         }
-        let token = SystemRandomSource().hexToken(byteCount: 32)
+        let token = generated ?? SystemRandomSource().hexToken(byteCount: 32)
         let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
         guard descriptor >= 0 else {
             throw StorageError("cannot create \(path): \(String(cString: strerror(errno)))")
@@ -42,7 +53,8 @@ public enum AdminTokenFile {
         return (token, path, true)
     }
 
-    private static func read(_ path: String) throws(StorageError) -> String? {
+    /// The secret in `path`; nil when there is no such file.
+    public static func read(_ path: String) throws(StorageError) -> String? {
         let descriptor = open(path, O_RDONLY)
         if descriptor < 0 {
             if errno == ENOENT { return nil }

@@ -58,7 +58,7 @@ extension APIRouter {
                         config: try parameters.config("config") ?? .object([]),
                         status: try parameters.status("status") ?? .active,
                         expiresAt: try parameters.time("expires_at") ?? nil)
-                ).map(ResponseEncoding.record)
+                ).map { ResponseEncoding.record($0) }
             },
             "admin/serviceapikey/usage": usage,
             "client/serviceapikey/usage": usage,
@@ -107,7 +107,9 @@ extension APIRouter {
         return table
     }()
 
-    private static let reset = Endpoint { _, writes, parameters, requester throws(EngineError) in
+    /// `reset` answers `true`, as FOSSBilling does; with hashed key storage, the record with the
+    /// new key instead, the only time the key is shown.
+    private static let reset = Endpoint { engine, writes, parameters, requester throws(EngineError) in
         guard let reference = try reference(parameters) else { throw EngineError.missingResetTarget }
         let graceSeconds: Int64
         do throws(EngineError) {
@@ -115,8 +117,9 @@ extension APIRouter {
         } catch {
             throw EngineError.invalidGrace
         }
-        return try writes.reset(reference, as: requester, graceSeconds: graceSeconds).map { _ in
-            ResponseEncoding.boolean(true)
+        let showsKey = engine.configuration.keyStorage.isHashed
+        return try writes.reset(reference, as: requester, graceSeconds: graceSeconds).map { record in
+            showsKey ? ResponseEncoding.record(record) : ResponseEncoding.boolean(true)
         }
     }
 

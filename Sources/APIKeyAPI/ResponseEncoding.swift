@@ -34,10 +34,11 @@ enum ResponseEncoding {
         return bytes
     }
 
-    /// A key record as the API shows it.
-    static func record(_ record: KeyRecord) -> [UInt8] {
+    /// A key record as the API shows it: `api_key` null for a stored hash (hashed key storage,
+    /// where only create and reset show a key). `showingStoredHash` keeps the hash, for exports.
+    static func record(_ record: KeyRecord, showingStoredHash: Bool = false) -> [UInt8] {
         var bytes: [UInt8] = []
-        append(record, to: &bytes)
+        append(record, showingStoredHash: showingStoredHash, to: &bytes)
         return bytes
     }
 
@@ -80,10 +81,14 @@ enum ResponseEncoding {
         ]).encoded
     }
 
-    private static func append(_ record: KeyRecord, to bytes: inout [UInt8]) {
+    private static func append(_ record: KeyRecord, showingStoredHash: Bool = false, to bytes: inout [UInt8]) {
         bytes.append(
             contentsOf: #"{"order_id": \#(record.orderID), "client_id": \#(record.clientID), "api_key": "#.utf8)
-        JSONValue.encodeString(record.apiKey, into: &bytes)
+        if !showingStoredHash, KeyStorage.isStoredHash(record.apiKey) {
+            bytes.append(contentsOf: "null".utf8)
+        } else {
+            JSONValue.encodeString(record.apiKey, into: &bytes)
+        }
         bytes.append(contentsOf: #", "config": "#.utf8)
         bytes.append(contentsOf: record.configJSON)
         bytes.append(contentsOf: #", "status": "\#(record.status.rawValue)", "expires_at": "#.utf8)
@@ -99,6 +104,8 @@ enum ResponseEncoding {
 
 extension KeyRecord {
     /// The record as the API shows it (`get`): `order_id`, `client_id`, `api_key`, `config`,
-    /// `status`, `expires_at`, `created_at`, `updated_at`, dates as `YYYY-MM-DD HH:MM:SS` UTC.
-    public var apiJSON: [UInt8] { ResponseEncoding.record(self) }
+    /// `status`, `expires_at`, `created_at`, `updated_at`, dates as `YYYY-MM-DD HH:MM:SS` UTC;
+    /// with hashed key storage, `api_key` is the stored hash (`hmac-sha256:...`), where the API
+    /// answers null.
+    public var apiJSON: [UInt8] { ResponseEncoding.record(self, showingStoredHash: true) }
 }

@@ -185,7 +185,8 @@ public final class ClusterNode: WriteCoordinator, Service, Sendable {
     /// Migrates the schema, then decides where this node reads on from: its cache's position
     /// when that is of this log and still retained, else the whole table.
     private func start(on connection: PostgresConnection) async throws {
-        let logID = try await schema.migrate(connection, logger: logger)
+        let logID = try await schema.migrate(
+            connection, keyStorage: engine.configuration.keyStorage, logger: logger)
         let local = engine.changePosition
         var usable = local?.logID == logID
         var ahead = false

@@ -1,3 +1,4 @@
+import APIKeyEngine
 import Foundation
 import Logging
 import PostgresNIO
@@ -66,7 +67,13 @@ struct ClusterSchema: Sendable {
                 granted bigint NOT NULL DEFAULT 0 CHECK (granted >= 0),
                 PRIMARY KEY (order_id, month))
             """,
-        ]
+        ],
+        [
+            // How the nodes hold keys (`plain`, or `hashed` and the secret's fingerprint): set by
+            // the first node, refused to any other. Keys written before it were plain.
+            "ALTER TABLE {s}.change_log ADD COLUMN key_storage text",
+            "UPDATE {s}.change_log SET key_storage = 'plain' WHERE EXISTS (SELECT 1 FROM {s}.keys)",
+        ],
     ]
 
     /// The version the last migration reaches.
@@ -79,8 +86,9 @@ struct ClusterSchema: Sendable {
     func table(_ table: String) -> String { "\(quoted).\(table)" }
 
     /// Creates the schema or migrates it to ``currentVersion``; returns the change log's identity.
-    /// Refuses a schema whose version is newer than this build knows.
-    func migrate(_ connection: PostgresConnection, logger: Logger) async throws -> UInt64 {
+    /// Refuses a schema whose version is newer than this build knows, and one whose keys are
+    /// held another way than `keyStorage` says (another mode, or another secret).
+    func migrate(_ connection: PostgresConnection, keyStorage: KeyStorage, logger: Logger) async throws -> UInt64 {
         try await connection.withTransaction(logger: logger) { connection in
             // One migrator at a time across nodes: a transaction-level lock keyed by the schema.
             try await connection.query("SELECT pg_advisory_xact_lock(hashtext(\(name)))", logger: logger)
@@ -110,11 +118,22 @@ struct ClusterSchema: Sendable {
                 INSERT INTO \(unescaped: table("schema_version")) VALUES (1, \(Self.currentVersion))
                 ON CONFLICT (id) DO UPDATE SET version = excluded.version
                 """, logger: logger)
+            let mine = keyStorage.fingerprint.map { "hashed \($0)" } ?? "plain"
+            try await connection.query(
+                "UPDATE \(unescaped: table("change_log")) SET key_storage = \(mine) WHERE key_storage IS NULL",
+                logger: logger)
             var logID: Int64 = 0
-            for try await found in try await connection.query(
-                "SELECT log_id FROM \(unescaped: table("change_log"))", logger: logger
-            ).decode(Int64.self) {
+            var stored = mine
+            for try await (found, storage) in try await connection.query(
+                "SELECT log_id, key_storage FROM \(unescaped: table("change_log"))", logger: logger
+            ).decode((Int64, String).self) {
                 logID = found
+                stored = storage
+            }
+            guard stored == mine else {
+                throw ClusterFailure(
+                    "schema \(name) holds keys with key storage '\(stored)' and this node has '\(mine)': give every node the same key storage and key secret"
+                )
             }
             return UInt64(bitPattern: logID)
         }

@@ -20,7 +20,8 @@ public struct DeferredWrites: Sendable {
 
     private var state: EngineState { engine.state }
 
-    /// Creates a key for an order and returns its record, with the generated `api_key`.
+    /// Creates a key for an order and returns its record, with the generated `api_key` (with
+    /// hashed key storage, the only time it is shown: the engine holds its hash).
     public func create(_ request: NewKey) throws(EngineError) -> Written<KeyRecord> {
         try write { writeState throws(EngineError) in
             guard request.clientID > 0 else { throw EngineError.invalid("client_id must be a positive integer") }
@@ -42,11 +43,13 @@ public struct DeferredWrites: Sendable {
             try validateExpiry(request.expiresAt)
             let apiKey = try engine.generator.generateUnique(options, isTaken: isTaken)
             let now = engine.clock.nowSeconds()
-            let record = KeyRecord(
+            var record = KeyRecord(
                 orderID: request.orderID ?? writeState.nextOrderID, clientID: request.clientID, apiKey: apiKey,
                 config: request.config, status: request.status, expiresAt: request.expiresAt, createdAt: now,
                 updatedAt: now)
-            return (record, .put(record))
+            let shown = record
+            record.apiKey = keyStorage.stored(apiKey)
+            return (shown, .put(record))
         }
     }
 
@@ -54,7 +57,9 @@ public struct DeferredWrites: Sendable {
     public func update(_ changes: KeyChanges) throws(EngineError) -> Written<Void> {
         try write { writeState throws(EngineError) in
             var record = try engine.resolve(.orderID(changes.orderID), .admin, writeState)
-            if let apiKey = changes.apiKey, apiKey != record.apiKey { throw EngineError.keyChangeRefused }
+            if let apiKey = changes.apiKey, keyStorage.stored(apiKey) != record.apiKey {
+                throw EngineError.keyChangeRefused
+            }
             if let config = changes.config {
                 _ = try validatedOptions(config)
                 _ = try UsageLimits(config: config)
@@ -80,7 +85,8 @@ public struct DeferredWrites: Sendable {
     /// Replaces a key with a newly generated one. The old key stops existing at once, or with
     /// `graceSeconds` (0 ... ``maximumGraceSeconds``) keeps answering as the order's key until
     /// that time has passed; a later reset of the order ends that grace at once.
-    /// `orderID` wins when a reference names both.
+    /// `orderID` wins when a reference names both. Returns the record with the new key (with
+    /// hashed key storage, the only time it is shown).
     public func reset(
         _ reference: KeyReference, as requester: Requester = .admin, graceSeconds: Int64 = 0
     ) throws(EngineError) -> Written<KeyRecord> {
@@ -89,7 +95,8 @@ public struct DeferredWrites: Sendable {
             var record = try engine.resolve(reference, requester, writeState)
             let oldKey = record.apiKey
             let options = try validatedOptions(record.config)
-            record.apiKey = try engine.generator.generateUnique(options, isTaken: isTaken)
+            let newKey = try engine.generator.generateUnique(options, isTaken: isTaken)
+            record.apiKey = keyStorage.stored(newKey)
             record.updatedAt = engine.clock.nowSeconds()
             if graceSeconds > 0 {
                 let until = engine.clock.nowNanoseconds().addingReportingOverflow(graceSeconds * 1_000_000_000)
@@ -100,14 +107,19 @@ public struct DeferredWrites: Sendable {
                 // the table.
                 _ = try commit(.retire(retired), to: &writeState)
             }
-            return Written(record, pending: try commit(.put(record), to: &writeState))
+            let pending = try commit(.put(record), to: &writeState)
+            record.apiKey = newKey
+            return Written(record, pending: pending)
         }
     }
 
-    /// Whether `key` is in use: some order's key, or a key in its grace period.
+    /// Whether the generated key `key` is in use: some order's key, or a key in its grace period.
     private func isTaken(_ key: String) -> Bool {
-        state.table.contains(key) || state.retired.contains(key)
+        let stored = keyStorage.stored(key)
+        return state.table.contains(stored) || state.retired.contains(stored)
     }
+
+    private var keyStorage: KeyStorage { engine.configuration.keyStorage }
 
     /// Suspends an active key.
     public func suspend(orderID: Int64) throws(EngineError) -> Written<Void> {
@@ -137,11 +149,13 @@ public struct DeferredWrites: Sendable {
         }
     }
 
-    /// Creates or rotates the API token of `clientID` and returns it.
+    /// Creates or rotates the API token of `clientID` and returns it (with hashed key storage,
+    /// the only time it is shown).
     public func resetClientToken(clientID: Int64) throws(EngineError) -> Written<String> {
         guard clientID > 0 else { throw EngineError.invalid("client_id must be a positive integer") }
         let token = engine.random.hexToken(byteCount: 32)
-        return try write { _ throws(EngineError) in (token, .setClientToken(clientID: clientID, token: token)) }
+        let stored = keyStorage.stored(token)
+        return try write { _ throws(EngineError) in (token, .setClientToken(clientID: clientID, token: stored)) }
     }
 
     // MARK: - Usage
@@ -167,24 +181,21 @@ public struct DeferredWrites: Sendable {
         if let requestID, !(1...Self.maximumRequestIDBytes).contains(requestID.count) {
             throw EngineError.invalid("request_id must be 1 to \(Self.maximumRequestIDBytes) bytes")
         }
-        let keyHash: UInt64
-        if let hash {
-            keyHash = hash.value
-        } else {
-            keyHash = state.table.hash(keyBytes)
-            state.table.prefetch(hash: keyHash)
-        }
-        // The usage slot's load overlaps the key table's.
-        state.usage.prefetch(keyHash: keyHash)
-        // With no answers to remember (`idempotencyEntries` 0), a request ID changes nothing.
-        let remembers = engine.configuration.idempotencyEntries > 0
-        let digest = remembers ? requestID.map { Self.digest(key: keyBytes, requestID: $0) } : nil
-        return try state.verify(
-            keyBytes: keyBytes, hash: keyHash, cost: cost, requestDigest: digest,
-            nowNanoseconds: engine.clock.nowNanoseconds(), ledger: engine.quotaLedger, journal: append
-        ) { verification, custom in
-            engine.countVerification(verification.code)
-            body(verification, custom)
+        return try engine.withStoredKey(keyBytes, hash: hash) {
+            (keyBytes, keyHash) throws(EngineError) -> PendingDurability? in
+            if hash == nil { state.table.prefetch(hash: keyHash) }
+            // The usage slot's load overlaps the key table's.
+            state.usage.prefetch(keyHash: keyHash)
+            // With no answers to remember (`idempotencyEntries` 0), a request ID changes nothing.
+            let remembers = engine.configuration.idempotencyEntries > 0
+            let digest = remembers ? requestID.map { Self.digest(key: keyBytes, requestID: $0) } : nil
+            return try state.verify(
+                keyBytes: keyBytes, hash: keyHash, cost: cost, requestDigest: digest,
+                nowNanoseconds: engine.clock.nowNanoseconds(), ledger: engine.quotaLedger, journal: append
+            ) { verification, custom in
+                engine.countVerification(verification.code)
+                body(verification, custom)
+            }
         }
     }
 

@@ -91,8 +91,8 @@ public final class Engine: Sendable {
             shardCountLog2: configuration.shardCountLog2, random: random,
             idempotencyEntries: configuration.idempotencyEntries)
         let (storage, report) = try Storage.open(
-            directory: directory, options: options, into: state, clock: clock, files: files, logger: logger,
-            progress: progress)
+            directory: directory, options: options, keyStorage: configuration.keyStorage, into: state, clock: clock,
+            files: files, logger: logger, progress: progress)
         return Engine(
             configuration: configuration, clock: clock, random: random, state: state, storage: storage,
             recoveryReport: report, logger: logger, quotaLedger: quotaLedger)
@@ -257,32 +257,50 @@ public final class Engine: Sendable {
     /// waiting for it: a server that knows the key before it has finished reading the request
     /// calls this first, and the lookup that follows finds that memory in cache. Returns the
     /// key's hash, to hand to that lookup so it is not computed twice. Changes nothing; any bytes
-    /// are fine.
+    /// are fine. With hashed key storage it does nothing: the lookup begins with the key's hash,
+    /// and computing it twice would cost more than the wait it saves.
     @discardableResult
     public func prefetch(keyBytes: UnsafeRawBufferPointer) -> KeyHash {
+        guard !configuration.keyStorage.isHashed else { return KeyHash(value: 0) }
         let hash = KeyHash(value: state.table.hash(keyBytes))
         state.table.prefetch(hash: hash.value)
         return hash
+    }
+
+    /// Calls `body` with what the table holds for the key with these bytes (the bytes
+    /// themselves, or their stored hash) and its table hash: `hash` when ``prefetch(keyBytes:)``
+    /// gave one for plain storage, else computed.
+    @inline(__always)
+    func withStoredKey<R, E: Error>(
+        _ keyBytes: UnsafeRawBufferPointer, hash: KeyHash?, _ body: (UnsafeRawBufferPointer, UInt64) throws(E) -> R
+    ) throws(E) -> R {
+        let storage = configuration.keyStorage
+        guard storage.isHashed else { return try body(keyBytes, hash?.value ?? state.table.hash(keyBytes)) }
+        return try storage.withStored(keyBytes) { (stored) throws(E) -> R in
+            try body(stored, state.table.hash(stored))
+        }
     }
 
     /// Whether the key with these UTF-8 bytes is valid now. `hash` is what
     /// ``prefetch(keyBytes:)`` returned for these same bytes, if it was called.
     public func check(keyBytes: UnsafeRawBufferPointer, hash: KeyHash? = nil) throws(EngineError) -> Bool {
         guard keyBytes.count > 0 else { throw EngineError.missingKey }
-        let hash = hash?.value ?? state.table.hash(keyBytes)
-        guard let validity = state.table.validity(keyBytes, hash: hash) else { return try checkRetired(keyBytes) }
-        return validity.isValid { clock.nowNanoseconds() }
+        return try withStoredKey(keyBytes, hash: hash) { (stored, hash) throws(EngineError) -> Bool in
+            guard let validity = state.table.validity(stored, hash: hash) else { return try checkRetired(stored) }
+            return validity.isValid { clock.nowNanoseconds() }
+        }
     }
 
-    /// ``check(keyBytes:hash:)`` of a key the table does not hold: a key in its grace period
-    /// answers as its order's current key.
+    /// ``check(keyBytes:hash:)`` of a key the table does not hold (`stored`: what the table
+    /// would hold for it): a key in its grace period answers as its order's current key.
     @inline(never)
-    private func checkRetired(_ keyBytes: UnsafeRawBufferPointer) throws(EngineError) -> Bool {
-        guard let record = retiredRecord(keyBytes) else { throw EngineError.keyNotFound }
+    private func checkRetired(_ stored: UnsafeRawBufferPointer) throws(EngineError) -> Bool {
+        guard let record = retiredRecord(stored) else { throw EngineError.keyNotFound }
         return record.validity.isValid { clock.nowNanoseconds() }
     }
 
-    /// The record of the order whose key in its grace period has these bytes; nil when none has.
+    /// The record of the order whose key in its grace period is held as these bytes (the key,
+    /// or its stored hash); nil when none is.
     func retiredRecord(_ keyBytes: UnsafeRawBufferPointer) -> KeyRecord? {
         guard let (orderID, current) = state.retired.currentKey(of: keyBytes, nowNanoseconds: clock.nowNanoseconds())
         else { return nil }
@@ -325,14 +343,15 @@ public final class Engine: Sendable {
         throws(EngineError)
     {
         guard keyBytes.count > 0 else { throw EngineError.missingKey }
-        let hash = hash?.value ?? state.table.hash(keyBytes)
-        let found = state.table.withInfo(keyBytes, hash: hash) { validity, _, custom in
-            body(validity.isValid { clock.nowNanoseconds() }, custom)
+        try withStoredKey(keyBytes, hash: hash) { (stored, hash) throws(EngineError) in
+            let found = state.table.withInfo(stored, hash: hash) { validity, _, custom in
+                body(validity.isValid { clock.nowNanoseconds() }, custom)
+            }
+            guard !found else { return }
+            guard let record = retiredRecord(stored) else { throw EngineError.keyNotFound }
+            let valid = record.validity.isValid { clock.nowNanoseconds() }
+            Array(record.customParametersJSON).withUnsafeBytes { body(valid, $0) }
         }
-        guard !found else { return }
-        guard let record = retiredRecord(keyBytes) else { throw EngineError.keyNotFound }
-        let valid = record.validity.isValid { clock.nowNanoseconds() }
-        Array(record.customParametersJSON).withUnsafeBytes { body(valid, $0) }
     }
 
     /// Verifies `key` and consumes `cost` when it passes (see ``DeferredWrites/verify(keyBytes:hash:cost:requestID:_:)``),
@@ -482,7 +501,8 @@ public final class Engine: Sendable {
         }
     }
 
-    /// Every client's API token, by ascending client ID.
+    /// Every client's API token, by ascending client ID: with hashed key storage, its stored
+    /// hash.
     public var clientTokens: [(clientID: Int64, token: String)] {
         state.withLock { $0.tokensByClientID }
     }
@@ -503,6 +523,12 @@ public final class Engine: Sendable {
     /// The client whose API token is exactly `token`, compared in constant time; nil for none.
     public func authenticateClient(token: String) -> Int64? {
         guard !token.isEmpty else { return nil }
+        return clientHolding(storedToken: configuration.keyStorage.stored(token))
+    }
+
+    /// The client whose token is held as `token` (the token, or its stored hash), compared in
+    /// constant time; nil for none.
+    func clientHolding(storedToken token: String) -> Int64? {
         let digest = state.tokenDigest(token)
         return state.withLock { state in
             guard let clientID = state.clientByTokenDigest[digest], let stored = state.tokenByClient[clientID],
@@ -592,7 +618,7 @@ public final class Engine: Sendable {
             if record == nil, requester == .admin { throw EngineError.orderNotFound }
         case .key(let key):
             guard !key.isEmpty else { throw EngineError.missingKey }
-            var key = key
+            var key = configuration.keyStorage.stored(key)
             record = self.state.table.record(key) ?? key.withUTF8 { retiredRecord(UnsafeRawBufferPointer($0)) }
         }
         guard let record else { throw EngineError.keyNotFound }

@@ -13,8 +13,11 @@ public struct EngineConfiguration: Hashable, Sendable {
     /// The most verify answers remembered for their request IDs; the oldest is dropped first.
     /// 0 remembers none (a repeated request ID is then verified again).
     public var idempotencyEntries: Int = 1_000_000
+    /// Whether keys and client tokens are held as they are or as keyed hashes (``KeyStorage``).
+    /// A data directory keeps the storage it was made with: opening it with another one fails.
+    public var keyStorage: KeyStorage = .plain
 
     /// The defaults: 10,000,000 keys, 16 KiB configs, 256 shards, pages of 100 (at most 1000),
-    /// 1,000,000 remembered request IDs.
+    /// 1,000,000 remembered request IDs, plain key storage.
     public init() {}
 }

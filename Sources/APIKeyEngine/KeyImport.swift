@@ -4,6 +4,10 @@
 /// Each ``add(_:)`` checks one record as `create` would check its parameters (config, limits,
 /// expiry), and that neither its order nor its key is taken, in the engine or earlier in this
 /// import; nothing reaches the engine until `Engine.commit(_:)` adds everything at once.
+///
+/// With hashed key storage, a key or token is taken as a stored hash when it has that form
+/// (`hmac-sha256:` and 43 base64url characters: an export of an engine with the same secret) and
+/// hashed on the way in otherwise; plain storage refuses a stored hash, which no key could match.
 public struct KeyImport: Sendable {
     /// The longest key an import accepts, in bytes.
     public static let maximumKeyBytes = 1024
@@ -31,10 +35,12 @@ public struct KeyImport: Sendable {
     /// Adds `record`; throws, adding nothing, when it is not one `create` would accept or its
     /// order or key is taken.
     public mutating func add(_ record: KeyRecord) throws(EngineError) {
+        var record = record
         let orderID = record.orderID
         guard orderID > 0 else { throw EngineError.invalid("order_id must be a positive integer") }
         guard record.clientID > 0 else { throw EngineError.invalid("client_id must be a positive integer") }
         try Self.validateText(record.apiKey, "api_key", maximumBytes: Self.maximumKeyBytes)
+        record.apiKey = try engine.configuration.keyStorage.imported(record.apiKey, "the api_key of order \(orderID)")
         try engine.deferred.validate(config: record.config, encodedBytes: record.configJSON.count)
         for (name, seconds) in [
             ("expires_at", record.expiresAt), ("created_at", record.createdAt), ("updated_at", record.updatedAt),
@@ -77,10 +83,11 @@ public struct KeyImport: Sendable {
     public mutating func addClientToken(clientID: Int64, token: String) throws(EngineError) {
         guard clientID > 0 else { throw EngineError.invalid("client_id must be a positive integer") }
         try Self.validateText(token, "api_token", maximumBytes: Self.maximumTokenBytes)
+        let token = try engine.configuration.keyStorage.imported(token, "the api_token of client \(clientID)")
         guard !clientsWithTokens.contains(clientID) else {
             throw EngineError(.keyExists, "Client \(clientID) has two API tokens in the import")
         }
-        if let other = clientByToken[token] ?? engine.authenticateClient(token: token), other != clientID {
+        if let other = clientByToken[token] ?? engine.clientHolding(storedToken: token), other != clientID {
             throw EngineError(.keyExists, "The API token of client \(clientID) is already client \(other)'s")
         }
         clientsWithTokens.insert(clientID)

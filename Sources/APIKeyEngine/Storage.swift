@@ -106,8 +106,8 @@ final class Storage: @unchecked Sendable {
     /// replay there; with ``StorageOptions/strictRecovery`` that refuses to start, otherwise what
     /// was read becomes a snapshot and the unreadable segments are renamed `*.corrupt-<seconds>`.
     static func open(
-        directory: String, options: StorageOptions, into state: EngineState, clock: any EngineClock,
-        files: any FileLayer, logger: Logger, progress: ProgressHandler? = nil
+        directory: String, options: StorageOptions, keyStorage: KeyStorage, into state: EngineState,
+        clock: any EngineClock, files: any FileLayer, logger: Logger, progress: ProgressHandler? = nil
     ) throws(StorageError) -> (Storage, RecoveryReport) {
         try createDirectory(directory)
         let lock = try DirectoryLock(directory: directory)
@@ -115,6 +115,8 @@ final class Storage: @unchecked Sendable {
             try files.remove(directory + "/" + name)
         }
         let report = try state.recover(directory: directory, files: files, clock: clock, progress: progress)
+        let isEmpty = state.withLock { $0.orders.count == 0 && $0.tokenByClient.isEmpty }
+        try KeyStorageMarker.check(directory: directory, storage: keyStorage, isEmpty: isEmpty, files: files)
         var verifiedSnapshots = Set<UInt64>()
         if let loaded = report.snapshot.flatMap(SnapshotFile.names.sequence(of:)) { verifiedSnapshots.insert(loaded) }
         let repair = Repair(directory: directory, files: files, nowSeconds: clock.nowSeconds(), logger: logger)

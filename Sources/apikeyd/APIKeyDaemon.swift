@@ -54,14 +54,20 @@ struct Snapshot: ParsableCommand {
     @Option(help: "The data directory.")
     var dataDir = "data/store"
 
+    @Option(help: "The secret of a directory with hashed key storage, when not in <data-dir>/key-secret.")
+    var keySecretFile: String?
+
     func run() throws {
         try reportingFailures {
             try requireDataDirectory(dataDir)
             var options = StorageOptions()
             options.snapshotOnClose = false
+            var configuration = EngineConfiguration()
+            configuration.keyStorage = try KeySecret.written(in: dataDir, secretFile: keySecretFile)
             let display = ProgressDisplay()
             let engine = try Engine.open(
-                directory: dataDir, options: options, logger: maintenanceLogger, progress: display.handler)
+                directory: dataDir, options: options, configuration: configuration, logger: maintenanceLogger,
+                progress: display.handler)
             let summary = try engine.snapshot(progress: display.handler)
             try engine.close()
             display.finish()

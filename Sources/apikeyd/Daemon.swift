@@ -55,6 +55,7 @@ struct Daemon {
             tls = nil
         }
 
+        let engineConfiguration = try engineConfiguration(logger: logger)
         let engine: Engine
         let node: ClusterNode?
         do {
@@ -177,10 +178,24 @@ struct Daemon {
         return options
     }
 
-    private var engineConfiguration: EngineConfiguration {
+    private func engineConfiguration(logger: Logger) throws -> EngineConfiguration {
         var configuration = EngineConfiguration()
         configuration.maximumKeys = settings.maxKeys
         configuration.idempotencyEntries = settings.idempotencyEntries
+        if settings.keyStorage == .hashed, settings.postgres != nil, settings.keySecretFile == nil {
+            throw StartFailure(
+                description:
+                    "with --postgres, hashed key storage needs --key-secret-file: every node must hash with the same secret"
+            )
+        }
+        do throws(CommandFailure) {
+            let (storage, created) = try KeySecret.storage(
+                settings.keyStorage, secretFile: settings.keySecretFile, dataDir: settings.dataDir, mayCreate: true)
+            if let created { logger.notice("generated a new key secret in \(created); keep it with the admin token") }
+            configuration.keyStorage = storage
+        } catch {
+            throw StartFailure(description: error.description)
+        }
         return configuration
     }
 

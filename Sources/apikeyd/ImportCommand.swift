@@ -1,3 +1,4 @@
+import APIKeyAPI
 import APIKeyEngine
 import ArgumentParser
 import Foundation
@@ -27,6 +28,15 @@ struct Import: ParsableCommand {
     @Flag(help: "Skip rows that cannot be imported (each is reported) instead of stopping.")
     var skipInvalid = false
 
+    @Option(
+        help:
+            "plain or hashed: how a new directory holds keys and tokens (plain keys are hashed on the way in; hmac-sha256: hashes are taken as they are). Default: what the directory holds, plain for a new one."
+    )
+    var keyStorage: KeyStorageMode?
+
+    @Option(help: "The secret of hashed key storage, when not in <data-dir>/key-secret (made there when missing).")
+    var keySecretFile: String?
+
     @Argument(help: "The file to import.")
     var file: String
 
@@ -45,7 +55,23 @@ struct Import: ParsableCommand {
             // Checked against what the directory holds now, read without changing it, so a bad
             // row leaves it untouched; only a good import opens it for writing.
             let exists = FileManager.default.fileExists(atPath: dataDir)
-            let current = exists ? try Engine.load(directory: dataDir, progress: display.handler) : Engine()
+            var configuration = EngineConfiguration()
+            // A new directory's secret is written into it once it is built (below).
+            var newSecret: String?
+            let mode = try keyStorage ?? (Engine.holdsHashedKeys(directory: dataDir) ? .hashed : .plain)
+            if mode == .hashed, !exists, keySecretFile == nil {
+                let secret = SystemRandomSource().hexToken(byteCount: 32)
+                newSecret = secret
+                configuration.keyStorage = try KeySecret.hashed(secret, from: "a new secret")
+            } else {
+                configuration.keyStorage = try KeySecret.storage(
+                    mode, secretFile: keySecretFile, dataDir: dataDir, mayCreate: true
+                ).storage
+            }
+            let current =
+                exists
+                ? try Engine.load(directory: dataDir, configuration: configuration, progress: display.handler)
+                : Engine(configuration: configuration)
             display.finish()
             var batch = current.makeImport()
             var summary = ImportSummary()
@@ -84,7 +110,11 @@ struct Import: ParsableCommand {
             let target = exists ? dataDir : name + ".importing-\(getpid())"
             var options = StorageOptions()
             options.snapshotOnClose = false
-            let engine = try Engine.open(directory: target, options: options, logger: maintenanceLogger)
+            if let newSecret {
+                _ = try SecretFile.loadOrCreate(target + "/" + KeySecret.fileName, generated: newSecret)
+            }
+            let engine = try Engine.open(
+                directory: target, options: options, configuration: configuration, logger: maintenanceLogger)
             let snapshot: SnapshotSummary?
             do throws(EngineError) {
                 snapshot = try engine.commit(batch, progress: display.handler)

@@ -103,6 +103,16 @@ struct Serve: AsyncParsableCommand {
         help: help(
             "Changes the log keeps; a node further behind loads the whole table.", "postgres-retained-changes"))
     var postgresRetainedChanges: Int?
+    @Option(
+        help: help(
+            "How keys and client tokens are held: plain (get shows them, as FOSSBilling does) or hashed (HMAC-SHA-256 under a secret; a key is shown only by create and reset, a token by token_reset). A data directory keeps the storage it was made with.",
+            "key-storage"))
+    var keyStorage: String?
+    @Option(
+        help: help(
+            "A file whose first word (32 bytes or more) is the secret of hashed key storage. With none, one is generated into <data-dir>/key-secret; with --postgres every node needs the same one, so give this.",
+            "key-secret-file"))
+    var keySecretFile: String?
 
     /// `text` followed by the setting's default.
     private static func help(_ text: String, _ name: String) -> ArgumentHelp {
@@ -123,6 +133,8 @@ struct Serve: AsyncParsableCommand {
         put("max-keys", maxKeys.map { .integer($0) })
         put("idempotency-entries", idempotencyEntries.map { .integer($0) })
         put("fsync", fsync.map { .text($0) })
+        put("key-storage", keyStorage.map { .text($0) })
+        put("key-secret-file", keySecretFile.map { .text($0) })
         put("strict-recovery", strictRecovery.map { .boolean($0) })
         put("snapshot-journal-bytes", snapshotJournalBytes.map { .integer($0) })
         put("snapshot-interval-seconds", snapshotIntervalSeconds.map { .integer($0) })

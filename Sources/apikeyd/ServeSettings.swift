@@ -42,6 +42,8 @@ struct ServeSettings: Sendable {
     var postgresSchema = "apikeyd"
     var nodeName: String?
     var postgresRetainedChanges = 100_000
+    var keyStorage = KeyStorageMode.plain
+    var keySecretFile: String?
 
     /// What no single setting can check alone.
     func problems() -> [String] {

@@ -196,6 +196,8 @@ struct Setting: Sendable {
         text("postgres-schema", \.postgresSchema),
         optionalText("node-name", \.nodeName),
         integer("postgres-retained-changes", \.postgresRetainedChanges, in: 1...Int.max),
+        choice("key-storage", \.keyStorage),
+        optionalText("key-secret-file", \.keySecretFile),
     ]
 
     static let byName: [String: Setting] = Dictionary(uniqueKeysWithValues: all.map { ($0.name, $0) })

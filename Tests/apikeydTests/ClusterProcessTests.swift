@@ -492,4 +492,60 @@ import Testing
             #expect(used == "\(passed)")
         }
     }
+
+    /// Hashed key storage across nodes: one secret for all, keys hashed in PostgreSQL too, and a
+    /// node with another secret (or none) never serves the cluster.
+    @Test(.timeLimit(.minutes(3)))
+    func hashedNodesShareOneSecretAndANodeWithAnotherIsRefused() async throws {
+        try await HeavyWork.run {
+            let postgres = try ThrowawayPostgres()
+            defer { postgres.destroy() }
+            let work = TemporaryDirectory()
+            defer { work.remove() }
+            let secret = work.path + "/secret"
+            let other = work.path + "/other"
+            work.write("secret", Array((String(repeating: "s", count: 32) + "\n").utf8))
+            work.write("other", Array((String(repeating: "o", count: 32) + "\n").utf8))
+            func node(_ index: Int, _ secretFile: String) throws -> ServerProcess {
+                try ServerProcess.start(
+                    dataDirectory: TemporaryDirectory().path,
+                    arguments: [
+                        "--postgres", postgres.url, "--node-name", "node\(index)", "--key-storage", "hashed",
+                        "--key-secret-file", secretFile,
+                    ])
+            }
+            let first = try node(0, secret)
+            defer { try? first.stop(signal: SIGKILL) }
+            let second = try node(1, secret)
+            defer { try? second.stop(signal: SIGKILL) }
+            try Cluster.waitUntilReady(first)
+            try Cluster.waitUntilReady(second)
+            let created = try #require(first.create(form: "client_id=1"))
+            let deadline = Date().addingTimeInterval(10)
+            while Date() < deadline, Self.check(second, created.key) != true { usleep(20_000) }
+            #expect(Self.check(second, created.key) == true)
+            let stored = try postgres.query("SELECT api_key FROM apikeyd.keys").trimmingCharacters(
+                in: .whitespacesAndNewlines)
+            #expect(KeyStorage.isStoredHash(stored), "\(stored)")
+            let payloads = try postgres.query("SELECT encode(payload, 'escape') FROM apikeyd.changes")
+            #expect(!payloads.contains(created.key))
+
+            let stranger = try node(2, other)
+            defer { try? stranger.stop(signal: SIGKILL) }
+            let until = Date().addingTimeInterval(10)
+            while Date() < until, !stranger.output.log.contains("give every node the same key storage") {
+                usleep(50_000)
+            }
+            #expect(stranger.output.log.contains("give every node the same key storage"), "\(stranger.output.log)")
+            #expect(stranger.request("GET", "/health", admin: false)?.status == 503)
+            #expect(Self.check(stranger, created.key) == nil, "it holds nothing of the cluster's")
+
+            let withoutFile = try KeyManagementProcessTests.apikeyd([
+                "serve", "--port", "0", "--data-dir", work.path + "/none", "--admin-token", "x", "--postgres",
+                postgres.url, "--key-storage", "hashed",
+            ])
+            #expect(
+                withoutFile.status != 0 && withoutFile.err.contains("needs --key-secret-file"), "\(withoutFile.err)")
+        }
+    }
 }
