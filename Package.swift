@@ -58,7 +58,10 @@ let package = Package(
         // that embedding the engine with plain keys builds no BoringSSL.
         .target(
             name: "APIKeyCrypto",
-            dependencies: ["APIKeyEngine", .product(name: "Crypto", package: "swift-crypto")]),
+            dependencies: ["APIKeyEngine", "CSHA256", .product(name: "Crypto", package: "swift-crypto")]),
+        // SHA-256 compression on the x86 SHA extensions: the hashed check's hot path (README,
+        // "Keys hashed at rest"); on other CPUs APIKeyCrypto uses swift-crypto.
+        .target(name: "CSHA256"),
         // What a web framework's middleware decides for a request, free of any framework: the key
         // from the headers, verify or check, the status and the rate-limit headers of a refusal.
         .target(name: "APIKeyGuard", dependencies: ["APIKeyEngine"]),
@@ -140,7 +143,11 @@ let package = Package(
         ),
         .testTarget(name: "APIKeyGuardTests", dependencies: ["APIKeyEngine", "APIKeyGuard", "TestSupport"]),
         .testTarget(name: "APIKeyClusterTests", dependencies: ["APIKeyEngine", "APIKeyCluster"]),
-        .testTarget(name: "APIKeyCryptoTests", dependencies: ["APIKeyEngine", "APIKeyCrypto", "TestSupport"]),
+        .testTarget(
+            name: "APIKeyCryptoTests",
+            dependencies: [
+                "APIKeyEngine", "APIKeyCrypto", "TestSupport", .product(name: "Crypto", package: "swift-crypto"),
+            ]),
         .testTarget(
             name: "APIKeyEngineServiceTests",
             dependencies: [

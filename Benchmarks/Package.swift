@@ -15,7 +15,7 @@ let package = Package(
             name: "EngineBenchmarks",
             dependencies: [
                 .product(name: "APIKeyEngine", package: "apikeyd"), .product(name: "APIKeyGuard", package: "apikeyd"),
-                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "APIKeyCrypto", package: "apikeyd"), .product(name: "Benchmark", package: "benchmark"),
             ],
             path: "Benchmarks/EngineBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]

@@ -26,6 +26,9 @@ public final class Engine: Sendable {
     public let logger: Logger
     /// Multi-node mode's quota shares; nil for a single node.
     let quotaLedger: (any QuotaLedger)?
+    /// The hash of hashed key storage, nil for plain storage: kept apart from ``configuration``
+    /// so that a check reads one reference.
+    let keyHasher: (any KeyHasher)?
     /// Verifies answered so far, by ``Verification/Code`` (its raw value indexes).
     private let verifications: [ManagedAtomic<Int>] = Verification.Code.allCases.map { _ in ManagedAtomic(0) }
 
@@ -50,6 +53,7 @@ public final class Engine: Sendable {
         self.quotaLedger = quotaLedger
         self.logger = logger
         self.configuration = configuration
+        keyHasher = configuration.keyStorage.hasher
         self.clock = clock
         self.random = random
         self.generator = KeyGenerator(random: random)
@@ -261,7 +265,7 @@ public final class Engine: Sendable {
     /// and computing it twice would cost more than the wait it saves.
     @discardableResult
     public func prefetch(keyBytes: UnsafeRawBufferPointer) -> KeyHash {
-        guard !configuration.keyStorage.isHashed else { return KeyHash(value: 0) }
+        guard keyHasher == nil else { return KeyHash(value: 0) }
         let hash = KeyHash(value: state.table.hash(keyBytes))
         state.table.prefetch(hash: hash.value)
         return hash
@@ -274,9 +278,8 @@ public final class Engine: Sendable {
     func withStoredKey<R, E: Error>(
         _ keyBytes: UnsafeRawBufferPointer, hash: KeyHash?, _ body: (UnsafeRawBufferPointer, UInt64) throws(E) -> R
     ) throws(E) -> R {
-        let storage = configuration.keyStorage
-        guard storage.isHashed else { return try body(keyBytes, hash?.value ?? state.table.hash(keyBytes)) }
-        return try storage.withStored(keyBytes) { (stored) throws(E) -> R in
+        guard let keyHasher else { return try body(keyBytes, hash?.value ?? state.table.hash(keyBytes)) }
+        return try KeyStorage.withStoredHash(of: keyBytes, keyHasher) { (stored) throws(E) -> R in
             try body(stored, state.table.hash(stored))
         }
     }
@@ -286,9 +289,16 @@ public final class Engine: Sendable {
     public func check(keyBytes: UnsafeRawBufferPointer, hash: KeyHash? = nil) throws(EngineError) -> Bool {
         guard keyBytes.count > 0 else { throw EngineError.missingKey }
         return try withStoredKey(keyBytes, hash: hash) { (stored, hash) throws(EngineError) -> Bool in
-            guard let validity = state.table.validity(stored, hash: hash) else { return try checkRetired(stored) }
-            return validity.isValid { clock.nowNanoseconds() }
+            try check(stored: stored, hash: hash)
         }
+    }
+
+    /// ``check(keyBytes:hash:)`` of what the table holds for a key (the key, or its stored hash),
+    /// whose table hash is `hash`.
+    @inline(__always)
+    func check(stored: UnsafeRawBufferPointer, hash: UInt64) throws(EngineError) -> Bool {
+        guard let validity = state.table.validity(stored, hash: hash) else { return try checkRetired(stored) }
+        return validity.isValid { clock.nowNanoseconds() }
     }
 
     /// ``check(keyBytes:hash:)`` of a key the table does not hold (`stored`: what the table

@@ -1,8 +1,9 @@
 /// The keyed hash that hashed key storage holds instead of each key and client token: a
 /// message authentication code under a secret, so that a copy of the table, the journal or a
 /// snapshot tells nobody a key, and nobody without the secret can test guesses against it.
-/// apikeyd's is HMAC-SHA-256 (`APIKeyCrypto`'s `HMACKeyHasher`).
-public protocol KeyHasher: Sendable {
+/// apikeyd's is HMAC-SHA-256 (`APIKeyCrypto`'s `HMACKeyHasher`). A class, so that a check reaches
+/// it through one reference.
+public protocol KeyHasher: AnyObject, Sendable {
     /// Writes the 32-byte code of `bytes` to `output`, which holds 32 bytes; the same bytes give
     /// the same code for the same secret.
     func authenticationCode(of bytes: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer)
@@ -77,7 +78,7 @@ public struct KeyStorage: Hashable, Sendable, CustomStringConvertible {
     }
 
     @inline(never)
-    private static func withStoredHash<R, E: Error>(
+    static func withStoredHash<R, E: Error>(
         of bytes: UnsafeRawBufferPointer, _ hasher: any KeyHasher, _ body: (UnsafeRawBufferPointer) throws(E) -> R
     ) throws(E) -> R {
         let result: Result<R, E> = withUnsafeTemporaryAllocation(byteCount: storedHashBytes + 32, alignment: 8) {
@@ -142,6 +143,18 @@ enum Base64URL {
     static func encode(_ bytes: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) {
         var out = 0
         var index = 0
+        // Whole groups of three bytes, then the rest.
+        alphabet.withUnsafeBufferPointer { alphabet in
+            while index + 3 <= bytes.count {
+                let group = UInt32(bytes[index]) << 16 | UInt32(bytes[index + 1]) << 8 | UInt32(bytes[index + 2])
+                output[out] = alphabet[Int(group >> 18)]
+                output[out + 1] = alphabet[Int(group >> 12 & 63)]
+                output[out + 2] = alphabet[Int(group >> 6 & 63)]
+                output[out + 3] = alphabet[Int(group & 63)]
+                out += 4
+                index += 3
+            }
+        }
         while index < bytes.count {
             let remaining = bytes.count - index
             let first = UInt32(bytes[index])

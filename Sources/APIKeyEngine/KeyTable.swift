@@ -67,6 +67,32 @@ final class KeyTable<Hash: KeyHashFunction>: @unchecked Sendable {
         apikeyd_prefetch(table.slots + (Int(tag) & table.mask))
     }
 
+    /// Starts loading the record a lookup of `key` (whose hash is `hash`) would read: call it once
+    /// ``prefetch(hash:)`` has had time to bring the slot in, so that the waits for several keys'
+    /// slots, then records, overlap. Reads without the lock and follows only references the
+    /// directory bounds; a hint, never wrong.
+    func prefetchRecord(_ key: UnsafeRawBufferPointer, hash: UInt64) {
+        let (shard, tag) = place(hash: hash)
+        let header = self.header(shard)
+        let table = header.slotTable
+        var slot = Int(tag) & table.mask
+        for _ in 0..<Self.prefetchProbes {
+            let entry = table.slots[slot]
+            if entry == 0 { return }
+            if UInt32(truncatingIfNeeded: entry >> 32) == tag {
+                guard let record = header.directory.record(UInt32(truncatingIfNeeded: entry) &- 1) else { return }
+                // What check reads runs from the record's start to the end of its key.
+                apikeyd_prefetch(record.base)
+                apikeyd_prefetch(record.base + min(record.available, ArenaRecord.keyOffset + key.count) - 1)
+                return
+            }
+            slot = (slot + 1) & table.mask
+        }
+    }
+
+    /// Slots ``prefetchRecord(_:hash:)`` looks at before it gives up.
+    private static var prefetchProbes: Int { 4 }
+
     /// Status and expiry of the record whose key is exactly `key` (whose hash is `hash`); nil when
     /// there is none.
     @inline(__always)

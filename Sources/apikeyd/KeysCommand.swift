@@ -216,7 +216,9 @@ struct ResetKey: ServerCommand {
         } else {
             orderID = try await client.call(keys + "get", reference.parameters)["order_id"] ?? .null
         }
-        _ = try await client.call(keys + "reset", parameters)
+        let answer = try await client.call(keys + "reset", parameters)
+        // With hashed key storage the answer is the record with the new key, shown only there.
+        if case .object = answer { return printer.issued(answer) }
         return printer.issued(try await client.call(keys + "get", [JSONMember("order_id", orderID)]))
     }
 

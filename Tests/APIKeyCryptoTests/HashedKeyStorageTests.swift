@@ -1,4 +1,5 @@
 import APIKeyCrypto
+import Crypto
 import TestSupport
 import Testing
 
@@ -61,6 +62,30 @@ import Testing
         #expect(storage != KeyStorage.hashed(try #require(HMACKeyHasher(secret: Array(repeating: 2, count: 32)))))
     }
 
+    /// The same codes as swift-crypto's own HMAC, for secrets shorter than, as long as and longer
+    /// than the block, and messages across the one-block boundary.
+    @Test func theHasherAgreesWithSwiftCryptosHMAC() throws {
+        var generator = SplitMix64(seed: 4231)
+        #expect(try #require(HMACKeyHasher(secret: Self.secret, accelerated: false)).isAccelerated == false)
+        for (secretLength, accelerated) in [32, 63, 64, 65, 131].flatMap({ [($0, true), ($0, false)] }) {
+            let secret = (0..<secretLength).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            let hasher = try #require(HMACKeyHasher(secret: secret, accelerated: accelerated))
+            for messageLength in [0, 1, 35, 55, 56, 63, 64, 65, 119, 120, 128, 200, 1024] {
+                var message = (0..<messageLength).map { _ in UInt8.random(in: 0...255, using: &generator) }
+                var code = [UInt8](repeating: 0, count: 32)
+                message.withUnsafeMutableBytes { message in
+                    code.withUnsafeMutableBytes {
+                        hasher.authenticationCode(of: UnsafeRawBufferPointer(message), into: $0)
+                    }
+                }
+                let expected = Array(HMAC<SHA256>.authenticationCode(for: message, using: SymmetricKey(data: secret)))
+                #expect(
+                    code == expected,
+                    "secret \(secretLength) bytes, message \(messageLength), accelerated \(hasher.isAccelerated)")
+            }
+        }
+    }
+
     /// Keys and tokens work as in plain storage, but only create, reset and token reset show
     /// one, and no file of the data directory holds any.
     @Test func aHashedEngineAnswersAsAPlainOneAndItsFilesHoldNoKey() throws {
@@ -113,6 +138,19 @@ import Testing
         try reopened.close()
         let closed = contents(directory)
         for key in shown { #expect(!contains(closed, key), "\(key) is in a file after close") }
+    }
+
+    @Test func aBatchedCheckHashesEveryKey() throws {
+        let engine = Engine(configuration: hashed())
+        var keys: [String] = []
+        for order in Int64(1)...40 {
+            keys.append(try engine.create(NewKey(orderID: order, clientID: 1)).apiKey)
+            if order % 4 == 0 { try engine.suspend(orderID: order) }
+        }
+        let asked = keys + ["", "NO-SUCH-KEY", engine.configuration.keyStorage.stored(keys[0])]
+        let answers = engine.check(keys: asked).map { try? $0.get() }
+        #expect(answers == (1...40).map { $0 % 4 != 0 } + [nil, nil, nil])
+        #expect(throws: EngineError.missingKey) { try engine.check(keys: [""])[0].get() }
     }
 
     @Test func aDirectoryOpensOnlyWithTheKeyStorageItWasWrittenWith() throws {

@@ -63,6 +63,17 @@ import Testing
                         .utf8))
             #expect(String(decoding: mine ?? [], as: UTF8.self).contains(#""api_key": null"#))
 
+            // `apikeyd keys reset` prints the new key first, from the reset's answer; `keys get` shows none.
+            let environment = KeyManagementProcessTests.pointing(at: server)
+            let cli = try KeyManagementProcessTests.apikeyd(["keys", "reset", "--order-id", "3"], environment)
+            try #require(cli.status == 0, "\(cli.err)")
+            let cliKey = String(cli.out.split(separator: "\n").first ?? "")
+            #expect(cliKey != keys[2] && cliKey.count == 35, "\(cli.out)")
+            #expect(try server.result("GET", "/api/guest/serviceapikey/check?key=\(cliKey)") == .bool(true))
+            keys[2] = cliKey
+            let shown = try KeyManagementProcessTests.apikeyd(["keys", "get", "--order-id", "3"], environment)
+            #expect(shown.status == 0 && shown.out.contains("api_key: -"), "\(shown.out)")
+
             // Nothing of a key or the token in any file, journal or snapshot, before or after a stop.
             for text in keys + [clientToken] { #expect(try Self.holds(live, text) == [], "\(text)") }
             _ = try server.result("POST", "/api/admin/storage/snapshot")

@@ -1,3 +1,4 @@
+import APIKeyCrypto
 import APIKeyEngine
 import APIKeyGuard
 import Benchmark
@@ -38,9 +39,10 @@ struct Fixture: Sendable {
     /// One more key, with a monthly limit no run reaches: the one two threads verify at once.
     let hotKey: String
 
-    init(keyCount: Int) {
+    init(keyCount: Int, keyStorage: KeyStorage = .plain) {
         var configuration = EngineConfiguration()
         configuration.maximumKeys = keyCount + 1
+        configuration.keyStorage = keyStorage
         engine = Engine(configuration: configuration)
         let tiers = ["free", "starter", "pro", "enterprise"]
         var keys: [String] = []
@@ -71,6 +73,9 @@ struct Fixture: Sendable {
 }
 
 let fixture = Fixture(keyCount: 1_000_000)
+/// The same keys held as HMAC-SHA-256 hashes (`--key-storage hashed`): each check hashes the key.
+let keyHasher = HMACKeyHasher(secret: Array(repeating: 0x5a, count: 32))!
+let hashedFixture = Fixture(keyCount: 1_000_000, keyStorage: .hashed(keyHasher))
 /// A table small enough to stay in the caches (10,000 keys): what a check costs when no
 /// read waits for memory, beside the same check at 1,000,000 keys.
 let cachedFixture = Fixture(keyCount: 10_000)
@@ -160,6 +165,42 @@ let benchmarks: @Sendable () -> Void = {
 
     Benchmark("check, 1 thread") { benchmark in
         try forEachKey(of: benchmark) { key in blackHole(try fixture.engine.check(key: key)) }
+    }
+
+    // Engine.check(keys:) on groups of 16 keys: the per-key figure beside "check, 1 thread".
+    Benchmark("check, batches of 16 keys (per key), 1 thread") { benchmark in
+        let keys = fixture.keys
+        var position = Int.random(in: 0..<keys.count)
+        var batch: [String] = []
+        batch.reserveCapacity(16)
+        var remaining = benchmark.scaledIterations.count
+        while remaining > 0 {
+            batch.removeAll(keepingCapacity: true)
+            for _ in 0..<min(16, remaining) {
+                batch.append(keys[position])
+                position += 1
+                if position == keys.count { position = 0 }
+            }
+            blackHole(fixture.engine.check(keys: batch))
+            remaining -= batch.count
+        }
+    }
+
+    Benchmark("check, hashed key storage, 1 thread") { benchmark in
+        try forEachKey(of: benchmark, in: hashedFixture) { key in blackHole(try hashedFixture.engine.check(key: key)) }
+    }
+
+    Benchmark("reference: HMAC-SHA-256 of a key, 1 thread") { benchmark in
+        var code = [UInt8](repeating: 0, count: 32)
+        forEachKey(of: benchmark) { key in
+            var key = key
+            key.withUTF8 { bytes in
+                code.withUnsafeMutableBytes {
+                    keyHasher.authenticationCode(of: UnsafeRawBufferPointer(bytes), into: $0)
+                }
+            }
+            blackHole(code[0])
+        }
     }
 
     Benchmark("get_info, 1 thread") { benchmark in
