@@ -88,7 +88,9 @@ import Testing
                 if Set(listings.map { $0.joined(separator: "\n") }).count == 1 { return listings[0] }
                 usleep(50_000)
             }
-            throw KillNineTests.Failure("nodes \(live) did not converge: \(listings.map(\.count)) keys")
+            // Each node's last log lines, to tell a node that stopped following from a slow one.
+            let logs = live.map { "node \($0): \(self[$0].output.log.suffix(1500))" }.joined(separator: "\n")
+            throw KillNineTests.Failure("nodes \(live) did not converge: \(listings.map(\.count)) keys\n\(logs)")
         }
 
         func destroy() {
@@ -490,6 +492,38 @@ import Testing
                 usleep(100_000)
             }
             #expect(used == "\(passed)")
+        }
+    }
+
+    /// A read of the log that PostgreSQL refuses while the connection lives on (here cancelled
+    /// by an operator while it waits behind a lock) makes the node reconnect and read on; it must
+    /// not leave the node listening to notifications without ever reading again.
+    @Test(.timeLimit(.minutes(3)))
+    func aReadRefusedOnALiveConnectionDoesNotStopFollowing() async throws {
+        try await HeavyWork.run {
+            let cluster = try Cluster(count: 2)
+            defer { cluster.destroy() }
+            _ = try cluster.createEverywhere(form: "client_id=1", on: [0, 1])
+            let locker = Thread {
+                _ = try? cluster.postgres.query(
+                    "BEGIN; LOCK TABLE apikeyd.change_log IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(4); COMMIT;")
+            }
+            locker.start()
+            // Within a poll interval both followers wait for the lock; cancel what waits.
+            usleep(2_000_000)
+            let cancelled = try cluster.postgres.query(
+                "SELECT count(*) FROM (SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()) AS c"
+            ).trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(cancelled != "0", "no read waited for the lock")
+            while locker.isExecuting { usleep(10_000) }
+            let created = try #require(cluster[0].create(form: "client_id=2"))
+            let until = Date().addingTimeInterval(15)
+            while Date() < until, Self.check(cluster[1], created.key) != true { usleep(50_000) }
+            #expect(
+                Self.check(cluster[1], created.key) == true,
+                "node 1 stopped following: \(cluster[1].output.log.suffix(3000))")
+            #expect(cluster[1].output.log.contains("reconnecting"), "\(cluster[1].output.log.suffix(3000))")
+            #expect(try cluster.converged([0, 1], seconds: 10).count == 2)
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import TestSupport
 
 #if canImport(Glibc)
@@ -10,8 +11,11 @@ import TestSupport
 /// root), with trust authentication; stopped and removed by ``destroy()``.
 final class ThrowawayPostgres: Sendable {
     let directory: String
-    let port: Int
+    private let chosenPort = Atomic(0)
     private let binaries: String
+
+    /// The server's port.
+    var port: Int { chosenPort.load(ordering: .relaxed) }
 
     /// The URL a node is given.
     var url: String { "postgres://postgres@127.0.0.1:\(port)/postgres" }
@@ -25,10 +29,19 @@ final class ThrowawayPostgres: Sendable {
         }
         self.binaries = binaries
         directory = TemporaryDirectory().path
-        port = try Self.freePort()
         if getuid() == 0 { _ = try Self.run("/bin/chown", ["postgres", directory]) }
         try runAsOwner("initdb", ["-D", "\(directory)/data", "-A", "trust", "-U", "postgres", "--no-sync"])
-        try start()
+        // A port found free may be taken before the server binds it (other tests listen on port
+        // 0 meanwhile): a few tries, each on a new one.
+        for attempt in 1...5 {
+            chosenPort.store(try Self.freePort(), ordering: .relaxed)
+            do {
+                try start()
+                return
+            } catch  where attempt < 5 {
+                continue
+            }
+        }
     }
 
     /// Starts the server (again).
