@@ -60,20 +60,21 @@ extension Engine {
     @usableFromInline
     func visitKey(keyBytes: UnsafeRawBufferPointer, hash: KeyHash?, _ body: (KeyView) -> Void) throws(EngineError) {
         guard keyBytes.count > 0 else { throw EngineError.missingKey }
-        let hash = hash?.value ?? state.table.hash(keyBytes)
-        let found = state.table.withInfo(keyBytes, hash: hash) { validity, owners, custom in
-            body(
-                KeyView(
-                    validity: validity, orderID: owners.orderID, clientID: owners.clientID, custom: custom,
-                    now: clock.nowNanoseconds))
-        }
-        guard !found else { return }
-        guard let record = retiredRecord(keyBytes) else { throw EngineError.keyNotFound }
-        Array(record.customParametersJSON).withUnsafeBytes { custom in
-            body(
-                KeyView(
-                    validity: record.validity, orderID: record.orderID, clientID: record.clientID, custom: custom,
-                    now: clock.nowNanoseconds))
+        try withStoredKey(keyBytes, hash: hash) { (stored, hash) throws(EngineError) in
+            let found = state.table.withInfo(stored, hash: hash) { validity, owners, custom in
+                body(
+                    KeyView(
+                        validity: validity, orderID: owners.orderID, clientID: owners.clientID, custom: custom,
+                        now: clock.nowNanoseconds))
+            }
+            guard !found else { return }
+            guard let record = retiredRecord(stored) else { throw EngineError.keyNotFound }
+            Array(record.customParametersJSON).withUnsafeBytes { custom in
+                body(
+                    KeyView(
+                        validity: record.validity, orderID: record.orderID, clientID: record.clientID, custom: custom,
+                        now: clock.nowNanoseconds))
+            }
         }
     }
 }

@@ -100,6 +100,9 @@ import Testing
         let stored = try engine!.get(.orderID(1))
         #expect(stored.apiKey == engine!.configuration.keyStorage.stored(created.apiKey))
         #expect(try engine!.get(.key(created.apiKey)).orderID == 1)
+        #expect(try engine!.withKey(key: created.apiKey) { $0.orderID } == 1)
+        #expect(try engine!.getInfo(key: created.apiKey).valid)
+        #expect(try engine!.usage(.key(created.apiKey)).orderID == 1)
         // The stored hash is not a key.
         #expect(throws: EngineError.keyNotFound) { try engine!.check(key: stored.apiKey) }
         for order in 2...20 { shown.append(try engine!.create(NewKey(orderID: Int64(order), clientID: 7)).apiKey) }
