@@ -40,15 +40,31 @@ public enum SecretFile {
             return (token, path, false)
         }
         let token = generated ?? SystemRandomSource().hexToken(byteCount: 32)
-        let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        // Written whole under another name and linked into place, so that a full disk or a crash
+        // never leaves an empty or cut file under the name (and a file made meanwhile wins).
+        let temporary = "\(path).tmp-\(getpid())"
+        unlink(temporary)
+        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL, 0o600)
         guard descriptor >= 0 else {
-            throw StorageError("cannot create \(path): \(String(cString: strerror(errno)))")
+            throw StorageError("cannot create \(temporary): \(String(cString: strerror(errno)))")
         }
-        defer { close(descriptor) }
+        defer { unlink(temporary) }
         let bytes = Array((token + "\n").utf8)
         let written = bytes.withUnsafeBytes { systemWrite(descriptor, $0.baseAddress, $0.count) }
-        guard written == bytes.count, fsync(descriptor) == 0 else {
-            throw StorageError("cannot write \(path): \(String(cString: strerror(errno)))")
+        let synced = written == bytes.count && fsync(descriptor) == 0
+        let reason = String(cString: strerror(errno))
+        close(descriptor)
+        guard synced else { throw StorageError("cannot write \(temporary): \(reason)") }
+        guard link(temporary, path) == 0 else {
+            if errno == EEXIST, let token = try read(path), !token.isEmpty { return (token, path, false) }
+            throw StorageError("cannot create \(path): \(String(cString: strerror(errno)))")
+        }
+        let directory = open(
+            path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/").nonEmpty
+                ?? ".", O_RDONLY)
+        if directory >= 0 {
+            fsync(directory)
+            close(directory)
         }
         return (token, path, true)
     }
@@ -67,4 +83,8 @@ public enum SecretFile {
         let text = String(decoding: bytes[0..<count], as: UTF8.self)
         return String(text.split(whereSeparator: { $0 == "\n" || $0 == "\r" || $0 == " " }).first ?? "")
     }
+}
+
+extension String {
+    fileprivate var nonEmpty: String? { isEmpty ? nil : self }
 }

@@ -255,6 +255,7 @@ final class EngineState: Sendable {
     func apply(_ mutation: KeyMutation, to state: inout WriteState) {
         switch mutation {
         case .put(let record):
+            if KeyStorage.isStoredHash(record.apiKey) { state.holdsStoredHashes = true }
             let newHash = table.hash(record.apiKey)
             let oldHash = state.isBulkLoading ? nil : state.orders[record.orderID]
             usage.put(orderID: record.orderID, from: oldHash, to: newHash, limits: { UsageLimits(stored: record) }) {
@@ -272,6 +273,7 @@ final class EngineState: Sendable {
                 }
             }
         case .setClientToken(let clientID, let token):
+            if KeyStorage.isStoredHash(token) { state.holdsStoredHashes = true }
             if let old = state.tokenByClient[clientID] {
                 state.clientByTokenDigest.removeValue(forKey: tokenDigest(old))
             }

@@ -51,11 +51,20 @@ public struct KeyStorage: Hashable, Sendable, CustomStringConvertible {
     /// The length of a stored hash: the prefix and 43 base64url characters.
     static let storedHashBytes = hashPrefix.utf8.count + 43
 
-    /// Whether `text` has the form of a stored hash (the prefix and 43 base64url characters).
+    /// Whether `text` has the form of a stored hash: the prefix and the 43 base64url characters
+    /// of 32 bytes (so the last one encodes 4 bits and 2 zero bits).
     public static func isStoredHash(_ text: String) -> Bool {
-        let utf8 = Array(text.utf8)
+        let utf8 = text.utf8
         guard utf8.count == storedHashBytes, utf8.starts(with: hashPrefix.utf8) else { return false }
-        return utf8.dropFirst(hashPrefix.utf8.count).allSatisfy { Base64URL.value(of: $0) != nil }
+        let code = utf8.dropFirst(hashPrefix.utf8.count)
+        guard code.allSatisfy({ Base64URL.value(of: $0) != nil }) else { return false }
+        return Base64URL.value(of: code.last!)! & 0b11 == 0
+    }
+
+    /// Whether `text` begins as a stored hash does (in any letter case): what an import must
+    /// not take for a plain key when it is no well-formed stored hash.
+    static func looksLikeStoredHash(_ text: String) -> Bool {
+        text.utf8.count >= hashPrefix.utf8.count && text.prefix(hashPrefix.count).lowercased() == hashPrefix
     }
 
     /// What the engine holds for a key or token presented as `text`: the text itself in plain
@@ -106,7 +115,15 @@ public struct KeyStorage: Hashable, Sendable, CustomStringConvertible {
     /// plain storage refuses one, since it could never be matched), anything else as
     /// ``stored(_:)`` makes it.
     func imported(_ text: String, _ name: String) throws(EngineError) -> String {
-        guard Self.isStoredHash(text) else { return stored(text) }
+        guard Self.isStoredHash(text) else {
+            // A damaged hash (cut, padded, re-cased) hashed as a key would match nothing, silently.
+            guard !Self.looksLikeStoredHash(text) else {
+                throw EngineError.invalid(
+                    "\(name) begins as a stored hash but is none (\(Self.hashPrefix) and 43 base64url characters of 32 bytes)"
+                )
+            }
+            return stored(text)
+        }
         guard isHashed else {
             throw EngineError.invalid(
                 "\(name) is a stored hash (\(Self.hashPrefix)...); import it into an engine with hashed key storage and the same secret"

@@ -9,17 +9,27 @@ enum KeyStorageMarker {
         storage.fingerprint.map { "hashed \($0)\n" } ?? "plain\n"
     }
 
-    /// Throws when `directory`'s records were written with another storage than `storage`;
-    /// writes the file when it is missing (a new directory, or one made before the file existed,
-    /// whose records are plain) and when the directory holds nothing to mismatch. `isEmpty`: it
-    /// holds no key and no token.
+    /// Throws when `directory`'s records were written with another storage than `storage`:
+    /// its file says so, or it holds stored hashes (`holdsHashes`) and is opened with plain
+    /// storage, whatever the file says. Writes the file when it is missing (a new directory, or
+    /// one made before the file existed, whose records are plain) and rewrites it for a directory
+    /// that never held anything (`isFresh`: no journal record and no snapshot entry).
     static func check(
-        directory: String, storage: KeyStorage, isEmpty: Bool, files: any FileLayer
+        directory: String, storage: KeyStorage, isFresh: Bool, holdsHashes: Bool, files: any FileLayer
     ) throws(StorageError) {
         let path = directory + "/" + fileName
-        let names = try files.list(directory)
-        guard names.contains(fileName) else {
-            if storage.isHashed, !isEmpty {
+        if !storage.isHashed, holdsHashes {
+            throw StorageError(
+                "\(directory) holds hashed keys (\(KeyStorage.hashPrefix)...) and cannot be opened with plain key storage; give hashed key storage and the secret they were written with"
+            )
+        }
+        guard try files.list(directory).contains(fileName) else {
+            if storage.isHashed, !isFresh {
+                if holdsHashes {
+                    throw StorageError(
+                        "\(directory) holds hashed keys but its \(fileName) file is missing; if this is the secret they were written with, restore the file with the line '\(line(storage).dropLast())'"
+                    )
+                }
                 throw StorageError(
                     "\(directory) holds plain keys and cannot be opened with hashed key storage; export it and import the export into a new data directory with hashed key storage"
                 )
@@ -27,15 +37,18 @@ enum KeyStorageMarker {
             try write(line(storage), to: path, directory: directory, files: files)
             return
         }
-        let found = String(decoding: try files.read(path), as: UTF8.self)
-        guard found != line(storage) else { return }
-        if isEmpty {
+        let written = String(String(decoding: try files.read(path), as: UTF8.self).trimmingCharacters(in: " \n\r\t"))
+        guard written + "\n" != line(storage) else { return }
+        if isFresh {
             try write(line(storage), to: path, directory: directory, files: files)
             return
         }
-        let written = String(found.trimmingCharacters(in: "\n"))
+        let hint =
+            written == "plain" && storage.isHashed
+            ? "; export it and import the export into a new data directory with hashed key storage" : ""
         throw StorageError(
-            "\(directory) was written with \(Self.describe(written)) key storage and cannot be opened with \(storage)")
+            "\(directory) was written with \(Self.describe(written)) key storage and cannot be opened with \(storage)\(hint)"
+        )
     }
 
     private static func describe(_ written: String) -> String {

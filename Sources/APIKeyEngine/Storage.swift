@@ -115,8 +115,10 @@ final class Storage: @unchecked Sendable {
             try files.remove(directory + "/" + name)
         }
         let report = try state.recover(directory: directory, files: files, clock: clock, progress: progress)
-        let isEmpty = state.withLock { $0.orders.count == 0 && $0.tokenByClient.isEmpty }
-        try KeyStorageMarker.check(directory: directory, storage: keyStorage, isEmpty: isEmpty, files: files)
+        let holdsHashes = state.withLock { $0.holdsStoredHashes }
+        try KeyStorageMarker.check(
+            directory: directory, storage: keyStorage, isFresh: report.lastSequence == 0 && report.snapshotEntries == 0,
+            holdsHashes: holdsHashes, files: files)
         var verifiedSnapshots = Set<UInt64>()
         if let loaded = report.snapshot.flatMap(SnapshotFile.names.sequence(of:)) { verifiedSnapshots.insert(loaded) }
         let repair = Repair(directory: directory, files: files, nowSeconds: clock.nowSeconds(), logger: logger)

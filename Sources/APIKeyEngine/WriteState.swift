@@ -19,6 +19,9 @@ struct WriteState: ~Copyable {
     /// them shard by shard, and sorted insertion would make loading quadratic); `endBulkLoad`
     /// sorts once.
     var isBulkLoading = false
+    /// Whether a record or token put since the engine was made holds a stored hash: a directory
+    /// of hashed keys, whatever its `key-storage` file says.
+    var holdsStoredHashes = false
     /// Usage entries of the snapshot being loaded, applied once its orders are indexed.
     var usageLoaded: [KeyMutation] = []
     /// The cluster change log's position this state holds; nil outside multi-node mode.

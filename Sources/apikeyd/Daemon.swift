@@ -55,7 +55,7 @@ struct Daemon {
             tls = nil
         }
 
-        let engineConfiguration = try engineConfiguration(logger: logger)
+        let (engineConfiguration, createdSecret) = try engineConfiguration(logger: logger)
         let engine: Engine
         let node: ClusterNode?
         do {
@@ -73,10 +73,14 @@ struct Daemon {
                     directory: settings.dataDir, options: storageOptions, configuration: engineConfiguration,
                     logger: logger)
             }
-        } catch let error as ClusterConfigurationError {
-            throw StartFailure(description: error.description)
         } catch {
+            // A secret made for a directory that then refuses to open would only mislead later.
+            if let createdSecret { unlink(createdSecret) }
+            if let error = error as? ClusterConfigurationError { throw StartFailure(description: error.description) }
             throw StartFailure(description: "cannot open the data directory \(settings.dataDir): \(error)")
+        }
+        if let createdSecret {
+            logger.notice("generated a new key secret in \(createdSecret); keep it with the admin token")
         }
         let token = try adminToken(logger: logger)
         let metrics = exporter.map { exporter in
@@ -178,7 +182,8 @@ struct Daemon {
         return options
     }
 
-    private func engineConfiguration(logger: Logger) throws -> EngineConfiguration {
+    /// The engine's limits and key storage, and the path of a key secret made now (nil: none).
+    private func engineConfiguration(logger: Logger) throws -> (EngineConfiguration, String?) {
         var configuration = EngineConfiguration()
         configuration.maximumKeys = settings.maxKeys
         configuration.idempotencyEntries = settings.idempotencyEntries
@@ -191,12 +196,17 @@ struct Daemon {
         do throws(CommandFailure) {
             let (storage, created) = try KeySecret.storage(
                 settings.keyStorage, secretFile: settings.keySecretFile, dataDir: settings.dataDir, mayCreate: true)
-            if let created { logger.notice("generated a new key secret in \(created); keep it with the admin token") }
+            if settings.keyStorage == .plain, settings.keySecretFile != nil {
+                logger.warning("key-secret-file is ignored: key storage is plain")
+            }
+            if let path = settings.keySecretFile ?? created, KeySecret.isOpenToOthers(path) {
+                logger.warning("the key secret file \(path) is readable by other users; chmod 600 it")
+            }
             configuration.keyStorage = storage
+            return (configuration, created)
         } catch {
             throw StartFailure(description: error.description)
         }
-        return configuration
     }
 
     private var serverConfiguration: ServerConfiguration {

@@ -58,15 +58,18 @@ struct Import: ParsableCommand {
             var configuration = EngineConfiguration()
             // A new directory's secret is written into it once it is built (below).
             var newSecret: String?
+            // A secret made now for a directory the import then leaves as it was is removed.
+            var createdSecret: String?
+            var imported = false
+            defer { if !imported, let createdSecret { unlink(createdSecret) } }
             let mode = try keyStorage ?? (Engine.holdsHashedKeys(directory: dataDir) ? .hashed : .plain)
             if mode == .hashed, !exists, keySecretFile == nil {
                 let secret = SystemRandomSource().hexToken(byteCount: 32)
                 newSecret = secret
                 configuration.keyStorage = try KeySecret.hashed(secret, from: "a new secret")
             } else {
-                configuration.keyStorage = try KeySecret.storage(
-                    mode, secretFile: keySecretFile, dataDir: dataDir, mayCreate: true
-                ).storage
+                (configuration.keyStorage, createdSecret) = try KeySecret.storage(
+                    mode, secretFile: keySecretFile, dataDir: dataDir, mayCreate: true)
             }
             let current =
                 exists
@@ -125,6 +128,7 @@ struct Import: ParsableCommand {
                 throw CommandFailure("\(error.message); nothing was imported")
             }
             try engine.close()
+            imported = true
             display.finish()
             if !exists { try Self.moveIntoPlace(target, name) }
             print(summary.line(records: batch.recordCount, tokens: batch.tokenCount, into: dataDir))

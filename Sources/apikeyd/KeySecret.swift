@@ -3,6 +3,10 @@ import APIKeyCrypto
 import APIKeyEngine
 import ArgumentParser
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// How keys and client tokens are held (`--key-storage`).
 enum KeyStorageMode: String, CaseIterable, Sendable, ExpressibleByArgument {
     case plain
@@ -15,8 +19,9 @@ enum KeySecret {
     static let fileName = "key-secret"
 
     /// The key storage for `mode`. Hashed storage reads its secret from `secretFile`, else from
-    /// the data directory's file, which is made when missing if `mayCreate` (else that is an error);
-    /// `created` says whether it was made now.
+    /// the data directory's file, which is made when missing if `mayCreate` and the directory does
+    /// not hold hashed keys already (else that is an error); `created` is its path when it was made
+    /// now, for the caller to remove if the directory then refuses to open.
     static func storage(
         _ mode: KeyStorageMode, secretFile: String?, dataDir: String, mayCreate: Bool
     ) throws(CommandFailure) -> (storage: KeyStorage, created: String?) {
@@ -25,13 +30,16 @@ enum KeySecret {
         let secret: String
         var created: String?
         do throws(StorageError) {
-            if secretFile != nil || !mayCreate {
-                guard let read = try SecretFile.read(path), !read.isEmpty else {
+            // A directory of hashed keys needs the secret they were written with, never a new one.
+            let holdsHashedKeys = try Engine.holdsHashedKeys(directory: dataDir)
+            if secretFile != nil || !mayCreate || holdsHashedKeys {
+                guard let read = try SecretFile.read(path) else {
                     throw StorageError(
                         secretFile == nil
                             ? "no key secret: \(path) is missing; give --key-secret-file"
-                            : "the key secret file \(path) is missing or empty")
+                            : "the key secret file \(path) is missing")
                 }
+                guard !read.isEmpty else { throw StorageError("the key secret file \(path) is empty") }
                 secret = read
             } else {
                 try createDirectory(dataDir)
@@ -43,6 +51,12 @@ enum KeySecret {
             throw CommandFailure(error.message)
         }
         return (try hashed(secret, from: path), created)
+    }
+
+    /// Whether users other than the owner may read the file at `path`.
+    static func isOpenToOthers(_ path: String) -> Bool {
+        var status = stat()
+        return stat(path, &status) == 0 && status.st_mode & 0o044 != 0
     }
 
     /// Hashed key storage under `secret`, read from `path`.

@@ -172,6 +172,21 @@ import Testing
         let again = try Engine.open(directory: directory.path, options: options(), configuration: hashed())
         #expect(try again.check(key: key))
         try again.close()
+        // Its file lost or edited, the directory still holds hashes: plain storage refuses it,
+        // rather than take the hashes for keys.
+        let marker = directory.read("key-storage")
+        directory.write("key-storage", Array("plain\n".utf8))
+        #expect(throws: StorageError.self) { try Engine.open(directory: directory.path, options: options()) }
+        unlink(directory.path + "/key-storage")
+        #expect(throws: StorageError.self) { try Engine.open(directory: directory.path, options: options()) }
+        #expect(throws: StorageError.self) {
+            try Engine.open(directory: directory.path, options: options(), configuration: hashed())
+        }
+        // Restored, without its line break, it opens again.
+        directory.write("key-storage", Array(marker.dropLast()))
+        let restored = try Engine.open(directory: directory.path, options: options(), configuration: hashed())
+        #expect(try restored.check(key: key))
+        try restored.close()
 
         let plainDirectory = TemporaryDirectory()
         defer { plainDirectory.remove() }
@@ -192,12 +207,22 @@ import Testing
         try reopened.close()
         #expect(plainDirectory.names().contains("key-storage"))
 
-        // An empty directory takes whatever it is opened with.
+        // A directory that never held anything takes whatever it is opened with; one whose keys
+        // were all deleted does not (its journal still holds them).
         let empty = TemporaryDirectory()
         defer { empty.remove() }
         try Engine.open(directory: empty.path, options: options()).close()
         try Engine.open(directory: empty.path, options: options(), configuration: hashed()).close()
         #expect(try Engine.holdsHashedKeys(directory: empty.path))
+        let emptied = TemporaryDirectory()
+        defer { emptied.remove() }
+        let plainThenEmpty = try Engine.open(directory: emptied.path, options: options())
+        try plainThenEmpty.create(NewKey(orderID: 1, clientID: 1))
+        try plainThenEmpty.delete(orderID: 1)
+        try plainThenEmpty.close()
+        #expect(throws: StorageError.self) {
+            try Engine.open(directory: emptied.path, options: options(), configuration: hashed())
+        }
     }
 
     /// Import hashes plain keys and tokens on the way in and takes stored hashes (an export of an
@@ -224,6 +249,22 @@ import Testing
         #expect(try target.check(key: "legacy-key-10"))
         #expect(target.authenticateClient(token: "legacy-token-3") == 3)
         #expect(try target.get(.orderID(10)).apiKey == exported.apiKey)
+
+        // A damaged hash is refused, not hashed as if it were a key.
+        let code = String(exported.apiKey.dropFirst(KeyStorage.hashPrefix.count))
+        let cut = String(code.dropLast())
+        let prefix = "hmac-sha256:"
+        let damagedHashes: [String] = [
+            prefix + cut, prefix + code + "=", "HMAC-SHA256:" + code, prefix, prefix + cut + "z",
+            prefix + String(code.dropLast(2)) + "/" + String(code.suffix(1)),
+        ]
+        for damaged in damagedHashes {
+            var batch = target.makeImport()
+            var record = exported
+            record.apiKey = damaged
+            record.orderID = 99
+            #expect(throws: EngineError.self, "\(damaged)") { try batch.add(record) }
+        }
 
         var refused = Engine().makeImport()
         #expect(throws: EngineError.self) { try refused.add(exported) }

@@ -117,6 +117,25 @@ import Testing
             for key in keys {
                 #expect(try server.result("GET", "/api/guest/serviceapikey/check?key=\(key)") == .bool(true))
             }
+
+            // A lost secret is never replaced by a new one for a directory of hashed keys.
+            try FileManager.default.moveItem(atPath: "\(live)/key-secret", toPath: "\(work)/saved-secret")
+            let lost = try KeyManagementProcessTests.apikeyd([
+                "serve", "--port", "0", "--data-dir", live, "--admin-token", "x", "--key-storage", "hashed",
+            ])
+            #expect(lost.status != 0 && lost.err.contains("key-secret is missing"), "\(lost.err)")
+            #expect(!FileManager.default.fileExists(atPath: "\(live)/key-secret"))
+            // Nor is one left behind for a plain directory that refuses hashed storage.
+            let plainDirectory = "\(work)/plain"
+            let plainServer = try ServerProcess.start(dataDirectory: plainDirectory)
+            _ = try #require(plainServer.create(form: "client_id=1"))
+            try plainServer.stop()
+            let switched = try KeyManagementProcessTests.apikeyd([
+                "serve", "--port", "0", "--data-dir", plainDirectory, "--admin-token", "x", "--key-storage", "hashed",
+            ])
+            #expect(
+                switched.status != 0 && switched.err.contains("was written with plain key storage"), "\(switched.err)")
+            #expect(!FileManager.default.fileExists(atPath: "\(plainDirectory)/key-secret"))
         }
     }
 }
