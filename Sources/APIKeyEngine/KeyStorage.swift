@@ -70,22 +70,14 @@ public struct KeyStorage: Hashable, Sendable, CustomStringConvertible {
     /// What the engine holds for a key or token presented as `text`: the text itself in plain
     /// storage, its stored hash in hashed storage.
     public func stored(_ text: String) -> String {
-        guard hasher != nil else { return text }
+        guard let hasher else { return text }
         var text = text
-        return text.withUTF8 { utf8 in withStored(UnsafeRawBufferPointer(utf8)) { String(decoding: $0, as: UTF8.self) }
+        return text.withUTF8 { utf8 in
+            Self.withStoredHash(of: UnsafeRawBufferPointer(utf8), hasher) { String(decoding: $0, as: UTF8.self) }
         }
     }
 
-    /// Calls `body` with the bytes the engine holds for the key or token with these bytes: the
-    /// bytes themselves in plain storage, else the stored hash, built on the stack.
-    @inline(__always)
-    func withStored<R, E: Error>(
-        _ bytes: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) throws(E) -> R
-    ) throws(E) -> R {
-        guard let hasher else { return try body(bytes) }
-        return try Self.withStoredHash(of: bytes, hasher, body)
-    }
-
+    /// Calls `body` with the stored hash of the key or token with these bytes, built on the stack.
     @inline(never)
     static func withStoredHash<R, E: Error>(
         of bytes: UnsafeRawBufferPointer, _ hasher: any KeyHasher, _ body: (UnsafeRawBufferPointer) throws(E) -> R

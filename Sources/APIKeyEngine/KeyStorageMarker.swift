@@ -4,9 +4,16 @@
 enum KeyStorageMarker {
     static let fileName = "key-storage"
 
-    /// The line the file holds for `storage`.
+    /// The line the file holds for `storage`, without its line break.
     static func line(_ storage: KeyStorage) -> String {
-        storage.fingerprint.map { "hashed \($0)\n" } ?? "plain\n"
+        storage.fingerprint.map { "hashed \($0)" } ?? "plain"
+    }
+
+    /// The line in `directory`'s file, without surrounding blanks; nil when there is no file.
+    static func written(in directory: String, files: any FileLayer) throws(StorageError) -> String? {
+        guard try files.list(directory).contains(fileName) else { return nil }
+        let text = String(decoding: try files.read(directory + "/" + fileName), as: UTF8.self)
+        return String(text.trimmingCharacters(in: " \n\r\t"))
     }
 
     /// Throws when `directory`'s records were written with another storage than `storage`:
@@ -17,30 +24,28 @@ enum KeyStorageMarker {
     static func check(
         directory: String, storage: KeyStorage, isFresh: Bool, holdsHashes: Bool, files: any FileLayer
     ) throws(StorageError) {
-        let path = directory + "/" + fileName
         if !storage.isHashed, holdsHashes {
             throw StorageError(
                 "\(directory) holds hashed keys (\(KeyStorage.hashPrefix)...) and cannot be opened with plain key storage; give hashed key storage and the secret they were written with"
             )
         }
-        guard try files.list(directory).contains(fileName) else {
+        guard let written = try written(in: directory, files: files) else {
             if storage.isHashed, !isFresh {
                 if holdsHashes {
                     throw StorageError(
-                        "\(directory) holds hashed keys but its \(fileName) file is missing; if this is the secret they were written with, restore the file with the line '\(line(storage).dropLast())'"
+                        "\(directory) holds hashed keys but its \(fileName) file is missing; if this is the secret they were written with, restore the file with the line '\(line(storage))'"
                     )
                 }
                 throw StorageError(
                     "\(directory) holds plain keys and cannot be opened with hashed key storage; export it and import the export into a new data directory with hashed key storage"
                 )
             }
-            try write(line(storage), to: path, directory: directory, files: files)
+            try write(storage, in: directory, files: files)
             return
         }
-        let written = String(String(decoding: try files.read(path), as: UTF8.self).trimmingCharacters(in: " \n\r\t"))
-        guard written + "\n" != line(storage) else { return }
+        guard written != line(storage) else { return }
         if isFresh {
-            try write(line(storage), to: path, directory: directory, files: files)
+            try write(storage, in: directory, files: files)
             return
         }
         let hint =
@@ -57,13 +62,13 @@ enum KeyStorageMarker {
         return written == "plain" ? "plain" : "unknown ('\(written)')"
     }
 
-    private static func write(
-        _ text: String, to path: String, directory: String, files: any FileLayer
-    ) throws(StorageError) {
+    /// Writes the file for `storage`: whole under another name, then renamed into place.
+    private static func write(_ storage: KeyStorage, in directory: String, files: any FileLayer) throws(StorageError) {
+        let path = directory + "/" + fileName
         let temporary = path + ".tmp"
         if try files.list(directory).contains(fileName + ".tmp") { try files.remove(temporary) }
         let file = try files.openForAppend(temporary)
-        try file.write(Array(text.utf8))
+        try file.write(Array((line(storage) + "\n").utf8))
         try file.sync()
         try files.rename(temporary, to: path)
         try files.syncDirectory(directory)
@@ -78,8 +83,8 @@ extension Engine {
     ) throws(StorageError)
         -> Bool
     {
-        guard (try? files.list(directory))?.contains(KeyStorageMarker.fileName) == true else { return false }
-        return String(decoding: try files.read(directory + "/" + KeyStorageMarker.fileName), as: UTF8.self)
-            .hasPrefix("hashed ")
+        // A directory that does not exist yet holds nothing.
+        guard (try? files.list(directory)) != nil else { return false }
+        return try KeyStorageMarker.written(in: directory, files: files)?.hasPrefix("hashed ") == true
     }
 }
