@@ -183,7 +183,8 @@ public struct DeferredWrites: Sendable {
         }
         return try engine.withStoredKey(keyBytes, hash: hash) {
             (keyBytes, keyHash) throws(EngineError) -> PendingDurability? in
-            if hash == nil { state.table.prefetch(hash: keyHash) }
+            // A hash from prefetch(keyBytes:) means the slot is on its way (plain storage only).
+            if hash == nil || engine.keyHasher != nil { state.table.prefetch(hash: keyHash) }
             // The usage slot's load overlaps the key table's.
             state.usage.prefetch(keyHash: keyHash)
             // With no answers to remember (`idempotencyEntries` 0), a request ID changes nothing.
