@@ -11,14 +11,11 @@ import Testing
 /// `api_key: null`, nothing of them in the data directory, export and import of hashes, and a
 /// directory that refuses to start with another key storage.
 @Suite(.serialized) struct HashedKeyStorageProcessTests {
-    private static func file(_ path: String) -> [UInt8] {
-        FileManager.default.contents(atPath: path).map { Array($0) } ?? []
-    }
-
+    /// The files of `directory` (its secret aside) that hold `text`.
     private static func holds(_ directory: String, _ text: String) throws -> [String] {
-        try FileManager.default.contentsOfDirectory(atPath: directory).filter { name in
-            name != "key-secret" && String(decoding: file(directory + "/" + name), as: UTF8.self).contains(text)
-        }
+        try KeyManagementProcessTests.contents(directory).filter { name, bytes in
+            name != "key-secret" && String(decoding: bytes, as: UTF8.self).contains(text)
+        }.keys.sorted()
     }
 
     @Test(.timeLimit(.minutes(3)))
