@@ -43,7 +43,9 @@ public struct KeyStorage: Hashable, Sendable, CustomStringConvertible {
     /// `plain`, or `hashed` and the fingerprint.
     public var description: String { fingerprint.map { "hashed (secret \($0))" } ?? "plain" }
 
+    /// Two storages are equal when they hash alike: both plain, or hashed with one secret.
     public static func == (left: KeyStorage, right: KeyStorage) -> Bool { left.fingerprint == right.fingerprint }
+    /// Hashes the fingerprint, the same value `==` compares.
     public func hash(into hasher: inout Hasher) { hasher.combine(fingerprint) }
 
     /// What a stored hash begins with.
