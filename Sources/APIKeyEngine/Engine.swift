@@ -240,7 +240,7 @@ public final class Engine: Sendable {
     }
 
     /// The key table, for tests of its memory.
-    var tableForTesting: KeyTable<SeededXXH3> { state.table }
+    var tableForTesting: KeyTable<SeededKeyHash> { state.table }
 
     /// The storage half, for tests that simulate crashes inside it.
     var storageForTesting: Storage? { storage }

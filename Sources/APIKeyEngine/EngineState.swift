@@ -6,7 +6,7 @@ import Synchronization
 /// live writes, snapshot loading and journal replay all end in the same state; it is the target
 /// recovery loads into and the source snapshots copy from. It never touches the disk.
 final class EngineState: Sendable {
-    let table: KeyTable<SeededXXH3>
+    let table: KeyTable<SeededKeyHash>
     /// Each order's usage meter and limits, beside the table (see ``UsageTable`` for the locks).
     let usage = UsageTable()
     /// Keys replaced by a reset with a grace period, still answering for their orders.
@@ -18,7 +18,9 @@ final class EngineState: Sendable {
     private let tokenSeed: UInt64
 
     init(shardCountLog2: Int, random: any RandomSource, idempotencyEntries: Int = 0) {
-        table = KeyTable(shardCountLog2: shardCountLog2, hashFunction: SeededXXH3(seed: random.uint64()))
+        table = KeyTable(
+            shardCountLog2: shardCountLog2,
+            hashFunction: SeededKeyHash(seed: random.uint64(), verifierKey: (random.uint64(), random.uint64())))
         tokenSeed = random.uint64()
         state = Mutex(WriteState())
         remembered = Mutex(RememberedAnswers(capacity: idempotencyEntries))

@@ -5,12 +5,13 @@ import CMemoryHints
 /// write nothing shared.
 ///
 /// Layout: the low bits of the key's seeded 64-bit hash pick one of `1 << shardCountLog2` shards.
-/// A shard has an open-addressed slot table (linear probing, backward-shift deletion) of 8-byte
-/// slots: the hash's high 32 bits as a tag (they also pick the first slot to probe) and a
-/// reference into the shard's arena, where a record is one run of bytes (``ArenaRecord``) whose
-/// first bytes hold all that `check` reads. A lookup reads the shard header, one slot, the chunk
-/// directory entry the slot's reference names, and one record; a tag match alone never finds a
-/// record: the full key bytes are compared.
+/// A shard has an open-addressed slot table (linear probing, backward-shift deletion) of 32-byte
+/// slots (``Slot``): the hash's high 32 bits as a tag (they also pick the first slot to probe), a
+/// reference into the shard's arena, where a record is one run of bytes (``ArenaRecord``), and
+/// what `check` needs: the key's verifier (``KeyVerifier``) and its status and expiry. So `check`
+/// reads the shard header and one slot: a tag and verifier match decides, unless another key of
+/// the shard shares both (then the record's key is compared). Every other lookup (`get_info`,
+/// verify, writes) reads the record as well and compares the full key bytes.
 ///
 /// Concurrency: writers take the shard's mutex. Readers take nothing: each shard has a sequence
 /// number (a seqlock) that a writer makes odd while it changes what readers can reach and bumps
@@ -64,39 +65,65 @@ final class KeyTable<Hash: KeyHashFunction>: @unchecked Sendable {
     func prefetch(hash: UInt64) {
         let (shard, tag) = place(hash: hash)
         let table = header(shard).slotTable
-        apikeyd_prefetch(table.slots + (Int(tag) & table.mask))
+        apikeyd_prefetch(table.slot(Int(tag) & table.mask).words)
     }
 
-    /// Starts loading the record a lookup of `key` (whose hash is `hash`) would read: call it once
-    /// ``prefetch(hash:)`` has had time to bring the slot in, so that the waits for several keys'
-    /// slots, then records, overlap. Reads without the lock and follows only references the
-    /// directory bounds; a hint, never wrong.
-    func prefetchRecord(_ key: UnsafeRawBufferPointer, hash: UInt64) {
-        let (shard, tag) = place(hash: hash)
-        let header = self.header(shard)
-        let table = header.slotTable
-        var slot = Int(tag) & table.mask
-        for _ in 0..<Self.prefetchProbes {
-            let entry = table.slots[slot]
-            if entry == 0 { return }
-            if UInt32(truncatingIfNeeded: entry >> 32) == tag {
-                guard let record = header.directory.record(UInt32(truncatingIfNeeded: entry) &- 1) else { return }
-                // What check reads runs from the record's start to the end of its key.
-                apikeyd_prefetch(record.base)
-                apikeyd_prefetch(record.base + min(record.available, ArenaRecord.keyOffset + key.count) - 1)
-                return
-            }
-            slot = (slot + 1) & table.mask
+    /// The verifier a slot keeps of `key`: compute it once and hand it to
+    /// ``slotValidity(hash:verifier:)``.
+    @inline(__always)
+    func verifier(_ key: UnsafeRawBufferPointer) -> KeyVerifier {
+        hashFunction.verifier(key)
+    }
+
+    /// Status and expiry of the record whose key is exactly `key` (whose hash is `hash`); nil when
+    /// there is none. Reads the slot alone when its tag and verifier match and no other key of
+    /// the shard shares them.
+    @inline(__always)
+    func validity(_ key: UnsafeRawBufferPointer, hash: UInt64) -> KeyValidity? {
+        // The slot starts loading while the verifier is computed.
+        prefetch(hash: hash)
+        switch slotValidity(hash: hash, verifier: hashFunction.verifier(key)) {
+        case .valid(let validity): return validity
+        case .absent: return nil
+        case .needsKey: return validityComparingKey(key, hash: hash)
         }
     }
 
-    /// Slots ``prefetchRecord(_:hash:)`` looks at before it gives up.
-    private static var prefetchProbes: Int { 4 }
+    /// What the slots alone say of a key.
+    enum SlotAnswer {
+        /// The key's slot, and its status and expiry.
+        case valid(KeyValidity)
+        /// No slot holds the key's tag and verifier: the table does not hold it.
+        case absent
+        /// Its slot shares its tag and verifier with another key's, or writers kept changing the
+        /// shard: ask ``validity(_:hash:)``, which compares the key itself.
+        case needsKey
+    }
 
-    /// Status and expiry of the record whose key is exactly `key` (whose hash is `hash`); nil when
-    /// there is none.
+    /// Status and expiry of the key with this hash and verifier, from its slot alone: the
+    /// lookup ``validity(_:hash:)`` makes first, for callers that computed both ahead.
     @inline(__always)
-    func validity(_ key: UnsafeRawBufferPointer, hash: UInt64) -> KeyValidity? {
+    func slotValidity(hash: UInt64, verifier: KeyVerifier) -> SlotAnswer {
+        let (shard, tag) = place(hash: hash)
+        let header = self.header(shard)
+        for _ in 0..<Self.optimisticAttempts {
+            let before = header.sequence.load(ordering: .acquiring)
+            guard before & 1 == 0 else { continue }
+            let probe = Self.probe(tag: tag, verifier: verifier, in: header)
+            Atomics.atomicMemoryFence(ordering: Atomics.AtomicUpdateOrdering.acquiring)
+            guard header.sequence.load(ordering: .relaxed) == before else { continue }
+            switch probe {
+            case .valid(let validity): return .valid(validity)
+            case .absent: return .absent
+            case .compareKey: return .needsKey
+            case .inconsistent: continue
+            }
+        }
+        return .needsKey
+    }
+
+    /// ``validity(_:hash:)`` of a key whose slot shares its verifier: the record's key decides.
+    private func validityComparingKey(_ key: UnsafeRawBufferPointer, hash: UInt64) -> KeyValidity? {
         readOptimistically(key, hash: hash) { record, unchanged -> KeyValidity?? in
             guard let record else { return unchanged() ? .some(nil) : nil }
             guard let validity = record.validity, unchanged() else { return nil }
@@ -174,7 +201,7 @@ final class KeyTable<Hash: KeyHashFunction>: @unchecked Sendable {
     func record(orderID: Int64, hash: UInt64) -> KeyRecord? {
         let (shard, tag) = place(hash: hash)
         return locks[shard].withWriter { _ in
-            Self.find(tag: tag, in: header(shard)) { $0.orderID == orderID }?.record.view.record
+            Self.find(tag: tag, in: header(shard)) { $0.orderID == orderID }?.view.record
         }
     }
 
@@ -229,8 +256,14 @@ final class KeyTable<Hash: KeyHashFunction>: @unchecked Sendable {
                     growSlots(header, capacity: (header.slotTable.mask + 1) * 2)
                 }
                 let reference = store(record, header, &writer)
+                let verifier = hashFunction.verifier(bytes)
                 Self.changing(header) {
-                    Self.placeSlot(UInt64(tag) << 32 | UInt64(reference + 1), in: header.slotTable)
+                    let shared = Self.markSlots(sharing: tag, verifier, in: header.slotTable)
+                    Self.placeSlot(in: header.slotTable, tag: tag) {
+                        $0.fill(
+                            tag: tag, reference: reference, verifier: verifier, validity: record.validity,
+                            sharesVerifier: shared)
+                    }
                 }
                 writer.count += 1
                 compactIfWasteful(header, &writer)
@@ -246,13 +279,16 @@ final class KeyTable<Hash: KeyHashFunction>: @unchecked Sendable {
             let (shard, tag) = place(bytes)
             let header = self.header(shard)
             return locks[shard].withWriter { writer -> (clientID: Int64, status: KeyStatus)? in
-                guard let (slot, old) = Self.find(tag: tag, in: header, matching: { $0.keyEquals(bytes) }) else {
+                guard let old = Self.find(tag: tag, in: header, matching: { $0.keyEquals(bytes) }) else {
                     return nil
                 }
                 let oldClient = old.view.clientID
                 let oldStatus = KeyStatus(code: old.view.statusCode) ?? .active
                 let reference = store(record, header, &writer)
-                Self.changing(header) { header.slotTable.slots[slot] = UInt64(tag) << 32 | UInt64(reference + 1) }
+                Self.changing(header) {
+                    old.slot.setReference(reference)
+                    old.slot.set(record.validity)
+                }
                 writer.release(old.reference, size: old.view.size, header: header, memory: memory)
                 compactIfWasteful(header, &writer)
                 return (oldClient, oldStatus)
@@ -277,9 +313,9 @@ final class KeyTable<Hash: KeyHashFunction>: @unchecked Sendable {
     private func remove(_ place: (shard: Int, tag: UInt32), matching: (ArenaRecordView) -> Bool) -> KeyRecord? {
         let header = self.header(place.shard)
         return locks[place.shard].withWriter { writer -> KeyRecord? in
-            guard let (slot, old) = Self.find(tag: place.tag, in: header, matching: matching) else { return nil }
+            guard let old = Self.find(tag: place.tag, in: header, matching: matching) else { return nil }
             let removed = old.view.record
-            Self.changing(header) { Self.clearSlot(slot, in: header.slotTable) }
+            Self.changing(header) { Self.clearSlot(old.index, in: header.slotTable) }
             writer.release(old.reference, size: old.view.size, header: header, memory: memory)
             writer.count -= 1
             compactIfWasteful(header, &writer)
@@ -308,7 +344,7 @@ final class KeyTable<Hash: KeyHashFunction>: @unchecked Sendable {
             locks[shard].withWriter { writer in
                 Self.changing(header) {
                     let table = header.slotTable
-                    table.slots.update(repeating: 0, count: table.mask + 1)
+                    table.base.initializeMemory(as: UInt64.self, repeating: 0, count: (table.mask + 1) * Slot.wordCount)
                 }
                 writer.releaseAll(header: header, memory: memory)
             }
@@ -319,8 +355,10 @@ final class KeyTable<Hash: KeyHashFunction>: @unchecked Sendable {
 
     /// What is wrong with the table's structure, checked shard by shard under each lock: every
     /// slot reaches a record that lies inside its chunk, has a valid status, hashes to this shard
-    /// and tag, and is found again by a lookup of its key; counts and byte totals agree with the
-    /// slots, and no two records overlap. Empty when all is well.
+    /// and tag, and is found again by a lookup of its key; the slot's verifier, status and expiry
+    /// are the record's, and every slot whose tag and verifier another slot shares is marked so;
+    /// counts and byte totals agree with the slots, and no two records overlap. Empty when all is
+    /// well.
     func structuralProblems() -> [String] {
         var problems: [String] = []
         for shard in locks.indices {
@@ -330,14 +368,14 @@ final class KeyTable<Hash: KeyHashFunction>: @unchecked Sendable {
                 var count = 0
                 var sharedBytes = 0
                 var extents: [(start: UInt, end: UInt)] = []
-                for slot in 0...table.mask where table.slots[slot] != 0 {
+                var slotsByVerifier: [VerifiedTag: [Slot]] = [:]
+                for index in 0...table.mask where table.slot(index).entry != 0 {
                     count += 1
-                    let entry = table.slots[slot]
-                    let tag = UInt32(truncatingIfNeeded: entry >> 32)
-                    guard let view = header.directory.record(UInt32(truncatingIfNeeded: entry) &- 1),
-                        view.liesInsideChunk
+                    let slot = table.slot(index)
+                    let tag = slot.tag
+                    guard let view = header.directory.record(slot.reference), view.liesInsideChunk
                     else {
-                        problems.append("shard \(shard) slot \(slot): the reference leaves the arena")
+                        problems.append("shard \(shard) slot \(index): the reference leaves the arena")
                         continue
                     }
                     let start = UInt(bitPattern: view.base)
@@ -348,12 +386,21 @@ final class KeyTable<Hash: KeyHashFunction>: @unchecked Sendable {
                     if place(view.key) != (shard, tag) {
                         problems.append("order \(order): its key hashes to another shard or tag")
                     }
+                    let verifier = hashFunction.verifier(view.key)
+                    if !slot.holds(verifier) { problems.append("order \(order): its slot holds another verifier") }
+                    if slot.validity != view.validity {
+                        problems.append("order \(order): its slot's status or expiry is not the record's")
+                    }
+                    slotsByVerifier[VerifiedTag(tag: tag, verifier: verifier), default: []].append(slot)
                     guard case .found(let found) = Self.locate(tag: tag, key: view.key, in: header),
                         found.base == view.base
                     else {
                         problems.append("order \(order): a lookup of its key does not find it")
                         continue
                     }
+                }
+                for slots in slotsByVerifier.values where slots.count > 1 && !slots.allSatisfy(\.sharesVerifier) {
+                    problems.append("shard \(shard): \(slots.count) slots share a tag and verifier, not all marked")
                 }
                 extents.sort { $0.start < $1.start }
                 for index in extents.indices.dropFirst() where extents[index].start < extents[index - 1].end {
@@ -408,7 +455,7 @@ final class KeyTable<Hash: KeyHashFunction>: @unchecked Sendable {
         -> R
     {
         locks[shard].withWriter { _ in
-            body(Self.find(tag: tag, in: header(shard)) { $0.keyEquals(key) }?.record.view)
+            body(Self.find(tag: tag, in: header(shard)) { $0.keyEquals(key) }?.view)
         }
     }
 
@@ -423,43 +470,72 @@ final class KeyTable<Hash: KeyHashFunction>: @unchecked Sendable {
     /// Probes for `key`. Safe without the lock: every reference and length is bounds-checked.
     @inline(__always)
     private static func locate(tag: UInt32, key: UnsafeRawBufferPointer, in header: ShardHeader) -> Lookup {
-        let table = header.slotTable
         let directory = header.directory
-        let mask = table.mask
-        var slot = Int(tag) & mask
-        for _ in 0...mask {
-            let entry = table.slots[slot]
-            if entry == 0 { return .absent }
-            if UInt32(truncatingIfNeeded: entry >> 32) == tag {
-                guard let record = directory.record(UInt32(truncatingIfNeeded: entry) &- 1),
-                    let matches = record.keyMatches(key)
-                else { return .inconsistent }
-                if matches { return .found(record) }
+        return walkProbeRun(of: tag, in: header.slotTable, ending: Lookup.absent) { slot in
+            guard let record = directory.record(slot.reference), let matches = record.keyMatches(key) else {
+                return .inconsistent
             }
-            slot = (slot + 1) & mask
+            return matches ? .found(record) : nil
+        } ?? .inconsistent
+    }
+
+    /// Walks `tag`'s probe run without the lock, giving `visit` each slot with this tag until it
+    /// answers; `ending` when the run ends first, nil when it never ends (a torn table).
+    @inline(__always)
+    private static func walkProbeRun<R>(of tag: UInt32, in table: SlotTable, ending: R, _ visit: (Slot) -> R?) -> R? {
+        let mask = table.mask
+        var index = Int(tag) & mask
+        for _ in 0...mask {
+            let slot = table.slot(index)
+            let entry = slot.entry
+            if entry == 0 { return ending }
+            if UInt32(truncatingIfNeeded: entry >> 32) == tag, let answer = visit(slot) { return answer }
+            index = (index + 1) & mask
         }
-        return .inconsistent
+        return nil
+    }
+
+    /// What a probe of the slots alone found.
+    private enum SlotProbe {
+        case valid(KeyValidity)
+        case absent
+        /// The slot found shares its tag and verifier with another key's: compare the records.
+        case compareKey
+        /// A torn slot or a probe that never ended: a writer was busy; retry.
+        case inconsistent
+    }
+
+    /// Probes the slots for a key with this tag and verifier, reading no record. Safe without the
+    /// lock: it reads only the slot table; the caller checks the sequence number before it trusts
+    /// the answer.
+    @inline(__always)
+    private static func probe(tag: UInt32, verifier: KeyVerifier, in header: ShardHeader) -> SlotProbe {
+        walkProbeRun(of: tag, in: header.slotTable, ending: SlotProbe.absent) { slot in
+            guard slot.holds(verifier) else { return nil }
+            if slot.sharesVerifier { return .compareKey }
+            guard let validity = slot.validity else { return .inconsistent }
+            return .valid(validity)
+        } ?? .inconsistent
     }
 
     /// The slot and record with `tag` that `matching` accepts; call with the shard's mutex held.
     private static func find(
         tag: UInt32, in header: ShardHeader, matching: (ArenaRecordView) -> Bool
     )
-        -> (slot: Int, record: (view: ArenaRecordView, reference: UInt32))?
+        -> (index: Int, slot: Slot, view: ArenaRecordView, reference: UInt32)?
     {
         let table = header.slotTable
         let directory = header.directory
         let mask = table.mask
-        var slot = Int(tag) & mask
+        var index = Int(tag) & mask
         while true {
-            let entry = table.slots[slot]
-            if entry == 0 { return nil }
-            if UInt32(truncatingIfNeeded: entry >> 32) == tag {
-                let reference = UInt32(truncatingIfNeeded: entry) - 1
-                let record = directory.record(reference)!
-                if matching(record) { return (slot, (record, reference)) }
+            let slot = table.slot(index)
+            if slot.entry == 0 { return nil }
+            if slot.tag == tag {
+                let record = directory.record(slot.reference)!
+                if matching(record) { return (index, slot, record, slot.reference) }
             }
-            slot = (slot + 1) & mask
+            index = (index + 1) & mask
         }
     }
 
@@ -467,8 +543,8 @@ final class KeyTable<Hash: KeyHashFunction>: @unchecked Sendable {
     private static func forEachRecord(in header: ShardHeader, _ body: (ArenaRecordView) -> Void) {
         let table = header.slotTable
         let directory = header.directory
-        for slot in 0...table.mask where table.slots[slot] != 0 {
-            body(directory.record(UInt32(truncatingIfNeeded: table.slots[slot]) - 1)!)
+        for index in 0...table.mask where table.slot(index).entry != 0 {
+            body(directory.record(table.slot(index).reference)!)
         }
     }
 
@@ -497,50 +573,67 @@ final class KeyTable<Hash: KeyHashFunction>: @unchecked Sendable {
     private func compactIfWasteful(_ header: ShardHeader, _ writer: inout ShardArena) {
         guard writer.needsCompaction else { return }
         let table = header.slotTable
-        var moving: [(slot: Int, view: ArenaRecordView)] = []
+        var moving: [(slot: Slot, view: ArenaRecordView)] = []
         var bytes = 0
-        for slot in 0...table.mask where table.slots[slot] != 0 {
-            let view = header.directory.record(UInt32(truncatingIfNeeded: table.slots[slot]) - 1)!
+        for index in 0...table.mask where table.slot(index).entry != 0 {
+            let slot = table.slot(index)
+            let view = header.directory.record(slot.reference)!
             guard !ShardArena.hasOwnChunk(view.size) else { continue }
             moving.append((slot, view))
             bytes += view.size
         }
         let setAside = writer.setSharedChunksAside()
-        var entries: [UInt64] = []
-        entries.reserveCapacity(moving.count)
-        for (slot, view) in moving {
+        var references: [UInt32] = []
+        references.reserveCapacity(moving.count)
+        for (_, view) in moving {
             let reference = writer.allocate(view.size, header: header, memory: memory, sizeHint: bytes)
             header.directory.record(reference)!.base.mutable.copyMemory(from: view.base, byteCount: view.size)
-            entries.append(table.slots[slot] & ~0xffff_ffff | UInt64(reference + 1))
+            references.append(reference)
         }
         Self.changing(header) {
-            for (index, move) in moving.enumerated() { table.slots[move.slot] = entries[index] }
+            for (index, move) in moving.enumerated() { move.slot.setReference(references[index]) }
         }
         writer.releaseChunks(setAside, header: header, memory: memory)
     }
 
-    private static func placeSlot(_ entry: UInt64, in table: SlotTable) {
-        let mask = table.mask
-        var slot = Int(entry >> 32) & mask
-        while table.slots[slot] != 0 { slot = (slot + 1) & mask }
-        table.slots[slot] = entry
+    /// Marks every slot of `tag`'s probe run that holds `tag` and `verifier` as shared, and says
+    /// whether there was one: a key about to be placed with them then shares them too.
+    private static func markSlots(sharing tag: UInt32, _ verifier: KeyVerifier, in table: SlotTable) -> Bool {
+        var index = Int(tag) & table.mask
+        var found = false
+        while table.slot(index).entry != 0 {
+            let slot = table.slot(index)
+            if slot.tag == tag, slot.holds(verifier) {
+                slot.markSharedVerifier()
+                found = true
+            }
+            index = (index + 1) & table.mask
+        }
+        return found
     }
 
-    /// Empties `slot`, pulling later members of its probe run back while their home slot lies at
-    /// or before the hole, so every run stays unbroken without tombstones.
-    private static func clearSlot(_ slot: Int, in table: SlotTable) {
+    /// Fills (with `fill`) the first empty slot of `tag`'s probe run.
+    private static func placeSlot(in table: SlotTable, tag: UInt32, _ fill: (Slot) -> Void) {
+        var index = Int(tag) & table.mask
+        while table.slot(index).entry != 0 { index = (index + 1) & table.mask }
+        fill(table.slot(index))
+    }
+
+    /// Empties slot `index`, pulling later members of its probe run back while their home slot
+    /// lies at or before the hole, so every run stays unbroken without tombstones.
+    private static func clearSlot(_ index: Int, in table: SlotTable) {
         let mask = table.mask
-        var hole = slot
+        var hole = index
         var next = (hole + 1) & mask
-        while table.slots[next] != 0 {
-            let home = Int(table.slots[next] >> 32) & mask
+        while table.slot(next).entry != 0 {
+            let home = Int(table.slot(next).tag) & mask
             if (next - home) & mask >= (next - hole) & mask {
-                table.slots[hole] = table.slots[next]
+                table.slot(hole).copy(from: table.slot(next))
                 hole = next
             }
             next = (next + 1) & mask
         }
-        table.slots[hole] = 0
+        table.slot(hole).clear()
     }
 
     /// Moves the shard to a slot table of `capacity` slots; the old one is kept for readers still
@@ -548,13 +641,22 @@ final class KeyTable<Hash: KeyHashFunction>: @unchecked Sendable {
     private func growSlots(_ header: ShardHeader, capacity: Int) {
         let old = header.slotTable
         let new = SlotTable.allocate(capacity: capacity, in: memory)
-        for slot in 0...old.mask where old.slots[slot] != 0 { Self.placeSlot(old.slots[slot], in: new) }
+        for index in 0...old.mask where old.slot(index).entry != 0 {
+            let slot = old.slot(index)
+            Self.placeSlot(in: new, tag: slot.tag) { $0.copy(from: slot) }
+        }
         Self.changing(header) { header.slotTable = new }
     }
 }
 
 extension UnsafeRawPointer {
     fileprivate var mutable: UnsafeMutableRawPointer { UnsafeMutableRawPointer(mutating: self) }
+}
+
+/// A slot's tag and verifier, for finding slots that share them.
+private struct VerifiedTag: Hashable {
+    var tag: UInt32
+    var verifier: KeyVerifier
 }
 
 /// The order and client a key belongs to.

@@ -28,10 +28,11 @@ final class ScriptedRandom: RandomSource {
     }
 }
 
-/// A key hash that sends every key to the same shard and the same first slot, so every lookup
-/// must tell keys apart by comparing them in full.
+/// A key hash that sends every key to the same shard and the same first slot with the same tag,
+/// so lookups must tell keys apart by their verifiers (and, reading the record, their bytes).
 struct ConstantHash: KeyHashFunction {
     func hash(_ key: UnsafeRawBufferPointer) -> UInt64 { 0x1234_5678_0000_0000 }
+    func verifier(_ key: UnsafeRawBufferPointer) -> KeyVerifier { testVerifier.code(key) }
 }
 
 /// A key hash with only 4 distinct values: long probe runs, many shared tags, wrap-around.
@@ -40,7 +41,20 @@ struct TinyHash: KeyHashFunction {
         let sum = key.reduce(UInt64(0)) { $0 &+ UInt64($1) }
         return (sum % 4) << 32 | (sum % 4)
     }
+    func verifier(_ key: UnsafeRawBufferPointer) -> KeyVerifier { testVerifier.code(key) }
 }
+
+/// A key hash with one tag for all, whose verifier is the same for every key that starts with
+/// `twin`: as if SipHash had collided, so the table must mark those slots and compare the keys.
+struct TwinVerifierHash: KeyHashFunction {
+    func hash(_ key: UnsafeRawBufferPointer) -> UInt64 { 0x0bad_cafe_0000_0000 }
+    func verifier(_ key: UnsafeRawBufferPointer) -> KeyVerifier {
+        key.starts(with: "twin".utf8) ? KeyVerifier(low: 1, high: 1) : testVerifier.code(key)
+    }
+}
+
+/// The verifier the test doubles use: SipHash under a fixed secret.
+private let testVerifier = SipHash128(key0: 1, key1: 2)
 
 extension Engine {
     /// An engine on a manual clock at 2026-01-01 00:00:00 UTC.

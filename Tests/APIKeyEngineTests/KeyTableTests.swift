@@ -21,7 +21,7 @@ final class AtomicFlag: Sendable {
     }
 
     @Test func findsOnlyTheExactKey() {
-        let table = KeyTable(shardCountLog2: 2, hashFunction: SeededXXH3(seed: 42))
+        let table = KeyTable(shardCountLog2: 2, hashFunction: SeededKeyHash(seed: 42, verifierKey: (42, ~42)))
         #expect(table.insert(record("AB-CD", order: 1)))
         #expect(table.record("AB-CD")?.orderID == 1)
         #expect(table.record("ab-cd")?.orderID == nil)
@@ -31,7 +31,7 @@ final class AtomicFlag: Sendable {
     }
 
     @Test func prefetchIsOnlyAHint() {
-        let table = KeyTable(shardCountLog2: 2, hashFunction: SeededXXH3(seed: 42))
+        let table = KeyTable(shardCountLog2: 2, hashFunction: SeededKeyHash(seed: 42, verifierKey: (42, ~42)))
         for order in 1...100 { #expect(table.insert(record("KEY-\(order)", order: Int64(order)))) }
         // Any bytes, known keys or not, empty, long: nothing read beyond the table, nothing changed.
         for bytes in [[UInt8](), Array("KEY-7".utf8), Array("nope".utf8), [UInt8](repeating: 0xFF, count: 4096)] {
@@ -51,6 +51,33 @@ final class AtomicFlag: Sendable {
         #expect(table.count == 100)
     }
 
+    /// Keys whose tag and verifier collide (SipHash never does in practice; the test double does
+    /// for keys starting `twin`) each answer with their own status: their slots are marked, and
+    /// a lookup that reaches a marked slot compares the record's key.
+    @Test func keysSharingAVerifierAreToldApartByTheirRecords() {
+        let table = KeyTable(shardCountLog2: 0, hashFunction: TwinVerifierHash())
+        let statuses: [String: KeyStatus] = [
+            "twin-a": .active, "twin-b": .suspended, "twin-c": .canceled, "solo": .suspended,
+        ]
+        for (order, key) in statuses.keys.sorted().enumerated() {
+            #expect(
+                table.insert(
+                    KeyRecord(
+                        orderID: Int64(order + 1), clientID: 1, apiKey: key, config: .object([]),
+                        status: statuses[key]!, expiresAt: nil, createdAt: 0, updatedAt: 0)))
+        }
+        #expect(table.structuralProblems() == [])
+        for (key, status) in statuses { #expect(table.validity(bytes(key))?.status == status) }
+        #expect(table.validity(bytes("twin-d")) == nil)
+        #expect(table.validity(bytes("other")) == nil)
+        // A twin removed: the others still compare keys and still answer their own status.
+        #expect(table.remove(orderID: 3, hash: table.hash("twin-b"))?.apiKey == "twin-b")
+        #expect(table.validity(bytes("twin-a"))?.status == .active)
+        #expect(table.validity(bytes("twin-b")) == nil)
+        #expect(table.validity(bytes("twin-c"))?.status == .canceled)
+        #expect(table.structuralProblems() == [])
+    }
+
     @Test func removalKeepsEveryProbeRunReachable() {
         let table = KeyTable(shardCountLog2: 0, hashFunction: TinyHash())
         let keys = (0..<200).map { "k\($0)" }
@@ -64,7 +91,7 @@ final class AtomicFlag: Sendable {
     }
 
     @Test func replaceSwapsTheStoredRecord() {
-        let table = KeyTable(shardCountLog2: 1, hashFunction: SeededXXH3(seed: 1))
+        let table = KeyTable(shardCountLog2: 1, hashFunction: SeededKeyHash(seed: 1, verifierKey: (1, ~1)))
         _ = table.insert(record("K", order: 1, client: 5))
         var changed = record("K", order: 1, client: 6)
         changed.status = .suspended
@@ -78,7 +105,7 @@ final class AtomicFlag: Sendable {
     }
 
     @Test func lockFreeReadsSeeStatusExpiryAndCustomParameters() {
-        let table = KeyTable(shardCountLog2: 2, hashFunction: SeededXXH3(seed: 9))
+        let table = KeyTable(shardCountLog2: 2, hashFunction: SeededKeyHash(seed: 9, verifierKey: (9, ~9)))
         var stored = record("KEY-1", order: 3, client: 7)
         stored.expiresAt = 1_900_000_000
         stored.config = .object([JSONMember("custom_tier", .string("pro")), JSONMember("length", .integer(8))])
@@ -102,7 +129,7 @@ final class AtomicFlag: Sendable {
     /// Records too big to share an arena chunk get one of their own; after `removeAll` the arena is
     /// reused and the table works as new.
     @Test func bigRecordsAndRemoveAll() {
-        let table = KeyTable(shardCountLog2: 0, hashFunction: SeededXXH3(seed: 4))
+        let table = KeyTable(shardCountLog2: 0, hashFunction: SeededKeyHash(seed: 4, verifierKey: (4, ~4)))
         let big = String(repeating: "x", count: 200_000)
         var large = record("BIG", order: 1)
         large.config = .object([JSONMember("custom_blob", .string(big))])
@@ -128,7 +155,7 @@ final class AtomicFlag: Sendable {
     /// must never see a status from one version of a record with the custom text of another, a
     /// key that is always present must always be found, and a key never inserted never is.
     @Test func readersNeverSeeATornRecord() async {
-        let table = KeyTable(shardCountLog2: 1, hashFunction: SeededXXH3(seed: 11))
+        let table = KeyTable(shardCountLog2: 1, hashFunction: SeededKeyHash(seed: 11, verifierKey: (11, ~11)))
         @Sendable func version(_ key: String, order: Int64, _ round: Int) -> KeyRecord {
             // Status and text length both follow the round, so a torn read shows as a mismatch.
             let letter = round % 2 == 0 ? "a" : "b"
@@ -180,6 +207,9 @@ final class AtomicFlag: Sendable {
                             }
                         }
                         if !found || !consistent { failures.add(1, ordering: .relaxed) }
+                        // The slot alone answers this one: always found, never torn into no status.
+                        let validity = Array(key.utf8).withUnsafeBytes { table.validity($0) }
+                        if validity == nil || validity?.expiresAt != nil { failures.add(1, ordering: .relaxed) }
                         let absent = Array("never-\(index % 100)".utf8).withUnsafeBytes { table.validity($0) == nil }
                         if !absent { failures.add(1, ordering: .relaxed) }
                     }
@@ -199,12 +229,15 @@ final class AtomicFlag: Sendable {
     }
 
     /// Random inserts, removals, updates and reads against a plain dictionary: after every step
-    /// both agree on every key of the pool.
+    /// both agree on every key of the pool, through the lookups that read the record and through
+    /// `validity`, which reads the slot alone (with ``ConstantHash`` every key shares one tag).
     @Test(arguments: [0, 1, 2])
     func behavesLikeADictionary(_ hashKind: Int) async {
         await propertyCheck(count: 150, input: Gen.int(in: 0...1_000_000).array(of: 1...300)) { operations in
             switch hashKind {
-            case 0: Self.check(operations, KeyTable(shardCountLog2: 2, hashFunction: SeededXXH3(seed: 7)))
+            case 0:
+                Self.check(
+                    operations, KeyTable(shardCountLog2: 2, hashFunction: SeededKeyHash(seed: 7, verifierKey: (7, ~7))))
             case 1: Self.check(operations, KeyTable(shardCountLog2: 0, hashFunction: TinyHash()))
             default: Self.check(operations, KeyTable(shardCountLog2: 0, hashFunction: ConstantHash()))
             }
@@ -213,6 +246,7 @@ final class AtomicFlag: Sendable {
 
     private static func check<Hash>(_ operations: [Int], _ table: KeyTable<Hash>) {
         var model: [String: Int64] = [:]
+        var statuses: [String: KeyStatus] = [:]
         let pool = (0..<40).map { "key-\($0)" }
         for (step, operation) in operations.enumerated() {
             let key = pool[operation / 4 % pool.count]
@@ -223,23 +257,33 @@ final class AtomicFlag: Sendable {
                         orderID: Int64(step + 1), clientID: 1, apiKey: key, config: .object([]), status: .active,
                         expiresAt: nil, createdAt: 0, updatedAt: 0))
                 #expect(inserted == (model[key] == nil))
-                if inserted { model[key] = Int64(step + 1) }
+                if inserted {
+                    model[key] = Int64(step + 1)
+                    statuses[key] = .active
+                }
             case 1:
                 #expect(
                     table.remove(orderID: model[key] ?? 0, hash: table.hash(key))?.orderID
                         == model.removeValue(forKey: key))
+                statuses[key] = nil
             case 2:
                 let changed = table.replace(
                     KeyRecord(
                         orderID: model[key] ?? 0, clientID: Int64(step + 100), apiKey: key, config: .object([]),
                         status: .suspended, expiresAt: nil, createdAt: 0, updatedAt: 0))
                 #expect((changed != nil) == (model[key] != nil))
+                if changed != nil { statuses[key] = .suspended }
             default:
                 #expect(table.record(key)?.orderID == model[key])
+                #expect(Array(key.utf8).withUnsafeBytes { table.validity($0)?.status } == statuses[key])
             }
         }
-        for key in pool { #expect(table.record(key)?.orderID == model[key]) }
+        for key in pool {
+            #expect(table.record(key)?.orderID == model[key])
+            #expect(Array(key.utf8).withUnsafeBytes { table.validity($0)?.status } == statuses[key])
+        }
         #expect(table.count == model.count)
+        #expect(table.structuralProblems() == [])
     }
 
     /// Custom-parameter lengths that matter to the arena: empty, small, and those that put a
@@ -277,7 +321,9 @@ final class AtomicFlag: Sendable {
         let runs = FuzzBudget.scaled(25)
         await HeavyWork.run {
             await propertyCheck(count: runs, input: Gen.uint64(in: 0...UInt64.max).array(of: 1...100)) { operations in
-                let table = KeyTable(shardCountLog2: shardCountLog2, hashFunction: SeededXXH3(seed: operations[0]))
+                let table = KeyTable(
+                    shardCountLog2: shardCountLog2,
+                    hashFunction: SeededKeyHash(seed: operations[0], verifierKey: (operations[0], 7)))
                 var model: [String: KeyRecord] = [:]
                 let pool = (0..<24).map { "key-\($0)" }
                 for (step, operation) in operations.enumerated() {
@@ -305,7 +351,7 @@ final class AtomicFlag: Sendable {
                     Self.expectArenaWithinBound(table)
                 }
                 let copy = table.copyRecords()
-                let rebuilt = KeyTable(shardCountLog2: 3, hashFunction: SeededXXH3(seed: 5))
+                let rebuilt = KeyTable(shardCountLog2: 3, hashFunction: SeededKeyHash(seed: 5, verifierKey: (5, ~5)))
                 copy.forEach { view in #expect(rebuilt.insert(view.record)) }
                 for key in pool { #expect(rebuilt.record(key) == model[key]) }
                 #expect(rebuilt.count == model.count)
@@ -328,7 +374,7 @@ final class AtomicFlag: Sendable {
     /// Records of 2 KiB to 64 KiB among small ones: each lands whole in a chunk at least its size
     /// (an arena that put them in a smaller chunk wrote past its end into other records).
     @Test func largeRecordsAmongSmallOnesStayExact() {
-        let table = KeyTable(shardCountLog2: 0, hashFunction: SeededXXH3(seed: 8))
+        let table = KeyTable(shardCountLog2: 0, hashFunction: SeededKeyHash(seed: 8, verifierKey: (8, ~8)))
         var expected: [KeyRecord] = []
         for index in 0..<600 {
             let blob = index % 25 == 0 ? 3_000 + index * 20 : 0
@@ -344,7 +390,7 @@ final class AtomicFlag: Sendable {
     /// stays within the bound instead of growing with every size ever written.
     @Test func churnAcrossSizesStaysBounded() async {
         await HeavyWork.run {
-            let table = KeyTable(shardCountLog2: 2, hashFunction: SeededXXH3(seed: 12))
+            let table = KeyTable(shardCountLog2: 2, hashFunction: SeededKeyHash(seed: 12, verifierKey: (12, ~12)))
             let keys = (0..<200).map { "churn-\($0)" }
             for (index, key) in keys.enumerated() {
                 _ = table.insert(Self.record(key, order: Int64(index + 1), client: 1, blobSize: 100, round: 0))
@@ -363,7 +409,7 @@ final class AtomicFlag: Sendable {
     }
 
     @Test func growsFarBeyondItsInitialCapacity() {
-        let table = KeyTable(shardCountLog2: 1, hashFunction: SeededXXH3(seed: 3))
+        let table = KeyTable(shardCountLog2: 1, hashFunction: SeededKeyHash(seed: 3, verifierKey: (3, ~3)))
         for index in 0..<20_000 { #expect(table.insert(record("grow-\(index)", order: Int64(index + 1)))) }
         #expect(table.count == 20_000)
         #expect((0..<20_000).allSatisfy { table.record("grow-\($0)")?.orderID == Int64($0 + 1) })
