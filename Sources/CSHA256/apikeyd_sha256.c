@@ -47,10 +47,14 @@ void apikeyd_sha256_blocks(uint32_t state[8], const uint8_t *data, size_t blocks
     for (; blocks > 0; blocks--, data += 64) {
         const __m128i abef_before = abef, cdgh_before = cdgh;
         // The message schedule, four words a vector: w[g % 4] holds words 4g to 4g + 3.
+        // Unrolled in full, so every w[] index is a constant and the schedule stays in registers
+        // (as a loop, w[] lived in memory: each group waited on a store and a load).
         __m128i w[4];
+#pragma clang loop unroll(full)
         for (int i = 0; i < 4; i++) {
             w[i] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(data + 16 * i)), byte_swap);
         }
+#pragma clang loop unroll(full)
         for (int group = 0; group < 16; group++) {
             const __m128i current = w[group & 3];
             __m128i words = _mm_add_epi32(current, _mm_load_si128((const __m128i *)&round_constants[4 * group]));
