@@ -160,7 +160,7 @@ let package = Package(
         .testTarget(
             name: "APIKeyEngineTests",
             dependencies: [
-                "APIKeyEngine", "TestSupport",
+                "APIKeyEngine", "TestSupport", "CZlib",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],
             exclude: ["Fixtures"]

@@ -1,5 +1,6 @@
 import CXXHash
 import CZlib
+import Dispatch
 
 /// The on-disk form of a snapshot: the whole state at one journal sequence number, compressed.
 ///
@@ -177,39 +178,129 @@ enum SnapshotFile {
         }
         verified(header)
 
-        var pending: [UInt8] = []
-        var entries: UInt64 = 0
-        var total: UInt64 = 0
-        var decodeFailure: String?
-        try Decompressor.inflate(compressed) { chunk in
-            total += UInt64(chunk.count)
-            // Decode from an immutable copy: slicing a captured, mutable array costs a uniqueness
-            // check per access, which dominated loading.
-            let bytes = pending.isEmpty ? chunk : pending + chunk
-            var offset = 0
-            while decodeFailure == nil, bytes.count - offset >= 5 {
-                var entryReader = ByteReader(bytes[(offset + 1)..<(offset + 5)])
-                let length = Int(entryReader.uint32()!)
-                guard bytes.count - offset - 5 >= length else { break }
-                if let mutation = MutationCodec.decode(
-                    type: bytes[offset], payload: bytes[(offset + 5)..<(offset + 5 + length)])
-                {
-                    apply(mutation)
-                    entries += 1
-                } else {
-                    decodeFailure = "entry \(entries) does not decode"
-                }
-                offset += 5 + length
-            }
-            pending = Array(bytes[offset...])
+        // Inflating and decoding run on a thread of their own, a batch ahead of the caller's
+        // thread, which applies: on two cores a start-up waits for the longer of the two halves
+        // instead of their sum.
+        let pipe = DecodedEntryPipe()
+        DispatchQueue.global(qos: .userInitiated).async { decodeEntries(compressed, into: pipe) }
+        while let batch = pipe.take() {
+            for mutation in batch { apply(mutation) }
         }
-        if let decodeFailure { throw StorageError("\(path): \(decodeFailure)") }
-        guard pending.isEmpty, entries == header.entryCount, total == header.uncompressedBytes else {
+        let decoded = try pipe.outcome.get()
+        let (entries, total) = (decoded.entries, decoded.bytes)
+        if let failure = decoded.failure { throw StorageError("\(path): \(failure)") }
+        guard decoded.leftoverBytes == 0, entries == header.entryCount, total == header.uncompressedBytes else {
             throw StorageError(
                 "\(path): \(entries) entries and \(total) bytes, trailer says \(header.entryCount) and \(header.uncompressedBytes)"
             )
         }
         return header
+    }
+}
+
+extension SnapshotFile {
+    /// Entries handed to the applying thread at a time.
+    static let decodedBatchSize = 4096
+
+    /// Inflates `compressed` and decodes its entries into `pipe`, a batch at a time, then tells
+    /// the pipe how it went (``DecodedEntries``), or the inflation's error.
+    fileprivate static func decodeEntries(_ compressed: ArraySlice<UInt8>, into pipe: DecodedEntryPipe) {
+        var pending: [UInt8] = []
+        var entries: UInt64 = 0
+        var total: UInt64 = 0
+        var decodeFailure: String?
+        var batch: [KeyMutation] = []
+        batch.reserveCapacity(decodedBatchSize)
+        do throws(StorageError) {
+            try Decompressor.inflate(compressed) { chunk in
+                total += UInt64(chunk.count)
+                // Decode from an immutable copy: slicing a captured, mutable array costs a
+                // uniqueness check per access, which dominated loading.
+                let bytes = pending.isEmpty ? chunk : pending + chunk
+                var offset = 0
+                while decodeFailure == nil, bytes.count - offset >= 5 {
+                    var entryReader = ByteReader(bytes[(offset + 1)..<(offset + 5)])
+                    let length = Int(entryReader.uint32()!)
+                    guard bytes.count - offset - 5 >= length else { break }
+                    if let mutation = MutationCodec.decode(
+                        type: bytes[offset], payload: bytes[(offset + 5)..<(offset + 5 + length)])
+                    {
+                        batch.append(mutation)
+                        entries += 1
+                        if batch.count == decodedBatchSize {
+                            pipe.put(batch)
+                            batch.removeAll(keepingCapacity: true)
+                        }
+                    } else {
+                        decodeFailure = "entry \(entries) does not decode"
+                    }
+                    offset += 5 + length
+                }
+                pending = Array(bytes[offset...])
+            }
+        } catch {
+            pipe.put(batch)
+            pipe.finish(.failure(error))
+            return
+        }
+        pipe.put(batch)
+        pipe.finish(
+            .success(
+                DecodedEntries(entries: entries, bytes: total, leftoverBytes: pending.count, failure: decodeFailure)))
+    }
+}
+
+/// What decoding a snapshot's stream came to.
+private struct DecodedEntries {
+    /// Entries decoded.
+    var entries: UInt64
+    /// Bytes the stream inflated to.
+    var bytes: UInt64
+    /// Bytes at the end that make no whole entry (a stream cut short).
+    var leftoverBytes: Int
+    /// The first entry that failed to decode (nothing after it was decoded).
+    var failure: String?
+}
+
+/// Batches of decoded snapshot entries, from the thread that inflates and decodes to the thread
+/// that applies them, at most ``capacity`` batches ahead; then how the decoding went.
+private final class DecodedEntryPipe: @unchecked Sendable {
+    static let capacity = 4
+    private let monitor = Monitor()
+    private var batches: [[KeyMutation]] = []
+    private var finished: Result<DecodedEntries, StorageError>?
+
+    /// Adds a batch, waiting while the pipe is full.
+    func put(_ batch: [KeyMutation]) {
+        guard !batch.isEmpty else { return }
+        monitor.withLock {
+            while batches.count >= Self.capacity { monitor.wait() }
+            batches.append(batch)
+            monitor.broadcast()
+        }
+    }
+
+    /// Says the decoding is over; no batch follows.
+    func finish(_ outcome: Result<DecodedEntries, StorageError>) {
+        monitor.withLock {
+            finished = outcome
+            monitor.broadcast()
+        }
+    }
+
+    /// The next batch, waiting for it; nil once the decoding is over and every batch taken.
+    func take() -> [KeyMutation]? {
+        monitor.withLock {
+            while batches.isEmpty && finished == nil { monitor.wait() }
+            guard !batches.isEmpty else { return nil }
+            monitor.broadcast()
+            return batches.removeFirst()
+        }
+    }
+
+    /// How the decoding went; only once ``take()`` has returned nil.
+    var outcome: Result<DecodedEntries, StorageError> {
+        monitor.withLock { finished! }
     }
 }
 
