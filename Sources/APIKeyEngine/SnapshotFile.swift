@@ -181,8 +181,11 @@ enum SnapshotFile {
         // Inflating and decoding run on a thread of their own, a batch ahead of the caller's
         // thread, which applies: on two cores a start-up waits for the longer of the two halves
         // instead of their sum.
+        // A queue of its own, not a global one: a global queue runs as many blocks as there are
+        // cores, so callers blocked here on global-queue threads could leave the decoding no
+        // thread to run on. A private queue always gets one.
         let pipe = DecodedEntryPipe()
-        DispatchQueue.global(qos: .userInitiated).async { decodeEntries(compressed, into: pipe) }
+        DispatchQueue(label: "APIKeyEngine.snapshot-decoder").async { decodeEntries(compressed, into: pipe) }
         while let batch = pipe.take() {
             for mutation in batch { apply(mutation) }
         }
