@@ -114,6 +114,10 @@ struct Import: ParsableCommand {
             var options = StorageOptions()
             options.snapshotOnClose = false
             if let newSecret {
+                // The secret goes into the directory before the engine opens (and would create) it.
+                if !exists, mkdir(target, 0o700) != 0, errno != EEXIST {
+                    throw CommandFailure("cannot create \(target): \(String(cString: strerror(errno)))")
+                }
                 _ = try SecretFile.loadOrCreate(target + "/" + KeySecret.fileName, generated: newSecret)
             }
             let engine = try Engine.open(

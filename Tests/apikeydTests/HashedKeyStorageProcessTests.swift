@@ -133,6 +133,20 @@ import Testing
             #expect(
                 switched.status != 0 && switched.err.contains("was written with plain key storage"), "\(switched.err)")
             #expect(!FileManager.default.fileExists(atPath: "\(plainDirectory)/key-secret"))
+
+            // Plain keys imported into a new directory with hashed storage: the secret is made in
+            // it (a hostile pass found the import failing, the directory not yet there).
+            try #"{"order_id": 1, "client_id": 1, "api_key": "PLAIN-KEY-1"}"#.write(
+                toFile: "\(work)/plain.jsonl", atomically: true, encoding: .utf8)
+            let fresh = "\(work)/fresh-hashed"
+            let freshImport = try KeyManagementProcessTests.apikeyd([
+                "import", "--data-dir", fresh, "--format", "jsonl", "--key-storage", "hashed", "\(work)/plain.jsonl",
+            ])
+            try #require(freshImport.status == 0, "\(freshImport.err)")
+            #expect(FileManager.default.fileExists(atPath: "\(fresh)/key-secret"))
+            let freshServer = try ServerProcess.start(dataDirectory: fresh, arguments: ["--key-storage", "hashed"])
+            defer { try? freshServer.stop() }
+            #expect(try freshServer.result("GET", "/api/guest/serviceapikey/check?key=PLAIN-KEY-1") == .bool(true))
         }
     }
 }
