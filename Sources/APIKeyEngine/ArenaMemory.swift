@@ -95,7 +95,7 @@ final class ArenaMemory: @unchecked Sendable {
         }
     }
 
-    /// Bytes mapped in all (the spare block included), and bytes of released chunks waiting in
+    /// Bytes mapped in all (spare blocks included), and bytes of released chunks waiting in
     /// the pool (no longer resident).
     var usage: (mappedBytes: Int, pooledBytes: Int) {
         lock.withLock { (blocks.reduce(spares.count * Self.blockSize) { $0 + $1.size }, pooledBytes) }

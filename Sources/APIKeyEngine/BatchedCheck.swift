@@ -8,8 +8,8 @@ extension Engine {
     ///
     /// Faster than one call per key once the table outgrows the caches: for each group of keys it
     /// first starts loading every key's slot (and computes its verifier meanwhile), and only then
-    /// reads them, so the waits for memory overlap instead of following one another. With hashed key storage each key is hashed
-    /// first.
+    /// reads them, so the waits for memory overlap instead of following one another. With hashed
+    /// key storage each key is hashed first.
     public func check(keys: [String]) -> [Result<Bool, EngineError>] {
         let storage = configuration.keyStorage
         let lookups = storage.isHashed ? keys.map { storage.stored($0) } : keys
