@@ -106,20 +106,16 @@ final class KeyTable<Hash: KeyHashFunction>: @unchecked Sendable {
     func slotValidity(hash: UInt64, verifier: KeyVerifier) -> SlotAnswer {
         let (shard, tag) = place(hash: hash)
         let header = self.header(shard)
-        for _ in 0..<Self.optimisticAttempts {
-            let before = header.sequence.load(ordering: .acquiring)
-            guard before & 1 == 0 else { continue }
+        return Self.retryingWhileChanged(header) { before -> SlotAnswer? in
             let probe = Self.probe(tag: tag, verifier: verifier, in: header)
-            Atomics.atomicMemoryFence(ordering: Atomics.AtomicUpdateOrdering.acquiring)
-            guard header.sequence.load(ordering: .relaxed) == before else { continue }
+            guard Self.isUnchanged(header, since: before) else { return nil }
             switch probe {
             case .valid(let validity): return .valid(validity)
             case .absent: return .absent
             case .compareKey: return .needsKey
-            case .inconsistent: continue
+            case .inconsistent: return nil
             }
-        }
-        return .needsKey
+        } ?? .needsKey
     }
 
     /// ``validity(_:hash:)`` of a key whose slot shares its verifier: the record's key decides.
@@ -176,22 +172,36 @@ final class KeyTable<Hash: KeyHashFunction>: @unchecked Sendable {
     ) -> R {
         let (shard, tag) = place(hash: hash)
         let header = self.header(shard)
-        for _ in 0..<Self.optimisticAttempts {
+        let answer = Self.retryingWhileChanged(header) { before -> R? in
+            let unchanged = { Self.isUnchanged(header, since: before) }
+            switch Self.locate(tag: tag, key: key, in: header) {
+            case .inconsistent: return nil
+            case .absent: return read(nil, unchanged)
+            case .found(let record): return read(record, unchanged)
+            }
+        }
+        return answer ?? self.locked(shard, tag: tag, key: key, locked)
+    }
+
+    /// The seqlock's reader side, shared by every lock-free read: up to ``optimisticAttempts``
+    /// times, waits for an even sequence number and runs `attempt` with it, which reads and asks
+    /// ``isUnchanged(_:since:)`` before it trusts what it read; an attempt's nil (torn, or
+    /// changed) tries again. Nil when every attempt failed.
+    @inline(__always)
+    private static func retryingWhileChanged<R>(_ header: ShardHeader, _ attempt: (_ before: UInt64) -> R?) -> R? {
+        for _ in 0..<optimisticAttempts {
             let before = header.sequence.load(ordering: .acquiring)
             guard before & 1 == 0 else { continue }
-            let found: ArenaRecordView?
-            switch Self.locate(tag: tag, key: key, in: header) {
-            case .inconsistent: continue
-            case .absent: found = nil
-            case .found(let record): found = record
-            }
-            let answer = read(found) {
-                Atomics.atomicMemoryFence(ordering: Atomics.AtomicUpdateOrdering.acquiring)
-                return header.sequence.load(ordering: .relaxed) == before
-            }
-            if let answer { return answer }
+            if let answer = attempt(before) { return answer }
         }
-        return self.locked(shard, tag: tag, key: key, locked)
+        return nil
+    }
+
+    /// Whether the shard's sequence number is still `before`: no writer touched what was read.
+    @inline(__always)
+    private static func isUnchanged(_ header: ShardHeader, since before: UInt64) -> Bool {
+        Atomics.atomicMemoryFence(ordering: Atomics.AtomicUpdateOrdering.acquiring)
+        return header.sequence.load(ordering: .relaxed) == before
     }
 
     // MARK: - Reads under the lock
