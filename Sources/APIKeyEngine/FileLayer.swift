@@ -2,11 +2,8 @@ import Synchronization
 
 #if canImport(Glibc)
     import Glibc
-    /// The system's `write`, by a name no `write` method hides.
-    private let systemWrite = Glibc.write
 #elseif canImport(Darwin)
     import Darwin
-    private let systemWrite = Darwin.write
 #endif
 
 /// A failure of the storage layer: what was being done, to which path, and the system's reason.
@@ -26,13 +23,20 @@ public struct StorageError: Error, Hashable, Sendable, CustomStringConvertible {
     public var description: String { message }
 }
 
-/// A file open for appending; writes go to the end.
+/// A file open for appending; writes go to the end of what was written, which is the end of the
+/// file unless space was reserved past it. Writes and reservations come one at a time (the caller
+/// serialises them); a sync may run beside them.
 public protocol AppendFile: AnyObject, Sendable {
-    /// Writes all of `bytes` at the end of the file.
+    /// Writes all of `bytes` after the bytes written so far.
     func write(_ bytes: UnsafeRawBufferPointer) throws(StorageError)
     /// Makes everything written so far durable (`fdatasync`: the data and the metadata needed to
     /// read it back, such as the size; not the modification time).
     func sync() throws(StorageError)
+    /// Fills the file with zeros from its end through `end` (bytes from the start), without
+    /// moving where the next write goes: the next sync makes the space and the size durable, and
+    /// later syncs of writes inside it have only data to write, no size or block allocation.
+    /// Nothing happens when the file already reaches `end`.
+    func reserve(through end: Int) throws(StorageError)
 }
 
 /// The file operations the journal and snapshots need. The real one is ``PosixFileLayer``; tests
@@ -60,9 +64,14 @@ public struct PosixFileLayer: FileLayer {
     public init() {}
 
     public func openForAppend(_ path: String) throws(StorageError) -> any AppendFile {
-        let descriptor = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else { throw .system("cannot open", path) }
-        return PosixAppendFile(descriptor: descriptor, path: path)
+        let size = lseek(descriptor, 0, SEEK_END)
+        guard size >= 0 else {
+            close(descriptor)
+            throw .system("cannot seek", path)
+        }
+        return PosixAppendFile(descriptor: descriptor, path: path, size: Int(size))
     }
 
     public func read(_ path: String) throws(StorageError) -> [UInt8] {
@@ -124,32 +133,60 @@ public struct PosixFileLayer: FileLayer {
     }
 }
 
-/// An open POSIX file descriptor in append mode; closed when the last reference goes.
+/// An open POSIX file descriptor that appends at its own offset (not `O_APPEND`), so space
+/// reserved past the written bytes is overwritten in place; closed when the last reference goes.
 final class PosixAppendFile: AppendFile {
     private let descriptor: Int32
     private let path: String
+    /// How many bytes were written, and how long the file is (longer once space is reserved).
+    private let ends: Mutex<(written: Int, size: Int)>
 
-    init(descriptor: Int32, path: String) {
+    init(descriptor: Int32, path: String, size: Int) {
         self.descriptor = descriptor
         self.path = path
+        self.ends = Mutex((size, size))
     }
 
     deinit { close(descriptor) }
 
     func write(_ bytes: UnsafeRawBufferPointer) throws(StorageError) {
-        var offset = 0
-        while offset < bytes.count {
-            let count = systemWrite(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw .system("cannot write", path)
-            }
-            offset += count
+        let start = ends.withLock { $0.written }
+        try writeFully(bytes, at: start)
+        ends.withLock { ends in
+            ends.written = start + bytes.count
+            ends.size = max(ends.size, ends.written)
         }
     }
 
     func sync() throws(StorageError) {
         guard fdatasync(descriptor) == 0 else { throw .system("cannot fdatasync", path) }
+    }
+
+    func reserve(through end: Int) throws(StorageError) {
+        var position = ends.withLock { $0.size }
+        guard position < end else { return }
+        let zeros = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 16)
+        defer { zeros.deallocate() }
+        zeros.initializeMemory(as: UInt8.self, repeating: 0)
+        while position < end {
+            let count = min(zeros.count, end - position)
+            try writeFully(UnsafeRawBufferPointer(rebasing: zeros[0..<count]), at: position)
+            position += count
+            ends.withLock { $0.size = position }
+        }
+    }
+
+    /// `pwrite`s all of `bytes` at `offset`, again after a short write or an interruption.
+    private func writeFully(_ bytes: UnsafeRawBufferPointer, at offset: Int) throws(StorageError) {
+        var done = 0
+        while done < bytes.count {
+            let count = pwrite(descriptor, bytes.baseAddress! + done, bytes.count - done, off_t(offset + done))
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw .system("cannot write", path)
+            }
+            done += count
+        }
     }
 }
 

@@ -30,9 +30,18 @@ final class Journal: @unchecked Sendable {
     /// How long each fsync takes (a histogram where a metrics backend is bootstrapped).
     private let fsyncDurations = Timer(label: "apikeyd_journal_fsync_duration_seconds")
 
+    /// How far ahead of its records a segment is filled with zeros: fsyncs of writes into
+    /// allocated space have no size or block allocation to write, and cost about half as much.
+    /// Small, so that a nearly full disk loses little to it.
+    static let reservationBytes = 256 << 10
+
     // Guarded by `monitor`.
     private var segment: any AppendFile
+    private var segmentPath: String
+    /// The bytes of records (and the header) in the current segment.
     private var segmentBytes: Int
+    /// How long the current segment file is: its records, then reserved zeros.
+    private var segmentFileBytes: Int
     private var lastSequence: UInt64
     private var durableSequence: UInt64
     private var syncing = false
@@ -43,6 +52,14 @@ final class Journal: @unchecked Sendable {
     private var callbacks: [(sequence: UInt64, callback: @Sendable (StorageError?) -> Void)] = []
     private var syncerRunning = false
     private var syncerStopped = false
+    /// How many writers the syncer expects in its next group: those its last fsync answered
+    /// (they come back with their next write when they write in a loop) and those already
+    /// waiting then. 0 while it is not gathering one.
+    private var gatherTarget = 0
+    /// How long the last fsync took: the longest the syncer waits for its group to gather.
+    private var lastFsyncNanoseconds: Int64 = 0
+    /// The longest a group waits for its writers, whatever the disk.
+    static let longestGatherNanoseconds: Int64 = 1_000_000
     /// Set by ``close()`` before its last fsync: appends are refused from then on, so every record
     /// appended before is covered by that fsync.
     private var closed = false
@@ -58,23 +75,24 @@ final class Journal: @unchecked Sendable {
         self.segmentBytesLimit = segmentBytesLimit
         self.lastSequence = lastSequence
         self.durableSequence = lastSequence
-        (segment, segmentBytes) = try Self.createSegment(
+        (segment, segmentPath) = try Self.createSegment(
             directory: directory, files: files, firstSequence: lastSequence + 1)
+        segmentBytes = JournalFormat.segmentHeaderSize
+        segmentFileBytes = segmentBytes
     }
 
     private static func createSegment(
         directory: String, files: any FileLayer, firstSequence: UInt64
     )
-        throws(StorageError) -> (any AppendFile, Int)
+        throws(StorageError) -> (any AppendFile, String)
     {
         let path = directory + "/" + JournalFormat.segmentNames.name(firstSequence)
         try files.remove(path)
         let file = try files.openForAppend(path)
-        let header = JournalFormat.segmentHeader(firstSequence: firstSequence)
-        try file.write(header)
+        try file.write(JournalFormat.segmentHeader(firstSequence: firstSequence))
         try file.sync()
         try files.syncDirectory(directory)
-        return (file, header.count)
+        return (file, path)
     }
 
     /// The sequence number of the last record appended.
@@ -98,6 +116,7 @@ final class Journal: @unchecked Sendable {
                 if segmentBytes + record.count > segmentBytesLimit && segmentBytes > JournalFormat.segmentHeaderSize {
                     try rotateLocked()
                 }
+                if segmentBytes + record.count > segmentFileBytes { reserveLocked(for: segmentBytes + record.count) }
                 try segment.write(record)
             } catch {
                 failure = error
@@ -131,9 +150,28 @@ final class Journal: @unchecked Sendable {
     private func rotateLocked() throws(StorageError) {
         try segment.sync()
         durableSequence = lastSequence
-        (segment, segmentBytes) = try Self.createSegment(
+        try trimLocked()
+        (segment, segmentPath) = try Self.createSegment(
             directory: directory, files: files, firstSequence: lastSequence + 1)
+        segmentBytes = JournalFormat.segmentHeaderSize
+        segmentFileBytes = segmentBytes
         monitor.broadcast()
+    }
+
+    /// Fills the segment with zeros past `end` (the end of the record about to be written), up to
+    /// the segment limit. Best effort: on a disk too full for all of it, the record is written
+    /// all the same and its own write says whether it fits.
+    private func reserveLocked(for end: Int) {
+        segmentFileBytes = max(min(end + Self.reservationBytes, segmentBytesLimit), end)
+        try? segment.reserve(through: segmentFileBytes)
+    }
+
+    /// Cuts the current segment's reserved zeros off (durably), so a finished segment ends at its
+    /// last record.
+    private func trimLocked() throws(StorageError) {
+        guard segmentFileBytes > segmentBytes else { return }
+        try files.truncate(segmentPath, to: segmentBytes)
+        segmentFileBytes = segmentBytes
     }
 
     /// Returns once the record `sequence` is durable, fsyncing as the group's leader if no fsync
@@ -169,32 +207,60 @@ final class Journal: @unchecked Sendable {
         if !syncerRunning {
             syncerRunning = true
             DispatchQueue(label: "APIKeyEngine.journal-syncer").async { [self] in runSyncer() }
-        } else if callbacks.count == 1 {
+        } else if callbacks.count == 1 || callbacks.count == gatherTarget {
             monitor.broadcast()
         }
         monitor.unlock()
     }
 
-    /// The syncer thread: while callbacks wait, fsync (unless another fsync is under way), then
-    /// run the callbacks that fsync covered.
+    /// The syncer thread: while callbacks wait, gather a group, fsync (unless another fsync is
+    /// under way), then run the callbacks that fsync covered.
+    ///
+    /// Writers that write in a loop come back soon after their answer. Starting the next fsync
+    /// at once would cover only the few that were quickest and split the rest into fsyncs of
+    /// their own; so the syncer first waits for as many writers as its last group had, for at
+    /// most as long as its last fsync took (and never over ``longestGatherNanoseconds``). A lone
+    /// writer never waits: its group was one.
     private func runSyncer() {
         monitor.lock()
+        var expected = 0
         while !syncerStopped || !callbacks.isEmpty {
             if callbacks.isEmpty || syncing {
                 monitor.wait()
                 continue
             }
-            if failure == nil, durableSequence < callbacks.map(\.sequence).max()! { syncLocked() }
+            if failure == nil, durableSequence < callbacks.map(\.sequence).max()! {
+                gatherLocked(expected)
+                // A blocked writer may have become the leader while the group gathered.
+                if syncing { continue }
+                if failure == nil, durableSequence < callbacks.map(\.sequence).max()! { syncLocked() }
+            }
             let failure = self.failure
             let durable = durableSequence
             let ready = callbacks.filter { $0.sequence <= durable || failure != nil }
             callbacks.removeAll { $0.sequence <= durable || failure != nil }
+            expected = ready.count + callbacks.count
             monitor.unlock()
             for entry in ready { entry.callback(entry.sequence <= durable ? nil : failure) }
             monitor.lock()
         }
         syncerRunning = false
         monitor.unlock()
+    }
+
+    /// Waits, lock held, until `expected` callbacks wait, the last fsync's duration has passed,
+    /// or the journal closes.
+    private func gatherLocked(_ expected: Int) {
+        guard callbacks.count < expected else { return }
+        let deadline =
+            SystemClock.monotonicNanoseconds() + min(lastFsyncNanoseconds, Self.longestGatherNanoseconds)
+        gatherTarget = expected
+        defer { gatherTarget = 0 }
+        while callbacks.count < expected && !syncerStopped && !closed && failure == nil
+            && SystemClock.monotonicNanoseconds() < deadline
+        {
+            monitor.wait(untilMonotonicNanoseconds: deadline)
+        }
     }
 
     /// The once-a-second tick: under `everysec`, fsyncs what has been written.
@@ -213,8 +279,9 @@ final class Journal: @unchecked Sendable {
         if let failure { throw failure }
     }
 
-    /// Refuses every later append, fsyncs what was appended before, and lets the syncer thread
-    /// end (also when that fsync fails, which it then throws).
+    /// Refuses every later append, fsyncs what was appended before, cuts the reserved zeros off
+    /// the segment, and lets the syncer thread end (also when that fsync fails, which it then
+    /// throws).
     func close() throws(StorageError) {
         monitor.withLock { closed = true }
         defer {
@@ -225,6 +292,7 @@ final class Journal: @unchecked Sendable {
             }
         }
         try sync()
+        try monitor.withLock { () throws(StorageError) in try trimLocked() }
     }
 
     /// One fsync as leader: drops the lock while the disk works, so appends and new waiters go on.
@@ -236,8 +304,10 @@ final class Journal: @unchecked Sendable {
         var result: StorageError?
         let started = SystemClock.monotonicNanoseconds()
         do { try file.sync() } catch { result = error }
-        fsyncDurations.recordNanoseconds(SystemClock.monotonicNanoseconds() - started)
+        let duration = SystemClock.monotonicNanoseconds() - started
+        fsyncDurations.recordNanoseconds(duration)
         monitor.lock()
+        lastFsyncNanoseconds = duration
         syncing = false
         if let result {
             failure = failure ?? result

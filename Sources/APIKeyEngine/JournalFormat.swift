@@ -15,6 +15,10 @@ import CXXHash
 ///
 /// The header checksum lets a reader trust the length before it reads the payload, so a flipped
 /// length can never send it past good data.
+///
+/// The live segment ends in zeros: space the journal reserves ahead of its records
+/// (``Journal/reservationBytes``). A run of zeros to the end of the file is where the records end,
+/// not damage; no record header is all zeros, since its checksum would not match.
 enum JournalFormat {
     static let segmentMagic: [UInt8] = Array("AKJRNL01".utf8)
     static let segmentHeaderSize = 16
@@ -99,6 +103,7 @@ enum JournalFormat {
                 offset = record.end
                 scan.validLength = offset
             case .failure(let reason):
+                if bytes[offset...].allSatisfy({ $0 == 0 }) { return scan }
                 let torn = !containsIntactRecord(bytes, after: offset)
                 scan.damage = Damage(offset: offset, reason: reason.text, isTornTail: torn)
                 return scan

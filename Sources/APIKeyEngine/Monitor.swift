@@ -12,7 +12,13 @@ final class Monitor: @unchecked Sendable {
 
     init() {
         pthread_mutex_init(mutex, nil)
-        pthread_cond_init(condition, nil)
+        var attributes = pthread_condattr_t()
+        pthread_condattr_init(&attributes)
+        #if os(Linux)
+            pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
+        #endif
+        pthread_cond_init(condition, &attributes)
+        pthread_condattr_destroy(&attributes)
     }
 
     deinit {
@@ -27,6 +33,19 @@ final class Monitor: @unchecked Sendable {
 
     /// Sleeps until `broadcast`; call with the lock held, returns with it held.
     func wait() { pthread_cond_wait(condition, mutex) }
+
+    /// Sleeps until `broadcast` or until the monotonic clock (``SystemClock/monotonicNanoseconds()``)
+    /// reaches `deadline`; call with the lock held, returns with it held.
+    func wait(untilMonotonicNanoseconds deadline: Int64) {
+        #if os(Linux)
+            var time = timespec(tv_sec: Int(deadline / 1_000_000_000), tv_nsec: Int(deadline % 1_000_000_000))
+            pthread_cond_timedwait(condition, mutex, &time)
+        #else
+            let left = max(deadline - SystemClock.monotonicNanoseconds(), 0)
+            var time = timespec(tv_sec: Int(left / 1_000_000_000), tv_nsec: Int(left % 1_000_000_000))
+            pthread_cond_timedwait_relative_np(condition, mutex, &time)
+        #endif
+    }
 
     /// Wakes every waiting thread.
     func broadcast() { pthread_cond_broadcast(condition) }

@@ -1,4 +1,3 @@
-import APIKeyEngine
 import APIKeyLimiter
 import Foundation
 import Synchronization
@@ -6,6 +5,7 @@ import TestSupport
 import Testing
 
 @testable import APIKeyAPI
+@testable import APIKeyEngine
 
 /// The write API with every integer parameter at the values that break arithmetic, in every
 /// spelling a client can send, on a real data directory: an accepted write must survive a
@@ -58,13 +58,14 @@ import Testing
             router = APIRouter(engine: engine, adminToken: "fuzz")
         }
 
-        /// Bytes in every journal segment.
+        /// Bytes of records in every journal segment (the live segment's reserved zeros after
+        /// them do not count).
         func journalBytes() throws -> Int {
             try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasPrefix("journal-") }.reduce(0)
             {
                 total, name in
-                let attributes = try FileManager.default.attributesOfItem(atPath: directory + "/" + name)
-                return total + (attributes[.size] as! Int)
+                let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: directory + "/" + name)))
+                return total + JournalFormat.scan(bytes, expectedSequence: nil).validLength
             }
         }
 

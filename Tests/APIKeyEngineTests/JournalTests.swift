@@ -58,6 +58,20 @@ import Testing
         return ends
     }
 
+    /// Runs `body(0..<count)` on as many real threads and returns once all have finished: the
+    /// concurrency pool is only as wide as the machine has cores.
+    private static func onThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
+        let finished = DispatchGroup()
+        for index in 0..<count {
+            finished.enter()
+            Thread.detachNewThread {
+                body(index)
+                finished.leave()
+            }
+        }
+        finished.wait()
+    }
+
     /// An engine on `directory` over a fault-injecting layer, with no snapshot on close.
     private func openFaulty(
         _ directory: TemporaryDirectory, seed: UInt64, fsync: FsyncPolicy
@@ -164,6 +178,81 @@ import Testing
         }
     }
 
+    /// Writes `count` keys with `segmentBytes` and leaves the engine as a crash would: the live
+    /// segment keeps its reserved zeros.
+    private func abandonedJournal(count: Int, segmentBytes: Int = 64 << 20) throws -> (TemporaryDirectory, [KeyRecord])
+    {
+        let directory = TemporaryDirectory()
+        var options = StorageOptions()
+        options.fsync = .always
+        options.snapshotOnClose = false
+        options.snapshotIntervalSeconds = 0
+        options.segmentBytes = segmentBytes
+        let engine = try Engine.open(directory: directory.path, options: options)
+        let records = try (0..<count).map { try engine.create(NewKey(clientID: Int64($0 + 1))) }
+        engine.abandonForTesting()
+        return (directory, records)
+    }
+
+    @Test func theLiveSegmentReservesZerosThatRecoveryReadsAsItsEnd() throws {
+        let (directory, records) = try abandonedJournal(count: 40)
+        defer { directory.remove() }
+        let segment = try #require(directory.names().first { $0.hasPrefix("journal-") })
+        let bytes = directory.read(segment)
+        let scan = JournalFormat.scan(bytes, expectedSequence: nil)
+        #expect(scan.records.count == 40 && scan.damage == nil)
+        // The first append reserves 256 KiB past its own record; 40 records fit in that.
+        var firstHeader = ByteReader(bytes[JournalFormat.segmentHeaderSize...])
+        let firstRecordEnd =
+            JournalFormat.segmentHeaderSize + JournalFormat.recordHeaderSize + Int(firstHeader.uint32()!)
+        #expect(bytes.count == firstRecordEnd + Journal.reservationBytes)
+        #expect(bytes.count > scan.validLength && bytes[scan.validLength...].allSatisfy { $0 == 0 })
+
+        let (report, recovered) = try recover(directory)
+        #expect(report.tornTail == nil && report.corruption == nil, "\(report)")
+        #expect(recovered == records.map { .put($0) })
+        var options = StorageOptions()
+        options.snapshotOnClose = false
+        let engine = try Engine.open(directory: directory.path, options: options)
+        #expect(try engine.allRecords().count == 40)
+        let created = try engine.create(NewKey(clientID: 99))
+        try engine.close()
+        #expect(try recover(directory).1 == records.map { .put($0) } + [.put(created)])
+        for name in directory.names() where name.hasPrefix("journal-") && name != segment {
+            let closed = directory.read(name)
+            #expect(
+                JournalFormat.scan(closed, expectedSequence: nil).validLength == closed.count, "closing trims \(name)")
+        }
+    }
+
+    @Test func aRecordCutShortBeforeTheReservedZerosIsATornTail() throws {
+        let (directory, records) = try abandonedJournal(count: 10)
+        defer { directory.remove() }
+        let segment = try #require(directory.names().first { $0.hasPrefix("journal-") })
+        var bytes = directory.read(segment)
+        let end = JournalFormat.scan(bytes, expectedSequence: nil).validLength
+        for index in (end - 7)..<end { bytes[index] = 0 }
+        directory.write(segment, bytes)
+        let (report, recovered) = try recover(directory)
+        #expect(report.tornTail != nil && report.corruption == nil, "\(report)")
+        #expect(recovered == records.prefix(9).map { .put($0) })
+    }
+
+    @Test func rotationTrimsTheFinishedSegmentToItsRecords() throws {
+        let (directory, records) = try abandonedJournal(count: 120, segmentBytes: 4096)
+        defer { directory.remove() }
+        let segments = directory.names().filter { $0.hasPrefix("journal-") }
+        try #require(segments.count >= 3)
+        for name in segments.dropLast() {
+            let bytes = directory.read(name)
+            let scan = JournalFormat.scan(bytes, expectedSequence: nil)
+            #expect(scan.damage == nil && scan.validLength == bytes.count, "\(name): \(bytes.count) bytes")
+        }
+        let live = directory.read(segments.last!)
+        #expect(live.count == 4096, "the live segment reserves up to the segment limit")
+        #expect(try recover(directory).1 == records.map { .put($0) })
+    }
+
     @Test func strictRecoveryRefusesCorruptionAndLenientRecoverySetsItAside() throws {
         let (directory, segment, mutations) = try writeJournal()
         defer { directory.remove() }
@@ -224,16 +313,9 @@ import Testing
         let before = files.syncCount
         let writers = 16
         let writesEach = 25
-        // Real threads: the concurrency pool is only as wide as the machine has cores.
-        let finished = DispatchGroup()
-        for writer in 0..<writers {
-            finished.enter()
-            Thread.detachNewThread {
-                for _ in 0..<writesEach { _ = try! engine.create(NewKey(clientID: Int64(writer + 1))) }
-                finished.leave()
-            }
+        Self.onThreads(writers) { writer in
+            for _ in 0..<writesEach { _ = try! engine.create(NewKey(clientID: Int64(writer + 1))) }
         }
-        finished.wait()
         let syncs = files.syncCount - before
         #expect(engine.keyCount == writers * writesEach)
         #expect(syncs < writers * writesEach / 2, "\(syncs) fsyncs for \(writers * writesEach) writes")
@@ -271,6 +353,32 @@ import Testing
         }
         done.wait()
         #expect(outcome.withLock { $0.last??.code } == .writesStopped)
+        engine.abandonForTesting()
+    }
+
+    @Test func writersAnsweredByTheSyncerGatherIntoFullGroups() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let (engine, files, _) = try openFaulty(directory, seed: 6, fsync: .always)
+        // A disk whose fsync takes a while, so a group has time to gather.
+        files.setSyncDelay(microseconds: 400)
+        let before = files.syncCount
+        let writers = 16
+        let writesEach = 40
+        // Each writer writes as the server does: a deferred write, then the next one only once the
+        // syncer has answered the last.
+        Self.onThreads(writers) { writer in
+            let answered = DispatchSemaphore(value: 0)
+            for _ in 0..<writesEach {
+                let pending = try! engine.deferred.create(NewKey(clientID: Int64(writer + 1))).pending!
+                engine.whenDurable(pending) { _ in answered.signal() }
+                answered.wait()
+            }
+        }
+        let syncs = files.syncCount - before
+        #expect(engine.keyCount == writers * writesEach)
+        // Groups of 11-12 on average here (5-6 with gathering turned off).
+        #expect(syncs <= writers * writesEach / 8, "\(syncs) fsyncs for \(writers * writesEach) writes")
         engine.abandonForTesting()
     }
 

@@ -157,6 +157,12 @@ public final class FaultyAppendFile: AppendFile, @unchecked Sendable {
         try real.sync()
     }
 
+    /// Reserves at once, on the real file: the zeros stand for space the disk already holds.
+    public func reserve(through end: Int) throws(StorageError) {
+        try layer.tick("write", path: path)
+        try real.reserve(through: end)
+    }
+
     fileprivate func applyCrash(_ random: inout SplitMix64) {
         var bytes = pending.withLock { $0 }
         guard !bytes.isEmpty else { return }
