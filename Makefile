@@ -5,11 +5,12 @@ DATA_DIR ?= data/store
 SERVE_ARGS ?=
 # openssl and curl: the HTTPS tests make certificates and talk TLS with them; nginx: a test runs
 # the shipped deploy/nginx-apikeyd.conf in front of the server; python3: a test generates a
-# FOSSBilling dump with Benchmarks/fossbilling-dump.py; postgresql: the multi-node tests start a
-# throwaway PostgreSQL cluster of their own (initdb, pg_ctl).
-APT_PACKAGES := libxxhash-dev zlib1g-dev pkg-config openssl curl nginx python3 postgresql
+# FOSSBilling dump with Benchmarks/fossbilling-dump.py, and python3-venv holds `make conformance`'s
+# schemathesis; postgresql: the multi-node tests start a throwaway PostgreSQL cluster of their own
+# (initdb, pg_ctl).
+APT_PACKAGES := libxxhash-dev zlib1g-dev pkg-config openssl curl nginx python3 python3-venv postgresql
 
-.PHONY: deps serve build release test bench fuzz docs examples lint format clean
+.PHONY: deps serve build release test bench fuzz docs examples conformance openapi lint format clean
 
 ## deps: install the system libraries the package links (libxxhash, zlib) when missing
 deps:
@@ -74,6 +75,18 @@ examples: deps
 	set -e; for package in $(EXAMPLE_PACKAGES); do \
 	  echo "== $$package"; (cd $$package && $(SWIFT) build --build-tests && $(SWIFT) test --skip-build); \
 	done
+
+## conformance: validates docs/openapi.yaml and runs schemathesis (PyPI, in a virtual environment
+## of its own) against a real `apikeyd serve`: every check but negative_data_rejection,
+## EXAMPLES (default 100) test cases per operation; fails on any finding
+EXAMPLES ?= 100
+conformance: deps
+	EXAMPLES=$(EXAMPLES) scripts/conformance.sh
+
+## openapi: rewrites Sources/APIKeyAPI/OpenAPIDocument.swift (the document the server serves at
+## GET /openapi.yaml) from docs/openapi.yaml; OpenAPIDocumentTests fails until it is run
+openapi:
+	python3 scripts/embed-openapi.py
 
 ## lint: swift-format in strict mode, as CI would
 lint:

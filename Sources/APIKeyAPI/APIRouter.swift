@@ -39,10 +39,7 @@ public struct APIRouter: Sendable {
     public func respond(to request: APIRequest, client: IPAddress? = nil) -> APIAnswer {
         if let metrics, request.target.prefix(while: { $0 != "?" }) == "/metrics" {
             guard request.method == "GET" || request.method == "HEAD" else {
-                return .now(
-                    .failure(
-                        status: 405, code: 405, "Method \(request.method) is not allowed on /metrics; use GET or HEAD",
-                        headers: [("Allow", "GET, HEAD")]))
+                return .now(Self.methodNotAllowed(request.method, on: "/metrics", allowed: ["GET", "HEAD"]))
             }
             return .now(metrics.answer(client: client))
         }
@@ -301,9 +298,13 @@ public struct APIRouter: Sendable {
         let queryStart = target.firstIndex(of: UInt8(ascii: "?"))
         let path = String(decoding: target[target.startIndex..<(queryStart ?? target.endIndex)], as: UTF8.self)
 
-        if path == "/health" {
+        if path == "/health" || path == "/openapi.yaml" {
             guard request.method == "GET" || request.method == "HEAD" else {
-                return .answer(methodNotAllowed(request.method))
+                return .answer(Self.methodNotAllowed(request.method, on: path, allowed: ["GET", "HEAD"]))
+            }
+            if path == "/openapi.yaml" {
+                return .answer(
+                    APIResponse(status: 200, body: Array(OpenAPIDocument.yaml.utf8), contentType: Self.yamlContentType))
             }
             if let reason = coordinator?.notReadyReason { return .answer(.failure(status: 503, code: 503, reason)) }
             return .answer(APIResponse(status: 200, body: ResponseEncoding.success(Array(#""ok""#.utf8))))
@@ -316,7 +317,7 @@ public struct APIRouter: Sendable {
             return .answer(.failure(status: 404, code: 404, "Not found: \(path) is not an API path"))
         }
         guard request.method == "GET" || request.method == "POST" else {
-            return .answer(methodNotAllowed(request.method))
+            return .answer(Self.methodNotAllowed(request.method))
         }
         let module = String(segments[2])
         let method = String(segments.removeLast())
@@ -357,10 +358,17 @@ public struct APIRouter: Sendable {
         return .run(Self.endpoints[name]!, parameters, requester)
     }
 
-    private func methodNotAllowed(_ method: String) -> APIResponse {
+    /// The content type of `GET /openapi.yaml`.
+    static let yamlContentType: StaticString = "application/yaml; charset=utf-8"
+
+    /// 405, naming the methods `path` takes in the message and in `Allow`.
+    private static func methodNotAllowed(
+        _ method: String, on path: String? = nil, allowed: [String] = ["GET", "POST"]
+    ) -> APIResponse {
         .failure(
-            status: 405, code: 405, "Method \(method) is not allowed; use GET or POST",
-            headers: [("Allow", "GET, POST")])
+            status: 405, code: 405,
+            "Method \(method) is not allowed\(path.map { " on \($0)" } ?? ""); use \(allowed.joined(separator: " or "))",
+            headers: [("Allow", allowed.joined(separator: ", "))])
     }
 
     /// Query parameters, then body parameters over them.
