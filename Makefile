@@ -68,10 +68,12 @@ docs: deps
 	$(SWIFT) package dump-symbol-graph --minimum-access-level public >/dev/null
 	python3 scripts/check-doc-comments.py "$$(find .build -maxdepth 2 -type d -name symbolgraph | head -n 1)" .
 
-## examples: builds and tests the middleware packages and the example product, each a package of
-## its own that depends on this one by path (their first builds take minutes: Hummingbird, Vapor)
-EXAMPLE_PACKAGES := Integrations/APIKeyHummingbird Integrations/APIKeyVapor Examples/weather-api
+## examples: builds and tests the middleware packages and the example products, each a package of
+## its own that depends on this one by path (their first builds take minutes: Hummingbird, Vapor);
+## the generated OpenAPI client's test runs the debug apikeyd built first
+EXAMPLE_PACKAGES := Integrations/APIKeyHummingbird Integrations/APIKeyVapor Examples/weather-api Examples/openapi-client
 examples: deps
+	$(SWIFT) build --product apikeyd
 	set -e; for package in $(EXAMPLE_PACKAGES); do \
 	  echo "== $$package"; (cd $$package && $(SWIFT) build --build-tests && $(SWIFT) test --skip-build); \
 	done

@@ -1080,9 +1080,9 @@ enum OpenAPIDocument {
                 config: {$ref: "#/components/schemas/Config"}
                 status: {$ref: "#/components/schemas/Status"}
                 expires_at:
-                  oneOf:
-                    - $ref: "#/components/schemas/Time"
-                    - type: "null"
+                  description: "`YYYY-MM-DD HH:MM:SS` in UTC; null for never."
+                  type: [string, "null"]
+                  pattern: "^[0-9]{4,}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$"
                 created_at: {$ref: "#/components/schemas/Time"}
                 updated_at: {$ref: "#/components/schemas/Time"}
             RecordResult:
@@ -1105,7 +1105,7 @@ enum OpenAPIDocument {
               type: object
               required: [valid, config]
               properties:
-                valid: {enum: [0, 1]}
+                valid: {type: integer, enum: [0, 1]}
                 config:
                   description: The custom parameters, without their `custom_` prefix.
                   type: object
@@ -1113,7 +1113,7 @@ enum OpenAPIDocument {
               type: object
               required: [valid, code, config]
               properties:
-                valid: {enum: [0, 1]}
+                valid: {type: integer, enum: [0, 1]}
                 code:
                   type: string
                   enum: [VALID, NOT_FOUND, SUSPENDED, CANCELED, EXPIRED, USAGE_EXCEEDED, RATE_LIMITED]
