@@ -222,6 +222,31 @@ enum OpenAPIDocument {
                               created_at: "2026-11-23 10:36:38"
                               updated_at: "2026-11-23 10:36:38"
                             error: null
+                  links:
+                    GetTheCreatedRecord:
+                      operationId: get
+                      parameters: {order_id: "$response.body#/result/order_id"}
+                    CheckTheCreatedKey:
+                      operationId: check
+                      parameters: {key: "$response.body#/result/api_key"}
+                    VerifyTheCreatedKey:
+                      operationId: verify
+                      parameters: {key: "$response.body#/result/api_key"}
+                    UpdateTheCreatedRecord:
+                      operationId: update
+                      parameters: {order_id: "$response.body#/result/order_id"}
+                    ResetTheCreatedRecord:
+                      operationId: reset
+                      parameters: {order_id: "$response.body#/result/order_id"}
+                    SuspendTheCreatedRecord:
+                      operationId: suspend
+                      parameters: {order_id: "$response.body#/result/order_id"}
+                    UsageOfTheCreatedRecord:
+                      operationId: usage
+                      parameters: {order_id: "$response.body#/result/order_id"}
+                    DeleteTheCreatedRecord:
+                      operationId: delete
+                      parameters: {order_id: "$response.body#/result/order_id"}
                 "400": {$ref: "#/components/responses/Malformed"}
                 "401": {$ref: "#/components/responses/Unauthorized"}
                 "413": {$ref: "#/components/responses/ContentTooLarge"}
@@ -779,7 +804,7 @@ enum OpenAPIDocument {
               name: expires_at
               in: query
               description: "`YYYY-MM-DD HH:MM:SS` or `YYYY-MM-DD` (UTC) or Unix seconds; empty for never."
-              schema: {type: string}
+              schema: {$ref: "#/components/schemas/ExpiryText"}
             valid:
               name: valid
               in: query
@@ -961,10 +986,14 @@ enum OpenAPIDocument {
               description: "`YYYY-MM-DD HH:MM:SS` in UTC."
               type: string
               pattern: "^[0-9]{4,}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$"
+            ExpiryText:
+              description: "`YYYY-MM-DD HH:MM:SS` or `YYYY-MM-DD` (UTC) or Unix seconds; empty for never."
+              type: string
+              pattern: "^([0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9])( ([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9])?|[0-9]{1,11})?$"
             Expiry:
               description: "`YYYY-MM-DD HH:MM:SS` or `YYYY-MM-DD` (UTC) or Unix seconds; null or empty for never."
               oneOf:
-                - type: string
+                - $ref: "#/components/schemas/ExpiryText"
                 - type: integer
                   format: int64
                 - type: "null"
