@@ -42,6 +42,8 @@ public final class ClusterNode: WriteCoordinator, Service, Sendable {
     private let turn = WriteTurn()
     /// The longest one write or flush holds the turn.
     private var turnLimit: Duration { configuration.writeTimeout + .seconds(1) }
+    /// The longest one round of following waits for PostgreSQL before it gives the connection up.
+    private var catchUpLimit: Duration { configuration.writeTimeout * 2 }
     /// Failed leases are logged at most every ten seconds (an outage fails every one).
     private let leaseWarnings = LogThrottle(seconds: 10)
 
@@ -147,8 +149,9 @@ public final class ClusterNode: WriteCoordinator, Service, Sendable {
                         var sincePrune = ContinuousClock.now
                         while !Task.isCancelled {
                             // Bounded, like writes: a read on a connection that died without
-                            // saying so must not leave this node behind for good.
-                            try await Deadline.run(within: .seconds(30)) { try await self.catchUp(on: connection) }
+                            // saying so must not leave this node behind for long. A catch-up cut
+                            // short keeps what it applied; the next connection reads on.
+                            try await Deadline.run(within: self.catchUpLimit) { try await self.catchUp(on: connection) }
                             self.markUp()
                             if ContinuousClock.now - sincePrune > .seconds(60) {
                                 try await self.prune(on: connection)
