@@ -17,8 +17,10 @@ import CXXHash
 /// length can never send it past good data.
 ///
 /// The live segment ends in zeros: space the journal reserves ahead of its records
-/// (``Journal/reservationBytes``). A run of zeros to the end of the file is where the records end,
-/// not damage; no record header is all zeros, since its checksum would not match.
+/// (``Journal/reservationBytes``). In the last segment a run of zeros to the end of the file is
+/// where the records end, not damage; no record header is all zeros, since its checksum would not
+/// match. Every other segment was trimmed to its records (at rotation, at close, or by recovery
+/// after a crash), so zeros at its end are damage.
 enum JournalFormat {
     static let segmentMagic: [UInt8] = Array("AKJRNL01".utf8)
     static let segmentHeaderSize = 16
@@ -73,8 +75,11 @@ enum JournalFormat {
     }
 
     /// Reads a segment's records. `expectedSequence` is the sequence the first record must have
-    /// (nil accepts the header's). Never throws and never reads out of bounds: damage ends the scan.
-    static func scan(_ bytes: [UInt8], expectedSequence: UInt64?) -> Scan {
+    /// (nil accepts the header's). With `endsInReservedSpace` (the last segment, the only one
+    /// that may still hold the journal's reserved zeros) a run of zeros to the end is where the
+    /// records end; without it (a finished segment, trimmed to its records) it is damage. Never
+    /// throws and never reads out of bounds: damage ends the scan.
+    static func scan(_ bytes: [UInt8], expectedSequence: UInt64?, endsInReservedSpace: Bool = true) -> Scan {
         var scan = Scan()
         guard bytes.count >= segmentHeaderSize else {
             scan.damage = Damage(offset: 0, reason: "segment header cut short", isTornTail: true)
@@ -103,7 +108,7 @@ enum JournalFormat {
                 offset = record.end
                 scan.validLength = offset
             case .failure(let reason):
-                if bytes[offset...].allSatisfy({ $0 == 0 }) { return scan }
+                if endsInReservedSpace, bytes[offset...].allSatisfy({ $0 == 0 }) { return scan }
                 let torn = !containsIntactRecord(bytes, after: offset)
                 scan.damage = Damage(offset: offset, reason: reason.text, isTornTail: torn)
                 return scan

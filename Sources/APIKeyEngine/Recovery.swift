@@ -23,6 +23,9 @@ public struct RecoveryReport: Hashable, Sendable, CustomStringConvertible {
     var rejectedSnapshotNames: [String] = []
     /// The last segment's name and the length of its intact part, when its tail is torn.
     var tornSegment: TornSegment?
+    /// The last segment's name and the length of its records, when reserved zeros follow them
+    /// (the process that wrote it did not close the journal).
+    var reservedTail: TornSegment?
     /// The damaged segment and every later one, when replay stopped at corruption.
     var unreplayedSegments: [String] = []
     /// The segment where replay stopped at corruption, and the length of its intact start.
@@ -116,12 +119,16 @@ enum Recovery {
                 let name = segments[index].name
                 let isLast = index == segments.count - 1
                 let bytes = try files.read(directory + "/" + name)
-                let scan = JournalFormat.scan(bytes, expectedSequence: index == startIndex ? nil : expected)
+                let scan = JournalFormat.scan(
+                    bytes, expectedSequence: index == startIndex ? nil : expected, endsInReservedSpace: isLast)
                 for (sequence, mutation) in scan.records where sequence >= expected {
                     guard sequence == expected else { break }
                     target.apply(mutation)
                     report.replayedRecords += 1
                     expected += 1
+                }
+                if isLast, scan.damage == nil, scan.validLength < bytes.count {
+                    report.reservedTail = TornSegment(name: name, validLength: scan.validLength)
                 }
                 if let damage = scan.damage {
                     let place = "\(name) at byte \(damage.offset): \(damage.reason)"

@@ -189,8 +189,14 @@ final class Storage: @unchecked Sendable {
             }
         }
 
-        /// Cuts a torn last record (a write a crash cut short) off its segment.
+        /// Cuts a torn last record (a write a crash cut short) off its segment, and the reserved
+        /// zeros a crash left after the last segment's records: once a newer segment follows, a
+        /// segment must end at its last record (``JournalFormat/scan(_:expectedSequence:endsInReservedSpace:)``).
         func cutTornTail(_ report: RecoveryReport) throws(StorageError) {
+            if let reserved = report.reservedTail {
+                logger.info("cut the reserved space a crash left at the end of \(reserved.name)")
+                try files.truncate(directory + "/" + reserved.name, to: reserved.validLength)
+            }
             guard let torn = report.tornSegment else { return }
             logger.warning("dropped a torn journal record (a write cut short by a crash): \(report.tornTail ?? "")")
             let path = directory + "/" + torn.name

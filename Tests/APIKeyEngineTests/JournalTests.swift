@@ -215,6 +215,9 @@ import Testing
         options.snapshotOnClose = false
         let engine = try Engine.open(directory: directory.path, options: options)
         #expect(try engine.allRecords().count == 40)
+        // Recovery cut the zeros off: a newer segment follows now, and a finished segment must
+        // end at its last record (else a stray byte in its spare space would read as damage).
+        #expect(directory.read(segment).count == scan.validLength)
         let created = try engine.create(NewKey(clientID: 99))
         try engine.close()
         #expect(try recover(directory).1 == records.map { .put($0) } + [.put(created)])
@@ -251,6 +254,22 @@ import Testing
         let live = directory.read(segments.last!)
         #expect(live.count == 4096, "the live segment reserves up to the segment limit")
         #expect(try recover(directory).1 == records.map { .put($0) })
+    }
+
+    @Test func zerosAtTheEndOfAFinishedSegmentAreDamageInThatSegment() throws {
+        let (directory, records) = try abandonedJournal(count: 120, segmentBytes: 4096)
+        defer { directory.remove() }
+        let segments = directory.names().filter { $0.hasPrefix("journal-") }
+        try #require(segments.count >= 3)
+        let middle = segments[1]
+        var bytes = directory.read(middle)
+        let ends = recordEnds(bytes)
+        let kept = JournalFormat.scan(directory.read(segments[0]), expectedSequence: nil).records.count + 5
+        for index in ends[4]..<bytes.count { bytes[index] = 0 }
+        directory.write(middle, bytes)
+        let (report, recovered) = try recover(directory)
+        #expect(report.corruption?.hasPrefix(middle) == true, "\(report)")
+        #expect(recovered == records.prefix(kept).map { .put($0) })
     }
 
     @Test func strictRecoveryRefusesCorruptionAndLenientRecoverySetsItAside() throws {
