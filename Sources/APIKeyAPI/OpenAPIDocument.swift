@@ -31,7 +31,8 @@ enum OpenAPIDocument {
             **Engine errors answer HTTP 200 with code 9999, as FOSSBilling does**: an unknown key or order,
             a missing or ill-typed parameter, a bad generation option, a key that is not the client's. The
             HTTP status tells only what the transport decided: 400 a request that cannot be read, 401
-            authentication, 404 an unknown path or method, 405 a method other than GET or POST, 413, 414,
+            authentication, 404 an unknown path or method, 405 a method other than GET or POST (other than
+            GET or HEAD on `/health`, `/metrics` and `/openapi.yaml`), 413, 414,
             431 a request over a limit, 429 a client over its rate, 503 writes stopped or a node not ready.
 
             **Authentication** is HTTP Basic, user `admin` with the admin token, or user `client` with that
@@ -893,12 +894,12 @@ enum OpenAPIDocument {
                 application/json:
                   schema: {$ref: "#/components/schemas/Failure"}
             NotFound:
-              description: "An unknown method (740, `Guest API call nope does not exist in module serviceapikey`) or a path outside `/api/{role}/{module}/{method}` (404)."
+              description: "An unknown method (740, `Guest API call nope does not exist in module serviceapikey`) or a path outside `/api/{role}/{module}/{method}` and the paths here (404). No operation lists it, since it answers the paths the document does not have."
               content:
                 application/json:
                   schema: {$ref: "#/components/schemas/Failure"}
             MethodNotAllowed:
-              description: A method other than GET or POST (GET and HEAD on `/health` and `/metrics`).
+              description: A method other than GET or POST (other than GET or HEAD on `/health`, `/metrics` and `/openapi.yaml`). No operation lists it, since it answers the methods the document has no operation for.
               headers:
                 Allow:
                   required: true
@@ -965,8 +966,8 @@ enum OpenAPIDocument {
               example: "2026-11"
             PageNumber:
               type: integer
+              format: int64
               minimum: 1
-              maximum: 1000000
             PerPage:
               description: Records a page (default 100).
               type: integer
@@ -987,9 +988,9 @@ enum OpenAPIDocument {
               type: string
               pattern: "^[0-9]{4,}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$"
             ExpiryText:
-              description: "`YYYY-MM-DD HH:MM:SS` or `YYYY-MM-DD` (UTC) or Unix seconds; empty for never."
+              description: "`YYYY-MM-DD HH:MM:SS` (also with `T`, and `Z` or `+00:00` after it) or `YYYY-MM-DD`, in UTC, or Unix seconds; empty for never."
               type: string
-              pattern: "^([0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9])( ([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9])?|[0-9]{1,11})?$"
+              pattern: "^([0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])([ T]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](Z|\\+00:?00)?)?|[-+]?[0-9]{1,18})?$"
             Expiry:
               description: "`YYYY-MM-DD HH:MM:SS` or `YYYY-MM-DD` (UTC) or Unix seconds; null or empty for never."
               oneOf:
