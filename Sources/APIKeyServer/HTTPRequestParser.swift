@@ -114,6 +114,26 @@ struct HTTPHeadParser {
         )
     }
 
+    /// The path and query of a request target. An absolute-form target
+    /// (`http://host:port/path?query`, which proxies send and RFC 9112 has servers accept) is cut
+    /// to its path; one without a path, and every other form, is kept as it is.
+    private static func pathAndQuery(_ bytes: UnsafeRawBufferPointer, _ target: Range<Int>) -> Range<Int> {
+        let schemeEnd: Int
+        if target.count > 7, ASCII.equalIgnoringCase(bytes, target.lowerBound..<(target.lowerBound + 7), "http://") {
+            schemeEnd = target.lowerBound + 7
+        } else if target.count > 8,
+            ASCII.equalIgnoringCase(bytes, target.lowerBound..<(target.lowerBound + 8), "https://")
+        {
+            schemeEnd = target.lowerBound + 8
+        } else {
+            return target
+        }
+        guard let pathStart = (schemeEnd..<target.upperBound).first(where: { bytes[$0] == UInt8(ascii: "/") }) else {
+            return target
+        }
+        return pathStart..<target.upperBound
+    }
+
     private func parseHead(_ bytes: UnsafeRawBufferPointer, length: Int) throws(HTTPParseFailure) -> HTTPRequestHead {
         var lines = LineReader(bytes: bytes, end: length)
         guard let requestLine = lines.next() else { throw .malformed("no request line") }
@@ -134,8 +154,8 @@ struct HTTPHeadParser {
         guard targetEnd < requestLine.upperBound, targetEnd > targetStart else {
             throw .malformed("bad request line")
         }
-        let target = targetStart..<targetEnd
-        if target.count > maximumTargetBytes { throw targetTooLong }
+        if targetEnd - targetStart > maximumTargetBytes { throw targetTooLong }
+        let target = Self.pathAndQuery(bytes, targetStart..<targetEnd)
         let version = (targetEnd + 1)..<requestLine.upperBound
         guard version.count == 8, ASCII.equal(bytes, version.prefix(7), "HTTP/1.") else {
             throw .malformed("unsupported HTTP version")

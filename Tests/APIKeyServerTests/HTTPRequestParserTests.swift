@@ -44,6 +44,20 @@ import Testing
         #expect(head.length == request.utf8.count - 8)
     }
 
+    @Test func anAbsoluteFormTargetIsCutToItsPathAndQuery() throws {
+        for (target, expected) in [
+            ("http://127.0.0.1:8080/health", "/health"),
+            ("HTTPS://keys.example/api/guest/serviceapikey/check?key=K", "/api/guest/serviceapikey/check?key=K"),
+            ("http://keys.example", "http://keys.example"),
+            ("/openapi.yaml", "/openapi.yaml"),
+            ("ftp://host/x", "ftp://host/x"),
+        ] {
+            let request = "GET \(target) HTTP/1.1\r\nHost: a\r\n\r\n"
+            let head = try #require(try parse(request).get())
+            #expect(text(request, head.target) == expected, "\(target)")
+        }
+    }
+
     @Test func connectionPersistenceFollowsVersionAndHeader() throws {
         #expect(try parse("GET / HTTP/1.1\r\n\r\n").get()?.keepAlive == true)
         #expect(try parse("GET / HTTP/1.1\r\nConnection: Close\r\n\r\n").get()?.keepAlive == false)
