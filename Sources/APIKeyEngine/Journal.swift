@@ -229,11 +229,11 @@ final class Journal: @unchecked Sendable {
                 monitor.wait()
                 continue
             }
-            if failure == nil, durableSequence < callbacks.map(\.sequence).max()! {
+            if callbacksNeedFsyncLocked {
                 gatherLocked(expected)
                 // A blocked writer may have become the leader while the group gathered.
                 if syncing { continue }
-                if failure == nil, durableSequence < callbacks.map(\.sequence).max()! { syncLocked() }
+                if callbacksNeedFsyncLocked { syncLocked() }
             }
             let failure = self.failure
             let durable = durableSequence
@@ -246,6 +246,12 @@ final class Journal: @unchecked Sendable {
         }
         syncerRunning = false
         monitor.unlock()
+    }
+
+    /// Whether a waiting callback's record is not yet durable and an fsync could still make it
+    /// so (the journal has not failed); lock held, callbacks waiting.
+    private var callbacksNeedFsyncLocked: Bool {
+        failure == nil && durableSequence < callbacks.map(\.sequence).max()!
     }
 
     /// Waits, lock held, until `expected` callbacks wait, the last fsync's duration has passed,
